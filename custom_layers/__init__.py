@@ -1,0 +1,29 @@
+"""Keras 3 layers whose backward passes are written out by hand.
+
+Drop-in counterparts of ``keras.layers`` (same class names, arguments, weight
+shapes and order): ``Dense``, ``Conv1D``, ``Conv2D``, ``MaxPooling1D``,
+``MaxPooling2D``, ``BatchNormalization``, ``Dropout``. Their math lives in
+:mod:`custom_layers.ops`; :func:`custom_layers.testing.check_gradients` checks
+a backward pass against autodiff and finite differences.
+"""
+
+from custom_layers.layers import (
+    BatchNormalization,
+    Conv1D,
+    Conv2D,
+    Dense,
+    Dropout,
+    MaxPooling1D,
+    MaxPooling2D,
+)
+
+__all__ = [
+    "BatchNormalization",
+    "Conv1D",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "MaxPooling1D",
+    "MaxPooling2D",
+]
+__version__ = "0.1.0"

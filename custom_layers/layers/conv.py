@@ -1,0 +1,146 @@
+"""``Conv1D`` and ``Conv2D``: drop-ins for their ``keras.layers`` counterparts.
+
+A shared base holds what both share (arguments, weights, config); the concrete
+classes only say how many spatial axes there are and which op to run.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from custom_layers import ops
+from custom_layers.layers._arguments import choice, positive_int, positive_tuple
+
+
+class BaseConv(keras.layers.Layer):
+    """Convolution over ``rank`` spatial axes, channels last, with hand-written
+    gradients (:mod:`custom_layers.ops.conv`); subclasses set ``rank`` and
+    ``convolve(inputs, kernel)``, the bias-free op of that rank. Kernel shape is
+    ``kernel_size + (input_channels, filters)`` and the bias ``(filters,)``,
+    as in Keras, so weights transfer both ways."""
+
+    rank: int
+    paddings: tuple[str, ...] = ("valid", "same")
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.filters = positive_int(filters, "filters")
+        self.kernel_size = positive_tuple(kernel_size, self.rank, "kernel_size")
+        self.strides = positive_tuple(strides, self.rank, "strides")
+        self.padding = choice(padding, self.paddings, "padding")
+        self.dilation_rate = positive_tuple(dilation_rate, self.rank, "dilation_rate")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(
+                "`strides > 1` is not supported together with `dilation_rate > 1`. "
+                f"Received strides={self.strides} and dilation_rate={self.dilation_rate}."
+            )
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2)
+
+    def build(self, input_shape):
+        input_channels = input_shape[-1]
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=self.kernel_size + (input_channels, self.filters),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.filters,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2, axes={-1: input_channels})
+
+    def call(self, inputs):
+        outputs = self.convolve(inputs, tf.convert_to_tensor(self.kernel))
+        if self.use_bias:
+            outputs = ops.bias_add(outputs, tf.convert_to_tensor(self.bias))
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def compute_output_shape(self, input_shape):
+        spatial = []
+        for size, k, s, d in zip(input_shape[1:-1], self.kernel_size, self.strides,
+                                 self.dilation_rate):
+            if size is None:
+                spatial.append(None)
+            elif self.padding == "valid":
+                spatial.append((size - (k - 1) * d - 1) // s + 1)
+            else:  # "same" and "causal" keep ceil(size / stride) positions
+                spatial.append(-(-size // s))
+        return (input_shape[0], *spatial, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "dilation_rate": self.dilation_rate,
+            "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+            "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+        }
+
+
+@keras.saving.register_keras_serializable(package="custom_layers")
+class Conv1D(BaseConv):
+    """1-D convolution (temporal), padding "valid", "same" or "causal"; a drop-in
+    for ``keras.layers.Conv1D``."""
+
+    rank = 1
+    paddings = ("valid", "same", "causal")
+
+    def convolve(self, inputs, kernel):
+        return ops.conv1d(inputs, kernel, self.strides[0], self.padding, self.dilation_rate[0])
+
+
+@keras.saving.register_keras_serializable(package="custom_layers")
+class Conv2D(BaseConv):
+    """2-D convolution, padding "valid" or "same"; a drop-in for ``keras.layers.Conv2D``."""
+
+    rank = 2
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 dilation_rate=(1, 1), **kwargs):
+        super().__init__(filters, kernel_size, strides=strides, padding=padding,
+                         dilation_rate=dilation_rate, **kwargs)
+
+    def convolve(self, inputs, kernel):
+        return ops.conv2d(inputs, kernel, self.strides, self.padding, self.dilation_rate)

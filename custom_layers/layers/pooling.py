@@ -1,0 +1,69 @@
+"""``MaxPooling1D`` and ``MaxPooling2D``: drop-ins for their ``keras.layers`` counterparts."""
+
+from __future__ import annotations
+
+import keras
+
+from custom_layers import ops
+from custom_layers.layers._arguments import choice, positive_tuple
+
+
+class BaseMaxPooling(keras.layers.Layer):
+    """Max pooling over ``rank`` spatial axes, channels last; the gradient is
+    routed to each window's argmax (:mod:`custom_layers.ops.pooling`)."""
+
+    rank: int
+
+    def __init__(self, pool_size, strides=None, padding="valid", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = positive_tuple(pool_size, self.rank, "pool_size")
+        self.strides = (
+            self.pool_size if strides is None else positive_tuple(strides, self.rank, "strides")
+        )
+        self.padding = choice(padding, ("valid", "same"), "padding")
+        self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2)
+
+    def compute_output_shape(self, input_shape):
+        spatial = []
+        for size, k, s in zip(input_shape[1:-1], self.pool_size, self.strides):
+            if size is None:
+                spatial.append(None)
+            elif self.padding == "valid":
+                spatial.append((size - k) // s + 1)
+            else:
+                spatial.append(-(-size // s))
+        return (input_shape[0], *spatial, input_shape[-1])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding,
+        }
+
+
+@keras.saving.register_keras_serializable(package="custom_layers")
+class MaxPooling1D(BaseMaxPooling):
+    """1-D max pooling; a drop-in for ``keras.layers.MaxPooling1D``."""
+
+    rank = 1
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+        super().__init__(pool_size, strides, padding, **kwargs)
+
+    def call(self, inputs):
+        return ops.max_pool1d(inputs, self.pool_size[0], self.strides[0], self.padding)
+
+
+@keras.saving.register_keras_serializable(package="custom_layers")
+class MaxPooling2D(BaseMaxPooling):
+    """2-D max pooling; a drop-in for ``keras.layers.MaxPooling2D``."""
+
+    rank = 2
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
+        super().__init__(pool_size, strides, padding, **kwargs)
+
+    def call(self, inputs):
+        return ops.max_pool2d(inputs, self.pool_size, self.strides, self.padding)

@@ -1,0 +1,26 @@
+"""The layers' computations as pure functions, each with a hand-written backward pass.
+
+One module per derivation: ``dense``, ``conv`` (1-D and 2-D share the math),
+``pooling``, ``batch_norm``, ``dropout``. Every function here is differentiable
+with ``tf.GradientTape``; the gradient it returns is the one written in its
+module, not TensorFlow's autodiff of the forward.
+"""
+
+from custom_layers.ops.batch_norm import batch_norm_inference, batch_norm_training
+from custom_layers.ops.conv import bias_add, conv1d, conv2d, explicit_padding
+from custom_layers.ops.dense import dense
+from custom_layers.ops.dropout import dropout
+from custom_layers.ops.pooling import max_pool1d, max_pool2d
+
+__all__ = [
+    "batch_norm_inference",
+    "batch_norm_training",
+    "bias_add",
+    "conv1d",
+    "conv2d",
+    "dense",
+    "dropout",
+    "explicit_padding",
+    "max_pool1d",
+    "max_pool2d",
+]

@@ -1,0 +1,36 @@
+"""Inverted dropout, forward and hand-written backward.
+
+During training each unit is kept with probability 1 − r (the mask m is 1
+where kept, 0 where dropped) and the kept units are scaled up, so that the
+expected activation equals the one seen at test time and inference is the
+identity ("consistent o/p in testing"):
+
+    y = x ⊙ m / (1 − r)
+
+The backward pass multiplies by the same mask: dE/dx = dE/dy ⊙ m / (1 − r).
+The mask is an input of the op (drawn by the layer from its seed generator),
+so the forward and backward passes see the very same units dropped.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def dropout(x: tf.Tensor, keep_mask: tf.Tensor, rate: float) -> tf.Tensor:
+    """y = x ⊙ m / (1 − r); dE/dx = dE/dy ⊙ m / (1 − r). ``keep_mask`` is 0/1
+    (or bool) and broadcasts against ``x`` (dropout's ``noise_shape``)."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"Invalid dropout rate: expected 0 <= rate < 1, received rate={rate}.")
+
+    @tf.custom_gradient
+    def forward(x):
+        scaled_mask = tf.cast(keep_mask, x.dtype) * tf.cast(1.0 / (1.0 - rate), x.dtype)
+        y = x * scaled_mask
+
+        def grad(upstream):
+            return upstream * scaled_mask
+
+        return y, grad
+
+    return forward(x)

@@ -1,0 +1,1 @@
+"""Keras Tuner search over the weight-decay λ and the dropout rate of zoo models."""
