@@ -1,3 +1,30 @@
-"""deepzoo: deep MLP and CNN models built from layers with hand-written gradients."""
+"""deepzoo: deep MLP and CNN models built from layers with hand-written gradients.
+
+    from zoo import deep_cnn, create_model, list_models, train
+
+Attributes are imported on first use, so ``import zoo`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "deep_mlp": "zoo.models",
+    "deep_cnn": "zoo.models",
+    "cnn1d": "zoo.models",
+    "create_model": "zoo.models",
+    "list_models": "zoo.models",
+    "train": "zoo.training",
+    "evaluate_run": "zoo.training",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

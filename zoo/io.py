@@ -1,0 +1,58 @@
+"""Atomic writes and safe loading of run files: a file is either the old
+version or the new one, never half written."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import keras
+
+
+def atomic_write_json(data: Any, path: str | os.PathLike) -> None:
+    """Writes ``data`` as JSON to a temporary file beside ``path``, then renames it over."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save_model(model: keras.Model, path: str | os.PathLike) -> None:
+    """``model.save`` to a temporary ``.keras`` file beside ``path``, then renames it over."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """Loads a ``.keras`` model with ``safe_mode=True`` and the custom layers
+    registered; a missing, truncated or foreign file gives a clear error."""
+    import custom_layers  # noqa: F401  (registers the layer classes)
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Model file {path} does not exist.")
+    if path.suffix != ".keras":
+        raise ValueError(f"Expected a .keras model file, received {path}.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a valid .keras file (truncated or not a model archive).")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # keras raises many types for malformed archives
+        raise ValueError(f"Could not load model from {path}: {error}") from None

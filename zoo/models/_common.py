@@ -1,0 +1,80 @@
+"""Argument checks and the layer set shared by the model families."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Sequence
+
+import keras
+
+import custom_layers
+
+LAYER_SETS = ("custom", "keras")
+
+
+def layer_set(layers: str) -> ModuleType:
+    """The module whose Dense/Conv/BatchNormalization/... classes build the
+    model: ``custom_layers`` (hand-written gradients) or ``keras.layers``."""
+    if layers == "custom":
+        return custom_layers
+    if layers == "keras":
+        return keras.layers
+    raise ValueError(f"Invalid value for `layers`: expected one of {LAYER_SETS}, received {layers!r}.")
+
+
+def weight_decay_regularizer(weight_decay: float) -> keras.regularizers.Regularizer | None:
+    """λ·‖w‖² as ``keras.regularizers.L2(λ)`` (E = E_D + λE_W), or None for λ = 0."""
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) \
+            or not weight_decay >= 0:
+        raise ValueError(
+            f"Invalid value for `weight_decay`: expected a number >= 0, received {weight_decay!r}."
+        )
+    return keras.regularizers.L2(float(weight_decay)) if weight_decay > 0 else None
+
+
+def check_dropout_rate(dropout_rate: float, name: str = "dropout_rate") -> float:
+    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, (int, float)) \
+            or not 0 <= dropout_rate < 1:
+        raise ValueError(f"Invalid value for `{name}`: expected 0 <= rate < 1, received {dropout_rate!r}.")
+    return float(dropout_rate)
+
+
+def check_num_classes(num_classes: int) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"Invalid value for `num_classes`: expected an int >= 2, received {num_classes!r}.")
+    return num_classes
+
+
+def check_input_shape(input_shape: Sequence[int], rank: int | None, example: str) -> tuple[int, ...]:
+    """A tuple of positive ints (batch axis excluded), of ``rank`` axes if given."""
+    try:
+        shape = tuple(int(size) for size in input_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if not shape or any(size <= 0 for size in shape) or (rank is not None and len(shape) != rank):
+        expected = f"{rank} positive sizes" if rank is not None else "positive sizes"
+        raise ValueError(
+            f"Invalid value for `input_shape`: expected {expected} without the batch axis "
+            f"(e.g. {example}), received {input_shape!r}."
+        )
+    return shape
+
+
+def check_units(units: Sequence[int], name: str, allow_empty: bool = False) -> tuple[int, ...]:
+    try:
+        values = tuple(units)
+    except TypeError:
+        values = (units,)
+    if (not values and not allow_empty) or any(
+        isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in values
+    ):
+        raise ValueError(
+            f"Invalid value for `{name}`: expected a sequence of positive ints, received {units!r}."
+        )
+    return values
+
+
+def classifier_head(x, num_classes: int, layers: ModuleType, regularizer, name: str = "classifier"):
+    """Dense(num_classes) → softmax, the softmax kept in float32 under mixed precision."""
+    x = layers.Dense(num_classes, kernel_regularizer=regularizer, name=name)(x)
+    return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)

@@ -1,0 +1,80 @@
+"""Deep 2-D convolutional networks: blocks of Conv2D → BatchNorm → ReLU, then max pooling."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+from zoo.models._common import (
+    check_dropout_rate,
+    check_input_shape,
+    check_num_classes,
+    check_units,
+    classifier_head,
+    layer_set,
+    weight_decay_regularizer,
+)
+from zoo.models.registry import register_model, register_preset
+
+
+@register_model
+def deep_cnn(
+    input_shape: Sequence[int] = (28, 28, 1),
+    num_classes: int = 10,
+    filters: Sequence[int] = (32, 64),
+    convs_per_block: int = 2,
+    kernel_size: int = 3,
+    dense_units: Sequence[int] = (128,),
+    batch_norm: bool = True,
+    dropout_rate: float = 0.5,
+    weight_decay: float = 1e-4,
+    layers: str = "custom",
+    name: str | None = None,
+) -> keras.Model:
+    """A VGG-style image classifier: per entry of ``filters`` one block of
+    ``convs_per_block`` × [Conv2D(3×3, same) → (BatchNorm) → ReLU], then 2×2
+    max pooling (skipped once the feature map is a single pixel); then
+    Flatten → Dense(dense_units) → ReLU → Dropout → softmax.
+
+    Weight sharing: a conv kernel has k·k·C_in·C_out weights however large the
+    image. Kernels carry λ‖w‖² (``keras.regularizers.L2(weight_decay)``).
+    """
+    input_shape = check_input_shape(input_shape, 3, "(28, 28, 1)")
+    check_num_classes(num_classes)
+    filters = check_units(filters, "filters")
+    dense_units = check_units(dense_units, "dense_units", allow_empty=True)
+    check_units((convs_per_block, kernel_size), "convs_per_block and kernel_size")
+    check_dropout_rate(dropout_rate)
+    nn = layer_set(layers)
+    regularizer = weight_decay_regularizer(weight_decay)
+
+    inputs = keras.Input(input_shape, name="inputs")
+    x = inputs
+    height, width = input_shape[:2]
+    for block, block_filters in enumerate(filters, start=1):
+        for conv in range(1, convs_per_block + 1):
+            tag = f"{block}_{conv}"
+            x = nn.Conv2D(block_filters, kernel_size, padding="same", use_bias=not batch_norm,
+                          kernel_regularizer=regularizer, name=f"conv_{tag}")(x)
+            if batch_norm:
+                x = nn.BatchNormalization(name=f"batch_norm_{tag}")(x)
+            x = keras.layers.Activation("relu", name=f"relu_{tag}")(x)
+        if min(height, width) >= 2:
+            x = nn.MaxPooling2D(2, name=f"max_pool_{block}")(x)
+            height, width = height // 2, width // 2
+    x = keras.layers.Flatten(name="flatten")(x)
+    for index, units in enumerate(dense_units, start=1):
+        x = nn.Dense(units, kernel_regularizer=regularizer, name=f"dense_{index}")(x)
+        x = keras.layers.Activation("relu", name=f"dense_relu_{index}")(x)
+        if dropout_rate > 0:
+            x = nn.Dropout(dropout_rate, name=f"dropout_{index}")(x)
+    outputs = classifier_head(x, num_classes, nn, regularizer)
+    return keras.Model(inputs, outputs, name=name or f"deep_cnn_{layers}")
+
+
+small_cnn = register_preset(
+    "small_cnn", deep_cnn,
+    "A one-block CNN (16 filters, one conv, no hidden dense layer): quick to train, for demos and tests.",
+    filters=(16,), convs_per_block=1, dense_units=(), dropout_rate=0.0,
+)

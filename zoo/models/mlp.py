@@ -1,0 +1,102 @@
+"""Deep multilayer perceptrons: h = g(Wᵀx + b), stacked."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+from zoo.models._common import (
+    check_dropout_rate,
+    check_input_shape,
+    check_num_classes,
+    check_units,
+    classifier_head,
+    layer_set,
+    weight_decay_regularizer,
+)
+from zoo.models.registry import register_model, register_preset
+
+
+@register_model
+def deep_mlp(
+    input_shape: Sequence[int] = (28, 28, 1),
+    num_classes: int = 10,
+    hidden_units: Sequence[int] = (256, 256),
+    activation: str = "relu",
+    batch_norm: bool = False,
+    dropout_rate: float = 0.0,
+    input_dropout_rate: float = 0.0,
+    weight_decay: float = 0.0,
+    max_norm: float | None = None,
+    layers: str = "custom",
+    name: str | None = None,
+) -> keras.Model:
+    """A stack of fully connected layers, h = g(BN(Wᵀx + b)), then softmax.
+
+    Each hidden layer is Dense → (BatchNormalization) → activation → (Dropout).
+    With batch norm the Dense bias is dropped (β takes its place). Kernels
+    carry λ‖w‖² (``keras.regularizers.L2(weight_decay)``) and optionally a
+    max-norm constraint ‖w‖₂ ≤ c per unit. Inputs of any shape are flattened.
+    """
+    input_shape = check_input_shape(input_shape, None, "(28, 28, 1)")
+    check_num_classes(num_classes)
+    hidden_units = check_units(hidden_units, "hidden_units", allow_empty=True)
+    check_dropout_rate(dropout_rate)
+    check_dropout_rate(input_dropout_rate, "input_dropout_rate")
+    if max_norm is not None and not max_norm > 0:
+        raise ValueError("Invalid value for `max_norm`: expected a positive number or None, "
+                         f"received {max_norm!r}.")
+    nn = layer_set(layers)
+    regularizer = weight_decay_regularizer(weight_decay)
+    constraint = keras.constraints.MaxNorm(max_norm) if max_norm is not None else None
+
+    inputs = keras.Input(input_shape, name="inputs")
+    x = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    if input_dropout_rate > 0:
+        x = nn.Dropout(input_dropout_rate, name="input_dropout")(x)
+    for index, units in enumerate(hidden_units, start=1):
+        x = nn.Dense(units, use_bias=not batch_norm, kernel_regularizer=regularizer,
+                     kernel_constraint=constraint, name=f"dense_{index}")(x)
+        if batch_norm:
+            x = nn.BatchNormalization(name=f"batch_norm_{index}")(x)
+        x = keras.layers.Activation(activation, name=f"{activation}_{index}")(x)
+        if dropout_rate > 0:
+            x = nn.Dropout(dropout_rate, name=f"dropout_{index}")(x)
+    outputs = classifier_head(x, num_classes, nn, regularizer)
+    return keras.Model(inputs, outputs, name=name or f"deep_mlp_{len(hidden_units)}x_{layers}")
+
+
+mlp = register_preset(
+    "mlp", deep_mlp, "A one-hidden-layer MLP (100 ReLU units): the MNIST-1D paper's MLP baseline.",
+    hidden_units=(100,),
+)
+
+logistic_regression = register_preset(
+    "logistic_regression", deep_mlp,
+    "Softmax regression, no hidden layer: the MNIST-1D paper's logistic baseline.",
+    hidden_units=(),
+)
+
+bn_paper_mlp = register_preset(
+    "bn_paper_mlp", deep_mlp,
+    """The Batch Normalization paper's MNIST net (Ioffe & Szegedy 2015, §4.1): 3 fully
+    connected hidden layers of 100 sigmoid units, each normalised by BN before the
+    nonlinearity; trained there with SGD, mini-batches of 60, for 50,000 steps.""",
+    hidden_units=(100, 100, 100), activation="sigmoid", batch_norm=True,
+)
+
+bn_paper_baseline_mlp = register_preset(
+    "bn_paper_baseline_mlp", deep_mlp,
+    "The Batch Normalization paper's MNIST baseline: the same 3×100 sigmoid net without BN.",
+    hidden_units=(100, 100, 100), activation="sigmoid", batch_norm=False,
+)
+
+dropout_paper_mlp = register_preset(
+    "dropout_paper_mlp", deep_mlp,
+    """The Dropout paper's MNIST MLP (Srivastava et al. 2014, §6.1.1): 3 hidden layers
+    of 1024 ReLU units, dropout 0.5 on hidden units and 0.2 on the inputs, and a
+    max-norm constraint c = 3 on each unit's incoming weight vector.""",
+    hidden_units=(1024, 1024, 1024), activation="relu", dropout_rate=0.5,
+    input_dropout_rate=0.2, max_norm=3.0,
+)

@@ -1,0 +1,96 @@
+"""The model registry: ``@register_model`` entry points, ``list_models``, ``create_model``.
+
+Every entry is a function returning an uncompiled ``keras.Model``; presets are
+tiny functions that fill in arguments of a family builder (``deep_mlp``,
+``deep_cnn``, ``cnn1d``), as in timm.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable
+
+import keras
+
+ModelBuilder = Callable[..., keras.Model]
+
+_REGISTRY: dict[str, ModelBuilder] = {}
+
+
+def register_model(builder: ModelBuilder) -> ModelBuilder:
+    """Adds ``builder`` to the registry under its function name."""
+    if builder.__name__ in _REGISTRY:
+        raise ValueError(f"A model named {builder.__name__!r} is already registered.")
+    _REGISTRY[builder.__name__] = builder
+    return builder
+
+
+def register_preset(name: str, family: ModelBuilder, doc: str, **defaults) -> ModelBuilder:
+    """Registers ``name`` as ``family`` with other ``defaults``: a named
+    configuration (e.g. a paper's network) whose signature shows its own
+    defaults and still accepts every argument of the family as an override."""
+    family_signature = inspect.signature(family)
+    unknown = sorted(set(defaults) - set(family_signature.parameters))
+    if unknown:
+        raise ValueError(f"Preset {name!r}: {family.__name__} has no argument(s) {unknown}.")
+    defaults.setdefault("name", name)
+
+    def preset(**overrides) -> keras.Model:
+        return family(**{**defaults, **overrides})
+
+    preset.__name__ = preset.__qualname__ = name
+    preset.__doc__ = doc
+    preset.__signature__ = family_signature.replace(parameters=[
+        p.replace(default=defaults[p.name]) if p.name in defaults else p
+        for p in family_signature.parameters.values()
+    ])
+    return register_model(preset)
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    _import_families()
+    return sorted(_REGISTRY)
+
+
+def get_builder(name: str) -> ModelBuilder:
+    """The registered entry point called ``name``; ValueError lists the valid names."""
+    _import_families()
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown model {name!r}. Available models: {', '.join(list_models())}.")
+    return _REGISTRY[name]
+
+
+def model_arguments(name: str) -> dict[str, object]:
+    """The keyword arguments a model accepts, with their defaults."""
+    parameters = inspect.signature(get_builder(name)).parameters
+    return {
+        key: (None if p.default is inspect.Parameter.empty else p.default)
+        for key, p in parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def create_model(name: str, **overrides) -> keras.Model:
+    """Builds the registered model ``name`` with ``overrides`` of its defaults.
+
+    Unknown names and unknown overrides raise ValueError listing the valid ones.
+    """
+    check_overrides(name, overrides)
+    return get_builder(name)(**overrides)
+
+
+def check_overrides(name: str, overrides: dict) -> None:
+    """Raises ValueError if ``name`` is not registered or takes none of some ``overrides``."""
+    valid = model_arguments(name)
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"Unknown argument(s) {', '.join(unknown)} for model {name!r}. "
+            f"Valid arguments: {', '.join(valid)}."
+        )
+
+
+def _import_families() -> None:
+    # Importing the family modules runs their @register_model decorators.
+    from zoo.models import cnn, cnn1d, mlp  # noqa: F401
