@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import zoo.datasets as zd
-from zoo.datasets import loader as zd_loader
 
 OFFLINE = ("mnist1d", "mnist_5k")
 
