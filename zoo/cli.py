@@ -4,6 +4,8 @@
     zoo info MODEL               a model's description, arguments and size
     zoo train MODEL [...]        train (and resume) a run
     zoo evaluate RUN_DIR         re-evaluate a finished run on its test split
+    zoo export RUN_DIR PATH      export a run's model as a SavedModel
+    zoo predict MODEL INPUT...   classify .npy arrays or images
 
 Errors print one line (``zoo: error: ...``) and exit with status 2; Ctrl-C
 exits with 130 and the run resumes when the same command is run again.
@@ -90,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="re-evaluate a finished run on its test split")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data-dir", default=None)
+
+    export = commands.add_parser("export", help="export a run's model as a TensorFlow SavedModel")
+    export.add_argument("run_dir")
+    export.add_argument("path", help="the SavedModel directory to write (must not exist)")
+
+    predict = commands.add_parser("predict", help="classify .npy arrays or PNG/JPEG images")
+    predict.add_argument("model_path", help="a .keras file or an exported SavedModel directory")
+    predict.add_argument("inputs", nargs="+", help=".npy files (one example or a batch) or images")
     return parser
 
 
@@ -148,7 +158,23 @@ def _evaluate(args) -> None:
           f"test loss {result['test_loss']:.4f}")
 
 
-COMMANDS = {"list": _list, "info": _info, "train": _train, "evaluate": _evaluate}
+def _export(args) -> None:
+    from zoo.export import export_run
+
+    print(f"exported SavedModel to {export_run(args.run_dir, args.path)} (signature `serve`)")
+
+
+def _predict(args) -> None:
+    from zoo.export import Predictor, read_inputs
+
+    predictor = Predictor(args.model_path)
+    probabilities = predictor.predict(read_inputs(args.inputs, predictor.input_shape))
+    for index, row in enumerate(probabilities):
+        print(f"{index}\tclass {int(row.argmax())}\tprobability {float(row.max()):.4f}")
+
+
+COMMANDS = {"list": _list, "info": _info, "train": _train, "evaluate": _evaluate,
+            "export": _export, "predict": _predict}
 
 
 def _import_tensorflow_quietly() -> None:

@@ -1,0 +1,109 @@
+"""Accuracy and training time of zoo models, custom layers vs keras.layers, side by side.
+
+    python -m benchmarks.accuracy --out accuracy.json [--epochs N] [--cases cnn1d:mnist1d ...]
+
+For each case (model on dataset) the custom-layer and the keras-layer variant
+are trained alternately with the same seed (so the same initial weights and
+data order) by ``zoo.train``, and the JSON records test accuracy, epochs run,
+wall time, the accuracy gap and the time ratio custom/keras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+DEFAULT_CASES = ("cnn1d:mnist1d", "deep_cnn:mnist_5k")
+TARGETS = {"cnn1d:mnist1d": 0.985, "deep_cnn:mnist_5k": 0.980}
+
+
+def run_case(case: str, epochs: int, seed: int, workdir: str, data_dir: str | None,
+             train_options: dict) -> dict:
+    from zoo.training import train
+
+    model, dataset = case.split(":")
+    results = {}
+    for layers in ("custom", "keras"):
+        result = train(model, dataset=dataset, epochs=epochs, seed=seed, layers=layers,
+                       run_dir=os.path.join(workdir, f"{model}-{dataset}-{layers}-{seed}"),
+                       data_dir=data_dir, verbose=0, **train_options)
+        results[layers] = {key: result.metrics[key] for key in
+                           ("test_accuracy", "test_loss", "epochs_run", "wall_time_s", "params")}
+        results[layers]["seconds_per_epoch"] = round(
+            result.metrics["wall_time_s"] / result.metrics["epochs_run"], 3)
+        print(f"{case:<20} {layers:<7} seed {seed}: accuracy {result.metrics['test_accuracy']:.4f} "
+              f"epochs {result.metrics['epochs_run']} time {result.metrics['wall_time_s']:.1f}s",
+              flush=True)
+    custom, keras_ = results["custom"], results["keras"]
+    return {
+        "case": case,
+        "seed": seed,
+        **{f"{layers}_{key}": value for layers, values in results.items()
+           for key, value in values.items()},
+        "accuracy_gap_points": round(100 * (custom["test_accuracy"] - keras_["test_accuracy"]), 2),
+        "time_per_epoch_ratio_custom_over_keras": round(
+            custom["seconds_per_epoch"] / keras_["seconds_per_epoch"], 3),
+        "target_accuracy": TARGETS.get(case),
+        "meets_accuracy_target": (custom["test_accuracy"] >= TARGETS[case]) if case in TARGETS
+        else None,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES),
+                        help="MODEL:DATASET pairs (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--augment", action="store_true")
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+    for case in args.cases:
+        if case.count(":") != 1:
+            print(f"accuracy: error: a case is MODEL:DATASET, received {case!r}", file=sys.stderr)
+            return 2
+    if args.epochs < 1:
+        print(f"accuracy: error: --epochs must be >= 1, received {args.epochs}", file=sys.stderr)
+        return 2
+
+    import keras
+    import tensorflow as tf
+
+    options = {"augment": args.augment}
+    if args.batch_size:
+        options["batch_size"] = args.batch_size
+    rows = []
+    started = time.time()
+    with tempfile.TemporaryDirectory() as workdir:
+        for case in args.cases:
+            for seed in args.seeds:
+                rows.append(run_case(case, args.epochs, seed, workdir, args.data_dir, options))
+    report = {
+        "benchmark": "accuracy",
+        "epochs": args.epochs,
+        "options": options,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cpu_count": os.cpu_count(),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+        "machine": platform.machine(),
+        "total_seconds": round(time.time() - started, 1),
+        "results": rows,
+    }
+    with open(args.out, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

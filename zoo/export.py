@@ -1,0 +1,141 @@
+"""Export for inference: TensorFlow SavedModel and ``.keras`` files, and prediction.
+
+A SavedModel written by :func:`export_savedmodel` needs neither this package
+nor Keras to run:
+
+    import tensorflow as tf
+    served = tf.saved_model.load("exported/deep_cnn")
+    probabilities = served.serve(images)      # float32, shape (batch, H, W, C)
+
+Its ``serve`` signature has a free batch axis and the model's input shape and
+dtype; it runs in inference mode (batch norm uses the moving statistics,
+dropout is off). The layers' hand-written gradients are stored with it
+(``experimental_custom_gradients``), so a loaded model can be fine-tuned.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.io import load_model
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def serving_signature(model: keras.Model) -> tf.TensorSpec:
+    """The input spec of ``serve``: the model's input shape, any batch size, float32."""
+    shape = model.inputs[0].shape
+    return tf.TensorSpec((None, *shape[1:]), tf.float32, name="inputs")
+
+
+def export_savedmodel(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Writes ``model`` as a SavedModel with a ``serve`` endpoint (inference mode)
+    and the custom gradients kept; returns the path."""
+    path = Path(path)
+    if path.is_file() or (path.is_dir() and any(path.iterdir())):
+        raise FileExistsError(f"Export path {path} already exists and is not empty.")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serve",
+        lambda inputs: model(inputs, training=False),
+        input_signature=[serving_signature(model)],
+    )
+    archive.write_out(
+        str(path),
+        options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
+        verbose=False,
+    )
+    return path
+
+
+def export_run(run_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Exports a finished run's ``model.keras`` as a SavedModel at ``path``."""
+    return export_savedmodel(load_model(Path(run_dir) / "model.keras"), path)
+
+
+def load(path: str | os.PathLike) -> keras.Model:
+    """Loads a ``.keras`` model safely (``safe_mode=True``, custom layers registered)."""
+    return load_model(path)
+
+
+class Predictor:
+    """Runs a ``.keras`` file or an exported SavedModel on input arrays."""
+
+    def __init__(self, path: str | os.PathLike):
+        path = Path(path)
+        if path.is_dir():
+            if not (path / "saved_model.pb").exists():
+                raise ValueError(f"{path} is not a SavedModel directory (no saved_model.pb).")
+            self._served = tf.saved_model.load(str(path))
+            if not hasattr(self._served, "serve"):
+                raise ValueError(f"SavedModel {path} has no `serve` endpoint.")
+            spec = self._served.serve.input_signature[0]
+            self.input_shape = tuple(spec.shape[1:])
+            self._predict = lambda x: self._served.serve(tf.constant(x)).numpy()
+        else:
+            model = load_model(path)
+            self.input_shape = tuple(model.inputs[0].shape[1:])
+            self._predict = lambda x: model.predict(x, verbose=0)
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Class probabilities for a batch (or one example) of inputs."""
+        inputs = np.asarray(inputs)
+        if not np.issubdtype(inputs.dtype, np.number):
+            raise ValueError(f"Inputs must be numeric, received dtype {inputs.dtype}.")
+        if inputs.shape == self.input_shape:
+            inputs = inputs[None]
+        if inputs.shape[1:] != self.input_shape:
+            raise ValueError(
+                f"Inputs have shape {inputs.shape}; expected (batch, "
+                f"{', '.join(map(str, self.input_shape))}) or {self.input_shape} for one example."
+            )
+        if not np.all(np.isfinite(inputs)):
+            raise ValueError("Inputs contain NaN or infinite values.")
+        return self._predict(inputs.astype(np.float32))
+
+
+def read_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarray:
+    """An image file as the model expects it: resized to (H, W), gray or RGB by
+    the channel count, scaled to [0, 1] as in training."""
+    height, width, channels = input_shape
+    data = tf.io.read_file(str(path))
+    try:
+        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    except tf.errors.InvalidArgumentError:
+        raise ValueError(f"{path} is not a PNG or JPEG image.") from None
+    image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, (height, width))
+    return image.numpy()
+
+
+def read_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) -> np.ndarray:
+    """Stacks ``.npy`` arrays and image files into one batch."""
+    batches = []
+    for path in map(Path, paths):
+        if not path.exists():
+            raise FileNotFoundError(f"Input file {path} does not exist.")
+        suffix = path.suffix.lower()
+        if suffix == ".npy":
+            try:
+                array = np.load(path, allow_pickle=False)
+            except ValueError as error:
+                raise ValueError(f"{path} is not a readable .npy array: {error}") from None
+            batches.append(array[None] if array.shape == tuple(input_shape) else array)
+        elif suffix in IMAGE_SUFFIXES:
+            if len(input_shape) != 3:
+                raise ValueError(f"{path} is an image but the model expects inputs of shape "
+                                 f"{tuple(input_shape)}.")
+            batches.append(read_image(path, input_shape)[None])
+        else:
+            raise ValueError(f"Unsupported input file {path}: expected .npy, .png, .jpg or .jpeg.")
+    shapes = {tuple(batch.shape[1:]) for batch in batches}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"Inputs have different shapes {sorted(shapes)}; expected {tuple(input_shape)}.")
+    return np.concatenate(batches)
