@@ -25,9 +25,9 @@ convolutions:
 A 1-D convolution is the 2-D one with a height-1 image; the reshapes around it
 are views, the backward pass is the same.
 
-Padding is always resolved to explicit (before, after) amounts per spatial
-axis: "valid" → 0, "same" → TensorFlow's SAME split, "causal" (1-D) → all on
-the left.
+Padding: "valid" and "same" (TensorFlow's split, the odd pixel after) go to the
+kernels by name — oneDNN's fast CPU backward kernels refuse explicit amounts —
+and "causal" (1-D) as explicit (before, after) amounts: all on the left.
 """
 
 from __future__ import annotations
@@ -92,7 +92,12 @@ def conv2d(
     strides, dilation_rate = tuple(strides), tuple(dilation_rate)
     pads = explicit_padding(x.shape[1:3], kernel.shape[:2], strides, dilation_rate, padding)
     if dilation_rate == (1, 1):
-        return _conv2d_vendor(x, kernel, strides, pads)
+        if padding in ("valid", "same"):
+            # TensorFlow's own VALID/SAME split equals `pads`; naming it lets
+            # oneDNN pick its fast backward kernels, which refuse EXPLICIT.
+            return _conv2d_vendor(x, kernel, strides, padding.upper(), [])
+        return _conv2d_vendor(x, kernel, strides, "EXPLICIT",
+                              [0, 0, *pads[0], *pads[1], 0, 0])
     if strides != (1, 1):
         raise ValueError(
             "strides > 1 together with dilation_rate > 1 is not supported; "
@@ -120,14 +125,13 @@ def conv1d(
     return tf.squeeze(y, 1)
 
 
-def _conv2d_vendor(x, kernel, strides, pads):
+def _conv2d_vendor(x, kernel, strides, padding, explicit):
     strides4 = [1, *strides, 1]
-    explicit = [0, 0, *pads[0], *pads[1], 0, 0]
 
     @tf.custom_gradient
     def forward(x, kernel):
         y = tf.raw_ops.Conv2D(
-            input=x, filter=kernel, strides=strides4, padding="EXPLICIT",
+            input=x, filter=kernel, strides=strides4, padding=padding,
             explicit_paddings=explicit,
         )
 
@@ -135,12 +139,12 @@ def _conv2d_vendor(x, kernel, strides, pads):
             # dE/dx: full correlation of dE/dy with the flipped kernel.
             grad_x = tf.raw_ops.Conv2DBackpropInput(
                 input_sizes=tf.shape(x), filter=kernel, out_backprop=upstream,
-                strides=strides4, padding="EXPLICIT", explicit_paddings=explicit,
+                strides=strides4, padding=padding, explicit_paddings=explicit,
             )
             # dE/dw[m,n] = Σ_pq x[m+p, n+q] · dE/dy[p,q].
             grad_kernel = tf.raw_ops.Conv2DBackpropFilter(
                 input=x, filter_sizes=tf.shape(kernel), out_backprop=upstream,
-                strides=strides4, padding="EXPLICIT", explicit_paddings=explicit,
+                strides=strides4, padding=padding, explicit_paddings=explicit,
             )
             return grad_x, grad_kernel
 
@@ -190,7 +194,8 @@ def bias_add(y: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
     @tf.custom_gradient
     def forward(y, bias):
         def grad(upstream):
-            return upstream, tf.reduce_sum(upstream, axis=list(range(upstream.shape.rank - 1)))
+            # BiasAddGrad is exactly this sum; oneDNN fuses it into the filter gradient.
+            return upstream, tf.raw_ops.BiasAddGrad(out_backprop=upstream)
 
         return tf.nn.bias_add(y, bias), grad
 

@@ -25,7 +25,7 @@ def dropout(x: tf.Tensor, keep_mask: tf.Tensor, rate: float) -> tf.Tensor:
 
     @tf.custom_gradient
     def forward(x):
-        scaled_mask = tf.cast(keep_mask, x.dtype) * tf.cast(1.0 / (1.0 - rate), x.dtype)
+        scaled_mask = tf.cast(keep_mask, x.dtype) * tf.constant(1.0 / (1.0 - rate), x.dtype)
         y = x * scaled_mask
 
         def grad(upstream):
