@@ -67,10 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model (re-run to resume an unfinished run)")
     train.add_argument("model", help="a registered model name (see `zoo list`)")
     train.add_argument("--dataset", default="mnist_5k", help="default: %(default)s (offline)")
-    train.add_argument("--epochs", type=_positive_int, default=15)
-    train.add_argument("--batch-size", type=_positive_int, default=64,
-                       help="per replica; the global batch is this times the replicas")
-    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--epochs", type=_positive_int, default=None,
+                       help="default: 15 (40 on mnist1d)")
+    train.add_argument("--batch-size", type=_positive_int, default=None,
+                       help="per replica, the global batch is this times the replicas; "
+                            "default: 64 (100 on mnist1d)")
+    train.add_argument("--learning-rate", type=float, default=None,
+                       help="initial step size; default: 1e-3 (3e-3 on mnist1d)")
     train.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop or adamw")
     train.add_argument("--schedule", default="cosine", choices=("cosine", "constant"),
                        help="learning-rate schedule (default: %(default)s)")

@@ -37,6 +37,18 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 STRATEGIES = ("none", "mirrored", "multi-worker")
 
 
+# Defaults that train each dataset well on two CPU cores; explicit arguments win.
+TRAINING_DEFAULTS = {
+    "mnist1d": {"epochs": 40, "batch_size": 100, "learning_rate": 3e-3},
+}
+GENERIC_TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 64, "learning_rate": 1e-3}
+
+
+def training_defaults(dataset: str) -> dict[str, float]:
+    """Epochs, batch size and learning rate used for ``dataset`` when not given."""
+    return {**GENERIC_TRAINING_DEFAULTS, **TRAINING_DEFAULTS.get(dataset, {})}
+
+
 class RunFinishedError(RuntimeError):
     """The run directory already holds a finished run."""
 
@@ -185,8 +197,14 @@ def make_strategy(strategy: str | tf.distribute.Strategy | None) -> tf.distribut
         return tf.distribute.get_strategy()
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
+        if gpus:
+            return tf.distribute.MirroredStrategy([d.name for d in gpus])
+        # On CPUs, reduce through one device rather than with collective ops:
+        # collective instance keys of two strategies in one process collide.
+        return tf.distribute.MirroredStrategy(
+            [d.name for d in tf.config.list_logical_devices("CPU")],
+            cross_device_ops=tf.distribute.ReductionToOneDevice(),
+        )
     if name == "multi-worker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError("strategy 'multi-worker' needs the TF_CONFIG environment variable "
@@ -198,9 +216,9 @@ def make_strategy(strategy: str | tf.distribute.Strategy | None) -> tf.distribut
 def train(
     model: str | keras.Model = "deep_cnn",
     dataset: str = "mnist_5k",
-    epochs: int = 15,
-    batch_size: int = 64,
-    learning_rate: float = 1e-3,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
     optimizer: str = "adam",
     learning_rate_schedule: str = "cosine",
     early_stopping_patience: int = 5,
@@ -221,8 +239,14 @@ def train(
 
     ``model_overrides`` (weight_decay, dropout_rate, batch_norm, layers, ...)
     go to ``create_model`` when ``model`` is a name; ``callbacks`` run after
-    the run's own (backup, early stopping, history, TensorBoard).
+    the run's own (backup, early stopping, history, TensorBoard). ``epochs``,
+    ``batch_size`` and ``learning_rate`` left None come from
+    :func:`training_defaults` for the dataset.
     """
+    defaults = training_defaults(dataset)
+    epochs = defaults["epochs"] if epochs is None else epochs
+    batch_size = defaults["batch_size"] if batch_size is None else batch_size
+    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"Invalid value for `epochs`: expected an int >= 1, received {epochs!r}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -293,7 +317,8 @@ def train(
             *callbacks,
         ]
         model.fit(train_data, validation_data=validation_data, epochs=epochs,
-                  callbacks=run_callbacks, verbose=verbose)
+                  callbacks=run_callbacks, verbose=verbose,
+                  shuffle=False)  # the dataset reshuffles itself every epoch
         wall_time = time.perf_counter() - started
         test_loss, test_accuracy, test_data_loss = model.evaluate(test_data, verbose=0)
 

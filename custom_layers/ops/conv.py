@@ -90,14 +90,13 @@ def conv2d(
     correlation of dE/dy with the flipped kernel (module docstring).
     """
     strides, dilation_rate = tuple(strides), tuple(dilation_rate)
+    if dilation_rate == (1, 1) and padding in ("valid", "same"):
+        # TensorFlow's own VALID/SAME split equals `explicit_padding`; naming
+        # it lets oneDNN pick its fast backward kernels, which refuse EXPLICIT.
+        return _conv2d_vendor(x, kernel, strides, padding.upper(), [])
     pads = explicit_padding(x.shape[1:3], kernel.shape[:2], strides, dilation_rate, padding)
     if dilation_rate == (1, 1):
-        if padding in ("valid", "same"):
-            # TensorFlow's own VALID/SAME split equals `pads`; naming it lets
-            # oneDNN pick its fast backward kernels, which refuse EXPLICIT.
-            return _conv2d_vendor(x, kernel, strides, padding.upper(), [])
-        return _conv2d_vendor(x, kernel, strides, "EXPLICIT",
-                              [0, 0, *pads[0], *pads[1], 0, 0])
+        return _conv2d_vendor(x, kernel, strides, "EXPLICIT", [0, 0, *pads[0], *pads[1], 0, 0])
     if strides != (1, 1):
         raise ValueError(
             "strides > 1 together with dilation_rate > 1 is not supported; "

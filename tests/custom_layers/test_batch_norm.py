@@ -1,0 +1,77 @@
+"""BatchNormalization beyond the harness: moving statistics track Keras' over
+several training steps, a frozen layer runs in inference mode, and float16
+inputs are normalised in float32."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import custom_layers
+from tests.custom_layers.harness import LayerCase, build_pair
+
+STEPS = 5
+
+
+@pytest.mark.parametrize(
+    "shape, kwargs",
+    [
+        ((8, 4), dict()),
+        ((4, 3, 5), dict(center=False)),
+        ((4, 3, 5, 2), dict(axis=1, scale=False)),
+        ((3, 4, 4, 3), dict(center=False, scale=False, momentum=0.5)),
+    ],
+    ids=["2d", "3d-no-center", "4d-axis1-no-scale", "4d-plain-momentum0.5"],
+)
+def test_moving_statistics_after_training_steps_equal_keras(shape, kwargs):
+    kwargs = {"momentum": 0.8, **kwargs}
+    custom, builtin = build_pair(LayerCase("bn", "BatchNormalization", kwargs, shape))
+    initial = [w.numpy().copy() for w in builtin.non_trainable_weights]
+    rng = np.random.default_rng(0)
+    for step in range(STEPS):
+        x = tf.constant(rng.standard_normal(shape) * (step + 1) + step, tf.float32)
+        custom(x, training=True)
+        builtin(x, training=True)
+    for actual, expected, before in zip(custom.non_trainable_weights,
+                                        builtin.non_trainable_weights, initial):
+        assert actual.name == expected.name
+        assert not np.allclose(expected.numpy(), before)  # the statistics did move
+        np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(custom(x), builtin(x), rtol=1e-5, atol=1e-5)
+
+
+def test_frozen_layer_uses_moving_statistics_even_when_training():
+    custom, builtin = build_pair(LayerCase("bn", "BatchNormalization", {}, (6, 3)))
+    custom.trainable = builtin.trainable = False
+    before = custom.get_weights()
+    x = tf.constant(np.random.default_rng(0).standard_normal((6, 3)) + 3.0, tf.float32)
+    np.testing.assert_allclose(custom(x, training=True), custom(x, training=False))
+    np.testing.assert_allclose(custom(x, training=True), builtin(x, training=True),
+                               rtol=1e-5, atol=1e-5)
+    for actual, expected in zip(custom.get_weights(), before):
+        np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+def test_float16_inputs_are_normalised_in_float32(training):
+    # Values ~1000 ± 300: representable in float16 (max 65504), but their
+    # squares are not, so a float16 variance would overflow to inf.
+    x16 = tf.constant(np.random.default_rng(0).normal(1000.0, 300.0, (16, 4)), tf.float16)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    custom = custom_layers.BatchNormalization()
+    builtin = keras.layers.BatchNormalization(dtype="float32")
+    custom.build(x16.shape)
+    builtin.build(x16.shape)
+    # Moving statistics that fit the data, so inference output is ~N(0, 1) too.
+    weights = [np.ones(4), np.zeros(4), np.full(4, 1000.0), np.full(4, 300.0**2)]
+    custom.set_weights(weights)
+    builtin.set_weights(weights)
+    assert all(w.dtype == "float32" for w in custom.weights)
+    y = custom(x16, training=training)
+    assert y.dtype == tf.float16
+    assert np.isfinite(y.numpy()).all()
+    expected = builtin(tf.cast(x16, tf.float32), training=training)
+    np.testing.assert_allclose(tf.cast(y, tf.float32), expected, rtol=1e-2, atol=5e-3)
+    if training:
+        np.testing.assert_allclose(custom.moving_variance.numpy(),
+                                   builtin.moving_variance.numpy(), rtol=1e-5)
