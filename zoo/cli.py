@@ -6,6 +6,7 @@
     zoo evaluate RUN_DIR         re-evaluate a finished run on its test split
     zoo export RUN_DIR PATH      export a run's model as a SavedModel
     zoo predict MODEL INPUT...   classify .npy arrays or images
+    zoo tune MODEL [...]         search λ and the dropout rate with Keras Tuner
 
 Errors print one line (``zoo: error: ...``) and exit with status 2; Ctrl-C
 exits with 130 and the run resumes when the same command is run again.
@@ -103,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify .npy arrays or PNG/JPEG images")
     predict.add_argument("model_path", help="a .keras file or an exported SavedModel directory")
     predict.add_argument("inputs", nargs="+", help=".npy files (one example or a batch) or images")
+
+    # The tuning package builds on zoo; its command is added here, the CLI
+    # being the one place that presents both (no TensorFlow imported).
+    from tuning.cli import add_tune_command
+
+    add_tune_command(commands)
     return parser
 
 
@@ -176,8 +183,14 @@ def _predict(args) -> None:
         print(f"{index}\tclass {int(row.argmax())}\tprobability {float(row.max()):.4f}")
 
 
+def _tune(args) -> None:
+    from tuning.cli import run_tune
+
+    run_tune(args)
+
+
 COMMANDS = {"list": _list, "info": _info, "train": _train, "evaluate": _evaluate,
-            "export": _export, "predict": _predict}
+            "export": _export, "predict": _predict, "tune": _tune}
 
 
 def _import_tensorflow_quietly() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import time
@@ -61,6 +62,47 @@ class TrainResult:
     metrics: dict[str, Any]
     run_dir: Path
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, naming
+    the epoch and batch. It raises rather than setting ``stop_training`` so the
+    epoch is not completed: BackupAndRestore keeps the last good epoch."""
+
+    def __init__(self, backup_dir: Path | None = None):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            kept = f"; the last good epoch is kept in {self.backup_dir}" if self.backup_dir else ""
+            raise NonFiniteLossError(
+                f"Training stopped: the loss became {float(loss)} at epoch {self.epoch + 1}, "
+                f"batch {batch + 1} (try a smaller learning rate){kept}."
+            )
+
+
+def check_finite_inputs(dataset: tf.data.Dataset, name: str) -> None:
+    """Raises ValueError if any input of ``dataset`` is NaN or infinite."""
+    for index, (x, _) in enumerate(dataset):
+        if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(x, tf.float32)))):
+            raise ValueError(f"The {name} data contain NaN or infinite values (batch {index + 1}).")
+
+
+def make_deterministic(seed: int) -> None:
+    """Seeds Python, NumPy and TensorFlow and makes TensorFlow's ops
+    deterministic, so two CPU runs with the same seed give identical weights."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 class WeightPenaltyLogger(keras.callbacks.Callback):
@@ -261,8 +303,6 @@ def train(
     if isinstance(model, str):
         check_overrides(model, model_overrides)
     dataset_info = datasets.info(dataset)
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
     enable_gpu_memory_growth()
 
     model_name = model if isinstance(model, str) else model.name
@@ -274,6 +314,8 @@ def train(
         run_dir = distributed.worker_run_dir(run_dir)
     _prepare_run_dir(run_dir, overwrite)
 
+    if seed is not None:  # seeds the data pipeline's shuffling
+        make_deterministic(seed)
     replicas = distribution.num_replicas_in_sync
     global_batch = batch_size * replicas
     load = dict(batch_size=global_batch, seed=seed, data_dir=data_dir,
@@ -282,6 +324,9 @@ def train(
     validation_data = datasets.load(dataset, "validation", **load)
     test_data = datasets.load(dataset, "test", batch_size=global_batch, data_dir=data_dir)
     steps_per_epoch = int(train_data.cardinality())
+    check_finite_inputs(train_data, f"{dataset} training")
+    if seed is not None:  # again: building a dataset the first time draws from Python's RNG
+        make_deterministic(seed)
 
     with distribution.scope():
         if isinstance(model, str):
@@ -308,6 +353,7 @@ def train(
         test_data_loss = evaluation["test_data_loss"]
     else:
         run_callbacks = [
+            StopOnNonFiniteLoss(run_dir / "backup"),
             WeightPenaltyLogger(),
             keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping_patience,

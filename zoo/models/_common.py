@@ -11,6 +11,12 @@ import custom_layers
 
 LAYER_SETS = ("custom", "keras")
 
+# Moving averages of the batch statistics forget at 10 % a step, not Keras'
+# 1 %: on the small embedded datasets (tens of steps an epoch) 0.99 leaves
+# the inference statistics far from the data for several epochs, so early
+# stopping judges an unrepresentative network.
+BATCH_NORM_MOMENTUM = 0.9
+
 
 def layer_set(layers: str) -> ModuleType:
     """The module whose Dense/Conv/BatchNormalization/... classes build the

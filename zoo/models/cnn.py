@@ -7,6 +7,7 @@ from typing import Sequence
 import keras
 
 from zoo.models._common import (
+    BATCH_NORM_MOMENTUM,
     check_dropout_rate,
     check_input_shape,
     check_num_classes,
@@ -58,7 +59,7 @@ def deep_cnn(
             x = nn.Conv2D(block_filters, kernel_size, padding="same", use_bias=not batch_norm,
                           kernel_regularizer=regularizer, name=f"conv_{tag}")(x)
             if batch_norm:
-                x = nn.BatchNormalization(name=f"batch_norm_{tag}")(x)
+                x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{tag}")(x)
             x = keras.layers.Activation("relu", name=f"relu_{tag}")(x)
         if min(height, width) >= 2:
             x = nn.MaxPooling2D(2, name=f"max_pool_{block}")(x)

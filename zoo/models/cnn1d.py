@@ -7,6 +7,7 @@ from typing import Sequence
 import keras
 
 from zoo.models._common import (
+    BATCH_NORM_MOMENTUM,
     check_dropout_rate,
     check_input_shape,
     check_num_classes,
@@ -68,7 +69,7 @@ def cnn1d(
                       name=f"conv_{block}")(x)
         length = -(-length // stride)
         if batch_norm:
-            x = nn.BatchNormalization(name=f"batch_norm_{block}")(x)
+            x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{block}")(x)
         x = keras.layers.Activation("relu", name=f"relu_{block}")(x)
         if pooling and length >= 2:
             x = nn.MaxPooling1D(2, name=f"max_pool_{block}")(x)

@@ -7,6 +7,7 @@ from typing import Sequence
 import keras
 
 from zoo.models._common import (
+    BATCH_NORM_MOMENTUM,
     check_dropout_rate,
     check_input_shape,
     check_num_classes,
@@ -59,7 +60,7 @@ def deep_mlp(
         x = nn.Dense(units, use_bias=not batch_norm, kernel_regularizer=regularizer,
                      kernel_constraint=constraint, name=f"dense_{index}")(x)
         if batch_norm:
-            x = nn.BatchNormalization(name=f"batch_norm_{index}")(x)
+            x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{index}")(x)
         x = keras.layers.Activation(activation, name=f"{activation}_{index}")(x)
         if dropout_rate > 0:
             x = nn.Dropout(dropout_rate, name=f"dropout_{index}")(x)

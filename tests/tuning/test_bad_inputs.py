@@ -1,0 +1,67 @@
+"""Bad input to ``tune`` and ``zoo tune`` is refused with a clear error that
+names the problem and the allowed values — before anything is trained or written."""
+
+import pytest
+
+from tuning import tune
+from tuning.cli import main
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(tuner="grid"), "Unknown tuner 'grid'. Expected one of hyperband, bayesian, random"),
+    (dict(max_trials=0), "`max_trials`: expected an int >= 1"),
+    (dict(max_trials=2.5), "`max_trials`: expected an int >= 1"),
+    (dict(max_epochs=0), "`max_epochs`: expected an int >= 1"),
+    (dict(batch_size=0), "`batch_size`: expected an int >= 1"),
+    (dict(hyperband_factor=1), "`hyperband_factor`: expected an int >= 2"),
+    (dict(model="no_such_model"), "Unknown model 'no_such_model'. Available models: "),
+    (dict(dataset="imagenet42"), "unknown dataset 'imagenet42'; valid names are: mnist1d"),
+    (dict(weight_decay=1e-3), "tuned by the search"),
+    (dict(optimizer="lbfgs"), "Unknown optimizer 'lbfgs'"),
+    (dict(distribution_strategy="tpu"), "Unknown distribution_strategy 'tpu'. Expected one of auto"),
+    (dict(distribution_strategy="multi-worker"), "chief/worker mode"),
+    (dict(search_space={"dropout_rate": (0.0, 1.0)}), "`dropout_rate`: expected rates with 0 <= low"),
+])
+def test_tune_refuses_bad_input_before_any_work(tmp_path, arguments, message):
+    directory = tmp_path / "search"
+    with pytest.raises(ValueError) as error:
+        tune(**{"model": "cnn1d", "dataset": "mnist1d", "directory": directory, "verbose": 0,
+                **arguments})
+    assert message in str(error.value)
+    assert not directory.exists()  # nothing written, nothing trained
+
+
+@pytest.mark.parametrize("args, message", [
+    (["cnn1d", "--weight-decay-range", "1e-2", "1e-6"],
+     "--weight-decay-range: Invalid value for `weight_decay`: the range is empty or inverted"),
+    (["cnn1d", "--weight-decay-range", "-1", "1"],
+     "--weight-decay-range: Invalid value for `weight_decay`: λ cannot be negative"),
+    (["cnn1d", "--dropout-range", "0.2", "1.0"], "--dropout-range: Invalid value for `dropout_rate`"),
+    (["cnn1d", "--dropout-range", "0.3", "0.3"], "--dropout-range: Invalid value for `dropout_rate`: "
+                                                 "the range is empty"),
+    (["no_such_model"], "Unknown model 'no_such_model'"),
+    (["cnn1d", "--dataset", "imagenet42"], "unknown dataset 'imagenet42'"),
+    (["cnn1d", "--model-arg", "nonsense=1"], "Unknown argument(s) nonsense"),
+    (["cnn1d", "--patience", "-1"], "early_stopping_patience"),
+])
+def test_cli_prints_one_line_and_exits_2(capsys, tmp_path, args, message):
+    assert main(["tune", *args, "--directory", str(tmp_path / "search")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zoo: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "search").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["cnn1d", "--tuner", "grid"], "argument --tuner: invalid choice: 'grid'"),
+    (["cnn1d", "--max-trials", "0"], "argument --max-trials: expected a positive integer"),
+    (["cnn1d", "--max-epochs", "0"], "argument --max-epochs: expected a positive integer"),
+    (["cnn1d", "--dropout-range", "0.1"], "argument --dropout-range: expected 2 arguments"),
+    (["cnn1d", "--model-arg", "filters"], "argument --model-arg: expected NAME=VALUE"),
+])
+def test_cli_argument_errors_exit_2(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["tune", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -1,0 +1,142 @@
+"""Tiny real searches end to end: ``zoo tune`` with RandomSearch (table,
+results.json, plot, best model, SavedModel export, re-run), ``tune`` with
+Hyperband (promoted trials continue from checkpoints), strategies."""
+
+import contextlib
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tuning import SearchSpace, make_tuner, tune, ZooHyperModel
+from tuning.cli import main
+from tuning.search import resolve_strategy
+from tests.tuning.helpers import TINY_CNN, TINY_CNN_ARGS
+
+
+@pytest.fixture(scope="module")
+def random_search(data_dir, tmp_path_factory):
+    """`zoo tune` with RandomSearch, 2 trials of 1 epoch, run twice in a row."""
+    root = tmp_path_factory.mktemp("random")
+    args = ["tune", "cnn1d", *TINY_CNN_ARGS, "--dataset", "mnist1d", "--tuner", "random",
+            "--max-trials", "2", "--max-epochs", "1", "--directory", str(root),
+            "--project-name", "search", "--data-dir", data_dir, "--seed", "7", "--verbose", "0",
+            "--dropout-range", "0.1", "0.5", "--export", str(root / "exported")]
+    outputs = []
+    for _ in range(2):
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            assert main(args) == 0
+        outputs.append(stdout.getvalue())
+    return root / "search", root / "exported", outputs
+
+
+def test_cli_prints_the_trial_table_and_the_test_accuracy(random_search):
+    project, _, (first, _) = random_search
+    lines = first.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("trial"))
+    assert header.split() == ["trial", "λ", "dropout", "val", "acc", "status", "tuner"]
+    rows = [line for line in lines if line.split()[0] in ("0", "1")]
+    assert len(rows) == 2 and sum("<- best" in row for row in rows) == 1
+    assert "test accuracy" in first and str(project / "results.json") in first
+
+
+def test_results_json_holds_the_best_configuration_and_every_trial(random_search):
+    project, _, _ = random_search
+    results = json.loads((project / "results.json").read_text())
+    assert results["tuner"] == "random" and results["model"] == "cnn1d"
+    assert [row["trial_id"] for row in results["trials"]] == ["0", "1"]
+    assert {row["status"] for row in results["trials"]} == {"COMPLETED"}
+    assert {row["tuner_id"] for row in results["trials"]} == {"tuner0"}
+    best = results["best_hyperparameters"]
+    assert best["weight_decay"] == 0 or 1e-6 <= best["weight_decay"] <= 1e-2
+    assert 0.1 <= best["dropout_rate"] <= 0.5
+    assert best["learning_rate"] == 1e-3  # not tuned: the fixed value
+    best_row, = [row for row in results["trials"] if row["trial_id"] == results["best_trial_id"]]
+    assert results["best_val_accuracy"] == best_row["val_accuracy"] == max(
+        row["val_accuracy"] for row in results["trials"])
+    assert 0.0 <= results["test_accuracy"] <= 1.0
+    assert results["search_space"]["dropout_rate"] == [0.1, 0.5]
+    assert results["model_arguments"] == {"filters": [8], "dense_units": [16]}
+    assert (project / "search.png").stat().st_size > 0
+
+
+def test_best_model_and_saved_model_reproduce_the_test_accuracy(random_search, data_dir):
+    from zoo import datasets
+    from zoo.io import load_model
+    from zoo.training import compile_model
+
+    project, exported, _ = random_search
+    results = json.loads((project / "results.json").read_text())
+    model = compile_model(load_model(project / "best_model.keras"))
+    test = datasets.load("mnist1d", "test", batch_size=64, data_dir=data_dir)
+    metrics = model.evaluate(test, verbose=0, return_dict=True)
+    assert metrics["accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-6)
+
+    x, _ = next(iter(test))
+    saved_model = tf.saved_model.load(str(exported))
+    served = saved_model.serve(x)
+    np.testing.assert_allclose(served.numpy(), model(x, training=False).numpy(), atol=1e-5)
+
+
+def test_rerunning_a_finished_search_adds_no_trial_and_keeps_the_model(random_search):
+    project, _, (first, second) = random_search
+    results = json.loads((project / "results.json").read_text())
+    assert len(results["trials"]) == 2  # after the second run too
+    assert "Reloading Tuner" in second
+
+    def accuracy_lines(text):
+        return [line for line in text.splitlines() if line.startswith("test accuracy")]
+
+    assert accuracy_lines(first) == accuracy_lines(second)  # reused, not retrained
+
+
+def test_resuming_with_other_settings_is_refused(random_search):
+    project, _, _ = random_search
+    with pytest.raises(ValueError, match="was started with other settings") as error:
+        tune("cnn1d", dataset="mnist1d", tuner="random", max_trials=2, max_epochs=1,
+             directory=project.parent, project_name=project.name, batch_size=64,
+             search_space=SearchSpace(dropout_rate=(0.0, 0.3)), **TINY_CNN)
+    assert "search_space" in str(error.value) and "--overwrite" in str(error.value)
+
+
+def test_hyperband_continues_promoted_trials_from_their_checkpoints(data_dir, tmp_path, monkeypatch):
+    import tuning.tuners
+
+    releases = []
+    release_memory = tuning.tuners.release_memory
+    monkeypatch.setattr(tuning.tuners, "release_memory",
+                        lambda: releases.append(1) or release_memory())
+    result = tune("cnn1d", dataset="mnist1d", tuner="hyperband", max_epochs=2, hyperband_factor=2,
+                  max_trials=3, directory=tmp_path, project_name="hyperband", data_dir=data_dir, seed=3,
+                  batch_size=100, retrain=False, verbose=0, overwrite=True,
+                  search_space=SearchSpace(dropout_rate=(0.0, 0.5)), **TINY_CNN)
+    trials = result.trials
+    # factor 2, max_epochs 2: a bracket of 2 one-epoch trials whose best goes on
+    # for a second epoch (then a bracket of 2 two-epoch trials, cut by max_trials).
+    assert len(trials) == 3 and {row["status"] for row in trials} == {"COMPLETED"}
+    assert [row["epochs"] for row in trials] == [1, 1, 2]
+    promoted, = [row for row in trials if row["continues_trial"] is not None]
+    parent, = [row for row in trials if row["trial_id"] == promoted["continues_trial"]]
+    assert (promoted["weight_decay"], promoted["dropout_rate"]) == (
+        parent["weight_decay"], parent["dropout_rate"])
+    assert result.best_val_accuracy == max(row["val_accuracy"] for row in trials)
+    assert result.model is not None and 0.0 <= result.test_accuracy <= 1.0
+    assert result.role == "local" and sorted(result.trials_run) == [row["trial_id"] for row in trials]
+    assert os.path.exists(result.results_path) and os.path.exists(result.plot_path)
+    assert len(releases) == len(trials)  # Keras' session was cleared after every trial
+
+
+def test_strategies_reach_the_tuner(tmp_path):
+    # tests/conftest.py gives this process two logical CPU devices.
+    assert resolve_strategy("auto") is None  # no GPUs here: one device
+    assert resolve_strategy("none") is None
+    mirrored = resolve_strategy("mirrored")
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy) and mirrored.num_replicas_in_sync == 2
+    hypermodel = ZooHyperModel("cnn1d", input_shape=(40, 1), num_classes=10, **TINY_CNN)
+    tuner = make_tuner("random", hypermodel, max_trials=1, max_epochs=1, directory=tmp_path,
+                       project_name="mirrored", distribution_strategy=mirrored)
+    assert tuner.distribution_strategy is mirrored

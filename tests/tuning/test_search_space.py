@@ -1,0 +1,132 @@
+"""The search space: its hyperparameter names, ranges and the λ = 0 option,
+and the models ZooHyperModel builds from it (no training here)."""
+
+import keras
+import keras_tuner
+import pytest
+
+from tuning import SearchSpace, ZooHyperModel
+from tuning.search_space import trial_values
+from tests.tuning.helpers import TINY_CNN
+
+
+def declared(space):
+    hp = keras_tuner.HyperParameters()
+    values = space.declare(hp)
+    return hp, {p.name: p for p in hp.space}, values
+
+
+def test_default_space_tunes_weight_decay_with_a_zero_option_and_dropout():
+    hp, params, values = declared(SearchSpace())
+    assert list(params) == ["use_weight_decay", "weight_decay", "dropout_rate"]
+    hyperparameters = keras_tuner.engine.hyperparameters
+    assert isinstance(params["use_weight_decay"], hyperparameters.Boolean)
+    assert isinstance(params["weight_decay"], hyperparameters.Float)
+    weight_decay = params["weight_decay"]
+    assert (weight_decay.min_value, weight_decay.max_value, weight_decay.sampling) == (1e-6, 1e-2, "log")
+    assert [c.name for c in weight_decay.conditions] == ["use_weight_decay"]
+    assert weight_decay.conditions[0].values == [True]
+    dropout = params["dropout_rate"]
+    assert (dropout.min_value, dropout.max_value, dropout.sampling) == (0.0, 0.7, "linear")
+    assert set(values) == {"weight_decay", "dropout_rate"}  # no learning rate by default
+
+
+def test_weight_decay_is_zero_when_the_zero_option_is_drawn():
+    hp = keras_tuner.HyperParameters()
+    SearchSpace().declare(hp)  # registers the space
+    hp.values["use_weight_decay"] = False
+    assert SearchSpace().declare(hp)["weight_decay"] == 0.0
+    hp.values["use_weight_decay"] = True
+    hp.values["weight_decay"] = 3e-4
+    assert SearchSpace().declare(hp)["weight_decay"] == pytest.approx(3e-4)
+
+
+def test_space_without_zero_option_and_with_learning_rate():
+    space = SearchSpace(weight_decay=(1e-5, 1e-3), include_zero_weight_decay=False,
+                        dropout_rate=(0.1, 0.5), learning_rate=(1e-4, 1e-2))
+    _, params, values = declared(space)
+    assert list(params) == ["weight_decay", "dropout_rate", "learning_rate"]
+    assert params["weight_decay"].conditions == []
+    assert (params["learning_rate"].min_value, params["learning_rate"].max_value,
+            params["learning_rate"].sampling) == (1e-4, 1e-2, "log")
+    assert (params["dropout_rate"].min_value, params["dropout_rate"].max_value) == (0.1, 0.5)
+    assert set(values) == {"weight_decay", "dropout_rate", "learning_rate"}
+
+
+def test_space_round_trips_through_a_dict():
+    space = SearchSpace(weight_decay=(1e-5, 1e-3), dropout_rate=(0.0, 0.5), learning_rate=(1e-4, 1e-2))
+    assert SearchSpace.from_dict(space.to_dict()) == space
+
+
+def test_trial_values_reads_recorded_values():
+    assert trial_values({"use_weight_decay": False, "dropout_rate": 0.25}) == {
+        "weight_decay": 0.0, "dropout_rate": 0.25, "learning_rate": None}
+    assert trial_values({"use_weight_decay": True, "weight_decay": 1e-4, "dropout_rate": 0.1,
+                         "learning_rate": 3e-3}) == {
+        "weight_decay": 1e-4, "dropout_rate": 0.1, "learning_rate": 3e-3}
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(weight_decay=(1e-2, 1e-6)), "empty or inverted"),
+    (dict(weight_decay=(1e-3, 1e-3)), "empty or inverted"),
+    (dict(weight_decay=(-1e-3, 1e-2)), "λ cannot be negative"),
+    (dict(weight_decay=(0.0, 1e-2)), "include_zero_weight_decay"),
+    (dict(weight_decay=(1e-6, float("nan"))), "finite"),
+    (dict(weight_decay=1e-3), "pair"),
+    (dict(dropout_rate=(0.2, 1.0)), "0 <= low < high < 1"),
+    (dict(dropout_rate=(-0.1, 0.5)), "0 <= low < high < 1"),
+    (dict(dropout_rate=(0.5, 0.2)), "empty or inverted"),
+    (dict(learning_rate=(0.0, 1e-2)), "0 < low < high"),
+    (dict(include_zero_weight_decay="yes"), "True or False"),
+])
+def test_bad_ranges_are_refused_with_the_argument_named(arguments, message):
+    with pytest.raises(ValueError, match="Invalid value for `") as error:
+        SearchSpace(**arguments)
+    assert message in str(error.value)
+    assert f"`{next(iter(arguments))}`" in str(error.value)
+
+
+def find_layers(model, class_name):
+    return [layer for layer in model.layers if layer.__class__.__name__ == class_name]
+
+
+def test_hypermodel_builds_the_registry_model_with_the_trial_values():
+    hypermodel = ZooHyperModel("cnn1d", SearchSpace(learning_rate=(1e-4, 1e-2)),
+                               input_shape=(40, 1), num_classes=10, **TINY_CNN)
+    hp = keras_tuner.HyperParameters()
+    hypermodel.build(hp)  # registers the space
+    hp.values.update(use_weight_decay=True, weight_decay=2e-4, dropout_rate=0.4, learning_rate=5e-3)
+    model = hypermodel.build(hp)
+    conv, = find_layers(model, "Conv1D")
+    assert conv.filters == 8 and conv.kernel_regularizer.l2 == pytest.approx(2e-4)
+    dropout, = find_layers(model, "Dropout")
+    assert dropout.rate == pytest.approx(0.4)
+    assert float(model.optimizer.learning_rate) == pytest.approx(5e-3)
+    assert model.compiled  # ready for Keras Tuner's fit
+
+    hp.values["use_weight_decay"] = False
+    model = hypermodel.build(hp)
+    assert find_layers(model, "Conv1D")[0].kernel_regularizer is None  # λ = 0: no penalty
+
+
+def test_hypermodel_builds_under_mixed_precision():
+    hypermodel = ZooHyperModel("cnn1d", input_shape=(40, 1), num_classes=10,
+                               mixed_precision=True, **TINY_CNN)
+    keras.backend.clear_session()  # as Keras Tuner does before each build: resets the policy
+    model = hypermodel.build(keras_tuner.HyperParameters())
+    assert find_layers(model, "Conv1D")[0].compute_dtype == "float16"
+    assert model.output.dtype == "float32"  # the softmax stays float32
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(model="no_such_model"), "Unknown model 'no_such_model'"),
+    (dict(model="cnn1d", weight_decay=1e-3), "tuned by the search"),
+    (dict(model="cnn1d", dropout_rate=0.5), "tuned by the search"),
+    (dict(model="cnn1d", nonsense=1), "Unknown argument(s) nonsense"),
+    (dict(model="cnn1d", optimizer="lbfgs"), "Unknown optimizer"),
+    (dict(model="cnn1d", early_stopping_patience=-1), "early_stopping_patience"),
+])
+def test_hypermodel_refuses_bad_arguments(arguments, message):
+    with pytest.raises(ValueError) as error:
+        ZooHyperModel(**arguments)
+    assert message in str(error.value)

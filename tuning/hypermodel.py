@@ -1,0 +1,135 @@
+"""A Keras Tuner ``HyperModel`` for any model of the zoo registry.
+
+``build(hp)`` creates the registry model with this trial's λ and dropout rate
+(:meth:`tuning.SearchSpace.declare`; everything else fixed) and compiles it as
+``zoo.training`` does; ``fit(hp, model, ...)`` trains it with early stopping.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any, Sequence
+
+import keras
+import keras_tuner
+import tensorflow as tf
+
+from tuning.search_space import SearchSpace
+from zoo.models.registry import check_overrides, create_model, get_builder
+from zoo.training import (
+    WeightPenaltyLogger,
+    compile_model,
+    enable_gpu_memory_growth,
+    make_optimizer,
+)
+
+#: The model arguments a search sets itself; they cannot be fixed overrides.
+TUNED_ARGUMENTS = ("weight_decay", "dropout_rate")
+MIXED_PRECISION_POLICY = "mixed_float16"
+
+
+class ZooHyperModel(keras_tuner.HyperModel):
+    """Registry model ``model`` with a tuned λ and dropout rate (and learning rate).
+
+    Args:
+        model: a registry name (``zoo.models.list_models()``).
+        search_space: the ranges (default ``SearchSpace()``).
+        input_shape, num_classes: of the dataset (None: the model's defaults).
+        learning_rate: used when the space does not tune it.
+        optimizer: adam, sgd, rmsprop or adamw (``zoo.training.make_optimizer``).
+        early_stopping_patience: epochs without a lower ``val_loss`` before a trial stops.
+        mixed_precision: build under the ``mixed_float16`` policy (the softmax stays float32).
+        jit_compile: passed to ``model.compile``.
+        **model_overrides: fixed model arguments (filters, dense_units, batch_norm, layers, ...).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        search_space: SearchSpace | None = None,
+        *,
+        input_shape: Sequence[int] | None = None,
+        num_classes: int | None = None,
+        learning_rate: float = 1e-3,
+        optimizer: str = "adam",
+        early_stopping_patience: int = 5,
+        mixed_precision: bool = False,
+        jit_compile: bool | str = "auto",
+        **model_overrides: Any,
+    ):
+        super().__init__(name=f"zoo_{model}")
+        get_builder(model)  # unknown names: ValueError listing the registry
+        tuned = sorted(set(TUNED_ARGUMENTS) & set(model_overrides))
+        if tuned:
+            raise ValueError(f"Model argument(s) {', '.join(tuned)} are tuned by the search; "
+                             "set their ranges with SearchSpace instead of fixing them.")
+        if input_shape is not None:
+            model_overrides["input_shape"] = tuple(input_shape)
+        if num_classes is not None:
+            model_overrides["num_classes"] = num_classes
+        check_overrides(model, model_overrides)
+        make_optimizer(optimizer, learning_rate)  # validates both
+        if isinstance(early_stopping_patience, bool) or not isinstance(early_stopping_patience, int) \
+                or early_stopping_patience < 0:
+            raise ValueError("Invalid value for `early_stopping_patience`: expected an int >= 0, "
+                             f"received {early_stopping_patience!r}.")
+        if not isinstance(mixed_precision, bool):
+            raise ValueError(f"Invalid value for `mixed_precision`: expected True or False, "
+                             f"received {mixed_precision!r}.")
+        self.model_name = model
+        self.search_space = search_space if search_space is not None else SearchSpace()
+        if not isinstance(self.search_space, SearchSpace):
+            raise ValueError("Invalid value for `search_space`: expected a tuning.SearchSpace, "
+                             f"received {search_space!r}.")
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.early_stopping_patience = early_stopping_patience
+        self.mixed_precision = mixed_precision
+        self.jit_compile = jit_compile
+        self.model_overrides = model_overrides
+        enable_gpu_memory_growth()  # before TensorFlow touches a GPU, if it has not yet
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        """The registry model with this trial's hyperparameters, compiled."""
+        return self.build_model(**self.search_space.declare(hp))
+
+    def build_model(self, weight_decay: float, dropout_rate: float,
+                    learning_rate: float | None = None) -> keras.Model:
+        """The registry model with these values (learning rate: the fixed one
+        if None), compiled: one configuration of the space, outside a search."""
+        # keras.backend.clear_session() (Keras Tuner calls it before every
+        # build) resets the dtype policy, so it is set again for each model.
+        keras.mixed_precision.set_global_policy(
+            MIXED_PRECISION_POLICY if self.mixed_precision else "float32")
+        model = create_model(self.model_name, weight_decay=weight_decay, dropout_rate=dropout_rate,
+                             **self.model_overrides)
+        compile_model(model, self.optimizer,
+                      self.learning_rate if learning_rate is None else learning_rate,
+                      jit_compile=self.jit_compile)
+        # Built now, the optimizer's slots are in the checkpoints Keras Tuner
+        # writes and are restored when Hyperband continues a trial.
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args, **kwargs):
+        """``model.fit`` with early stopping on ``val_loss`` (and the λE_W log)
+        added to the tuner's callbacks; Hyperband's ``epochs``/``initial_epoch``
+        arrive in ``kwargs``. Returns the History, whose ``val_accuracy`` the
+        tuner scores."""
+        enable_gpu_memory_growth()
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        callbacks = [
+            WeightPenaltyLogger(),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.early_stopping_patience),
+            *callbacks,
+        ]
+        if args and isinstance(args[0], tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # the pipeline reshuffles each epoch itself
+        return model.fit(*args, callbacks=callbacks, **kwargs)
+
+
+def release_memory() -> None:
+    """Drops Keras' global state and unreferenced models between trials
+    (Keras Tuner keeps RAM otherwise: keras-tuner #395, #873)."""
+    keras.backend.clear_session()
+    gc.collect()
