@@ -24,7 +24,7 @@ DEFAULT_CASES = ("cnn1d:mnist1d", "deep_cnn:mnist_5k")
 TARGETS = {"cnn1d:mnist1d": 0.985, "deep_cnn:mnist_5k": 0.980}
 
 
-def run_case(case: str, epochs: int, seed: int, workdir: str, data_dir: str | None,
+def run_case(case: str, epochs: int | None, seed: int, workdir: str, data_dir: str | None,
              train_options: dict) -> dict:
     from zoo.training import train
 
@@ -61,7 +61,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES),
                         help="MODEL:DATASET pairs (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default: the dataset's training default (15, or 40 on mnist1d)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--augment", action="store_true")
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
         if case.count(":") != 1:
             print(f"accuracy: error: a case is MODEL:DATASET, received {case!r}", file=sys.stderr)
             return 2
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         print(f"accuracy: error: --epochs must be >= 1, received {args.epochs}", file=sys.stderr)
         return 2
 
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
                 rows.append(run_case(case, args.epochs, seed, workdir, args.data_dir, options))
     report = {
         "benchmark": "accuracy",
-        "epochs": args.epochs,
+        "epochs": args.epochs or "dataset default",
         "options": options,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
