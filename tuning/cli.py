@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``zoo``; errors as ``zoo`` prints them (one line, exit 2)."""
     import os
 
-    from zoo.cli import EXIT_ERROR, EXIT_INTERRUPTED, _import_tensorflow_quietly, _Parser
+    from zoo.cli import _Parser, run_command
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = _Parser(prog="zoo", description="deepzoo: tune a model's λ and dropout rate.")
@@ -184,17 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.required = True
     add_tune_command(commands)
     args = parser.parse_args(argv)
-    try:
-        _import_tensorflow_quietly()
-        run_tune(args)
-    except KeyboardInterrupt:
-        print("zoo: interrupted; run the same command again to resume.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (ValueError, OSError, RuntimeError, KeyError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"zoo: error: {message}", file=sys.stderr)
-        return EXIT_ERROR
-    return 0
+    return run_command(run_tune, args)
 
 
 if __name__ == "__main__":

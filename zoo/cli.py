@@ -210,12 +210,12 @@ def _import_tensorflow_quietly() -> None:
         os.close(saved)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+def run_command(handler, args) -> int:
+    """Runs a command handler the way every ``zoo`` command runs: TensorFlow
+    imported quietly, errors as one line with exit status 2, Ctrl-C as 130."""
     try:
         _import_tensorflow_quietly()
-        COMMANDS[args.command](args)
+        handler(args)
     except KeyboardInterrupt:
         print("zoo: interrupted; run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -224,6 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zoo: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    return run_command(COMMANDS[args.command], args)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,17 @@ def check_units(units: Sequence[int], name: str, allow_empty: bool = False) -> t
     return values
 
 
+def dense_head(x, dense_units: Sequence[int], dropout_rate: float, layers: ModuleType, regularizer):
+    """Flatten → [Dense → ReLU → (Dropout)] per entry of ``dense_units``."""
+    x = keras.layers.Flatten(name="flatten")(x)
+    for index, units in enumerate(dense_units, start=1):
+        x = layers.Dense(units, kernel_regularizer=regularizer, name=f"dense_{index}")(x)
+        x = keras.layers.Activation("relu", name=f"dense_relu_{index}")(x)
+        if dropout_rate > 0:
+            x = layers.Dropout(dropout_rate, name=f"dropout_{index}")(x)
+    return x
+
+
 def classifier_head(x, num_classes: int, layers: ModuleType, regularizer, name: str = "classifier"):
     """Dense(num_classes) → softmax, the softmax kept in float32 under mixed precision."""
     x = layers.Dense(num_classes, kernel_regularizer=regularizer, name=name)(x)

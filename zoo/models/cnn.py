@@ -13,6 +13,7 @@ from zoo.models._common import (
     check_num_classes,
     check_units,
     classifier_head,
+    dense_head,
     layer_set,
     weight_decay_regularizer,
 )
@@ -64,12 +65,7 @@ def deep_cnn(
         if min(height, width) >= 2:
             x = nn.MaxPooling2D(2, name=f"max_pool_{block}")(x)
             height, width = height // 2, width // 2
-    x = keras.layers.Flatten(name="flatten")(x)
-    for index, units in enumerate(dense_units, start=1):
-        x = nn.Dense(units, kernel_regularizer=regularizer, name=f"dense_{index}")(x)
-        x = keras.layers.Activation("relu", name=f"dense_relu_{index}")(x)
-        if dropout_rate > 0:
-            x = nn.Dropout(dropout_rate, name=f"dropout_{index}")(x)
+    x = dense_head(x, dense_units, dropout_rate, nn, regularizer)
     outputs = classifier_head(x, num_classes, nn, regularizer)
     return keras.Model(inputs, outputs, name=name or f"deep_cnn_{layers}")
 
