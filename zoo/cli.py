@@ -7,6 +7,7 @@
     zoo export RUN_DIR PATH      export a run's model as a SavedModel
     zoo predict MODEL INPUT...   classify .npy arrays or images
     zoo tune MODEL [...]         search λ and the dropout rate with Keras Tuner
+    zoo reproduce NAME [--quick] reproduce a lecture claim (plot + results.json)
 
 Errors print one line (``zoo: error: ...``) and exit with status 2; Ctrl-C
 exits with 130 and the run resumes when the same command is run again.
@@ -110,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     from tuning.cli import add_tune_command
 
     add_tune_command(commands)
+
+    from zoo.experiments.cli import add_reproduce_command
+
+    add_reproduce_command(commands)
     return parser
 
 
@@ -189,8 +194,14 @@ def _tune(args) -> None:
     run_tune(args)
 
 
+def _reproduce(args) -> None:
+    from zoo.experiments.cli import run_reproduce
+
+    run_reproduce(args)
+
+
 COMMANDS = {"list": _list, "info": _info, "train": _train, "evaluate": _evaluate,
-            "export": _export, "predict": _predict, "tune": _tune}
+            "export": _export, "predict": _predict, "tune": _tune, "reproduce": _reproduce}
 
 
 def _import_tensorflow_quietly() -> None:

@@ -1,0 +1,94 @@
+"""Need for depth: test accuracy against the number of hidden layers of MLPs
+(``deep_mlp``, ReLU) that all have about the same number of parameters — the
+width of each depth is solved for from the parameter budget."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from zoo.experiments import common
+from zoo.experiments.registry import register_experiment
+
+
+def mlp_params(depth: int, width: int, inputs: int, classes: int) -> int:
+    """Parameters of ``depth`` hidden layers of ``width`` units plus the softmax
+    layer: (d+1)·w + (L−1)·(w+1)·w + (w+1)·C."""
+    return (inputs + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * classes
+
+
+def width_for_budget(depth: int, budget: int, inputs: int, classes: int) -> int:
+    """The width whose ``depth``-layer MLP has the parameter count closest to ``budget``."""
+    if depth < 1:
+        raise ValueError(f"Invalid depth {depth!r}: expected at least one hidden layer.")
+    # (L−1)·w² + (d + 1 + C + L − 1)·w + C − budget = 0
+    a, b, c = depth - 1, inputs + classes + depth, classes - budget
+    root = -c / b if a == 0 else (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
+    candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
+    return min(candidates, key=lambda w: abs(mlp_params(depth, w, inputs, classes) - budget))
+
+
+@register_experiment(
+    "depth",
+    claim="Need for depth: at an equal parameter budget, deeper MLPs classify better",
+    dataset="mnist_5k",
+    quick=dict(depths=(1, 2, 3, 4), parameter_budget=50_000, repeats=1, train_size=None,
+               epochs=10, batch_size=64, learning_rate=1e-3, patience=3),
+    full=dict(depths=(1, 2, 3, 4, 5, 6), parameter_budget=50_000, repeats=3, train_size=None,
+              epochs=40, batch_size=64, learning_rate=1e-3, patience=5),
+)
+def depth(context, *, depths, parameter_budget, repeats, train_size, epochs, batch_size,
+          learning_rate, patience):
+    info = context.info
+    inputs, classes = int(np.prod(info.input_shape)), info.num_classes
+    train = context.arrays("train", train_size)
+    validation = context.arrays("validation")
+    x_test, y_test = context.arrays("test")
+
+    table = []
+    for hidden_layers in depths:
+        width = width_for_budget(hidden_layers, parameter_budget, inputs, classes)
+        accuracies, params = [], None
+        for repeat in range(repeats):
+            model = common.build("deep_mlp", context, seed_offset=repeat,
+                                 hidden_units=(width,) * hidden_layers)
+            params = model.count_params()
+            stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                                     restore_best_weights=True)
+            common.fit(model, train, validation=validation, epochs=epochs, batch_size=batch_size,
+                       learning_rate=learning_rate, callbacks=[stopping],
+                       seed=context.seed + repeat)
+            accuracies.append(common.evaluate(model, x_test, y_test)["accuracy"])
+        table.append({"hidden_layers": hidden_layers, "width": width, "params": params,
+                      "test_accuracy": float(np.mean(accuracies)),
+                      "test_accuracy_std": float(np.std(accuracies)),
+                      "runs": len(accuracies), "all_test_accuracies": accuracies})
+
+    _plot(table, parameter_budget, context)
+    best = max(table, key=lambda row: row["test_accuracy"])
+    rows = [{k: v for k, v in row.items() if k != "all_test_accuracies"} for row in table]
+    return {"parameter_budget": parameter_budget, "best_depth": best["hidden_layers"],
+            "depths": table, "table": rows}
+
+
+def _plot(table, budget, context) -> None:
+    plt = common.pyplot()
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    layers = [row["hidden_layers"] for row in table]
+    means = np.array([row["test_accuracy"] for row in table])
+    stds = np.array([row["test_accuracy_std"] for row in table])
+    axis.errorbar(layers, means, yerr=stds, marker="o", capsize=4, label="mean ± std")
+    for row in table:
+        axis.scatter([row["hidden_layers"]] * len(row["all_test_accuracies"]),
+                     row["all_test_accuracies"], color="grey", s=10, alpha=0.6)
+        axis.annotate(f"{row['width']} units\n{row['params']:,} params",
+                      (row["hidden_layers"], row["test_accuracy"]), textcoords="offset points",
+                      xytext=(0, 12), ha="center", fontsize=8)
+    axis.set(xlabel="hidden layers", ylabel="test accuracy", xticks=layers,
+             title=f"Need for depth: MLPs of ≈{budget:,} parameters on {context.dataset}")
+    low, high = float(np.min(means - stds)), float(np.max(means + stds))
+    axis.set_ylim(low - 0.02, high + 0.02)
+    axis.grid(alpha=0.3)
+    common.save_figure(figure, context.plot_path)
