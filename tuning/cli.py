@@ -24,17 +24,9 @@ import ast
 import sys
 from typing import Sequence
 
+from zoo.cli import _positive_int
+
 TUNER_CHOICES = ("hyperband", "bayesian", "random")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
-    return value
 
 
 def _model_argument(text: str) -> tuple[str, object]:
