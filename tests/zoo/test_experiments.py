@@ -67,7 +67,7 @@ def dropout_results(reproduce):
 
 @pytest.fixture(scope="module")
 def params_results(reproduce):
-    return reproduce("params", mlp_widths=(256,), cnn_channels=(16,), epochs=15)
+    return reproduce("params", mlp_widths=(256,), cnn_channels=(25,), epochs=15)
 
 
 @pytest.fixture(scope="module")
@@ -189,11 +189,12 @@ def test_cnn_matches_the_mlp_with_far_fewer_parameters(params_results):
     mlp, cnn = params_results["table"]
     assert (mlp["family"], cnn["family"]) == ("MLP", "CNN")
     assert cnn["params"] * 10 < mlp["params"]
-    assert cnn["test_accuracy"] > mlp["test_accuracy"] - 0.03
+    assert cnn["test_accuracy"] > mlp["test_accuracy"]
     conv = [row for row in params_results["layer_table"] if row["type"] == "Conv1D"]
     assert [row["formula"] for row in conv] == [
-        "K×N×C_in = 16×5×1", "K×N×C_in = 16×3×16", "K×N×C_in = 16×3×16"]
-    assert [row["weights"] for row in conv] == [16 * 5 * 1, 16 * 3 * 16, 16 * 3 * 16]
+        "K×N×C_in = 25×5×1", "K×N×C_in = 25×3×25", "K×N×C_in = 25×3×25"]
+    assert [row["weights"] for row in conv] == [25 * 5 * 1, 25 * 3 * 25, 25 * 3 * 25]
+    assert params_results["smallest_cnn_as_accurate"]["model"] == "cnn_25"
     for row in conv:  # weight sharing: far fewer than a dense layer joining the same units
         assert row["params"] * 10 < row["dense_equivalent"]
 

@@ -2,8 +2,9 @@
 
 (a) Test accuracy against training steps of the paper's network — 3 fully
 connected layers of 100 sigmoid units — with BN (``bn_paper_mlp``) and without
-(``bn_paper_baseline_mlp``), same SGD and step size, mini-batches of 60; then
-both again at a higher step size, which only the BN net survives.
+(``bn_paper_baseline_mlp``), same optimizer (the zoo's SGD, momentum 0.9) and
+step size, mini-batches of 60; then both again at a higher step size, which
+only the BN net survives.
 (b, c) The {15, 50, 85}th percentiles of the input of one sigmoid of the last
 hidden layer over a fixed probe batch, recorded by
 :class:`~zoo.experiments.callbacks.ActivationPercentiles` while training.

@@ -72,27 +72,33 @@ def early_stopping(context, *, hidden_units, train_size, epochs, patience, batch
 
 def _plot(results, context) -> None:
     plt = common.pyplot()
-    figure, axis = plt.subplots(figsize=(8, 4.8))
+    figure, (loss, accuracy) = plt.subplots(1, 2, figsize=(13, 4.8))
     full, stopped = results["history_without"], results["history_early_stopped"]
-    all_epochs = range(1, len(full["loss"]) + 1)
-    run_epochs = range(1, len(stopped["loss"]) + 1)
-    axis.plot(all_epochs, full["loss"], "--", color="tab:blue", alpha=0.45,
-              label="training loss, without early stopping")
-    axis.plot(all_epochs, full["val_loss"], "--", color="tab:orange", alpha=0.45,
-              label="validation loss, without early stopping")
-    axis.plot(run_epochs, stopped["loss"], "-", color="tab:blue", label="training loss")
-    axis.plot(run_epochs, stopped["val_loss"], "-", color="tab:orange", label="validation loss")
     picked, last = results["picked_epoch"], results["epochs_run_with_early_stopping"]
-    axis.axvline(picked, color="green", linestyle="-",
-                 label=f"EarlyStopping picks epoch {picked} (restored weights)")
-    if last > picked:
-        axis.axvspan(picked, last, color="green", alpha=0.08,
-                     label=f"patience: {last - picked} epochs without improvement")
-    axis.plot([picked], [results["best_validation_loss"]], "o", color="green")
-    axis.set(xlabel="epoch", ylabel="loss (cross-entropy)", yscale="log",
-             title=f"Early stopping on {context.dataset}: test accuracy "
-                   f"{results['test_accuracy_early_stopped']:.3f} (stopped) vs "
-                   f"{results['test_accuracy_without']:.3f} (all epochs)")
-    axis.legend(fontsize=8)
-    axis.grid(alpha=0.3)
+    for axis, key in ((loss, "loss"), (accuracy, "accuracy")):
+        all_epochs = range(1, len(full[key]) + 1)
+        run_epochs = range(1, len(stopped[key]) + 1)
+        axis.plot(all_epochs, full[key], "--", color="tab:blue", alpha=0.45,
+                  label=f"training {key}, without early stopping")
+        axis.plot(all_epochs, full[f"val_{key}"], "--", color="tab:orange", alpha=0.45,
+                  label=f"validation {key}, without early stopping")
+        axis.plot(run_epochs, stopped[key], "-", color="tab:blue", label=f"training {key}")
+        axis.plot(run_epochs, stopped[f"val_{key}"], "-", color="tab:orange",
+                  label=f"validation {key}")
+        axis.axvline(picked, color="green", label=f"EarlyStopping picks epoch {picked}")
+        if last > picked:
+            axis.axvspan(picked, last, color="green", alpha=0.08,
+                         label=f"patience: {last - picked} epochs without improvement")
+        axis.set(xlabel="epoch")
+        axis.grid(alpha=0.3)
+    loss.plot([picked], [results["best_validation_loss"]], "o", color="green")
+    loss.set(ylabel="loss (cross-entropy)", yscale="log",
+             title="monitored: validation loss (weights of the picked epoch restored)")
+    loss.legend(fontsize=8)
+    accuracy.set(ylabel="accuracy", title=f"test accuracy {results['test_accuracy_early_stopped']:.3f} "
+                                          f"(stopped) vs {results['test_accuracy_without']:.3f} (all epochs)")
+    low = min(min(full["val_accuracy"]), min(stopped["val_accuracy"]))
+    accuracy.set_ylim(max(0.0, low - 0.05), 1.005)
+    accuracy.legend(fontsize=8, loc="lower right")
+    figure.suptitle(f"Early stopping on {context.dataset}")
     common.save_figure(figure, context.plot_path)
