@@ -69,7 +69,7 @@ def deep_mlp(
 
 
 mlp = register_preset(
-    "mlp", deep_mlp, "A one-hidden-layer MLP (100 ReLU units): the MNIST-1D paper's MLP baseline.",
+    "mlp", deep_mlp, "A one-hidden-layer MLP of 100 ReLU units: a small baseline.",
     hidden_units=(100,),
 )
 
