@@ -15,7 +15,6 @@ import random
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
 
 SIGNAL_LENGTH = 40
 NUM_CLASSES = 10
@@ -69,15 +68,6 @@ class Mnist1d(tfds.core.GeneratorBasedBuilder):
     name = "mnist1d"
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "mnist1d.data.make_dataset(get_dataset_args()), seed 42."}
-
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls) -> epath.Path:
-        # tfds finds a builder's files through importlib.resources on the
-        # top-level package, which fails when `zoo` is a namespace package
-        # (e.g. an editable install made before zoo/__init__.py existed).
-        # This module's own file is what it is looking for.
-        return epath.Path(__file__)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
 
 NUM_CLASSES = 10
 TRAIN_PER_CLASS = 400
@@ -66,15 +65,6 @@ class Mnist5k(tfds.core.GeneratorBasedBuilder):
     name = "mnist_5k"
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": f"Stratified 400/100 per class split, seed {SPLIT_SEED}."}
-
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls) -> epath.Path:
-        # tfds finds a builder's files through importlib.resources on the
-        # top-level package, which fails when `zoo` is a namespace package
-        # (e.g. an editable install made before zoo/__init__.py existed).
-        # This module's own file is what it is looking for.
-        return epath.Path(__file__)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
