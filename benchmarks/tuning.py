@@ -31,8 +31,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-FULL = dict(max_epochs=20, seeds=(0, 1, 2))
+FULL = dict(max_epochs=27, seeds=(0, 1, 2))
 QUICK = dict(max_epochs=3, seeds=(0,))
+SCHEDULE = "cosine"  # as zoo train: the step size decays to 0 over max_epochs
 SEARCH_SEED = 1  # Keras Tuner takes a seed of 0 for "no seed"
 
 
@@ -74,14 +75,20 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds of the final comparison (default 0 1 2; --quick: 0)")
     parser.add_argument("--budget-minutes", type=float, default=20.0)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
+                        help="hyperband (default) or, for comparison, a tuner whose trials all "
+                             "train the full max_epochs")
+    parser.add_argument("--max-trials", type=int, default=20, help="trials of bayesian/random")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: zoo train's for mnist1d (100)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--workdir", default=None, help="keep the tuning project here (default: a temp dir)")
     args = parser.parse_args(argv)
     preset = QUICK if args.quick else FULL
     max_epochs = args.max_epochs or preset["max_epochs"]
     seeds = tuple(args.seeds) if args.seeds else preset["seeds"]
-    if max_epochs < 1 or args.batch_size < 1 or args.budget_minutes <= 0:
+    if max_epochs < 1 or (args.batch_size is not None and args.batch_size < 1) \
+            or args.budget_minutes <= 0:
         print("tuning benchmark: error: --max-epochs, --batch-size and --budget-minutes must be positive",
               file=sys.stderr)
         return 2
@@ -93,6 +100,11 @@ def main(argv=None) -> int:
     from tuning import SearchSpace, ZooHyperModel, train_and_evaluate, tune
     from zoo import datasets
     from zoo.models import model_arguments
+    from zoo.training import training_defaults
+
+    defaults_for_mnist1d = training_defaults("mnist1d")
+    batch_size = args.batch_size or defaults_for_mnist1d["batch_size"]
+    learning_rate = defaults_for_mnist1d["learning_rate"]
 
     space = SearchSpace(weight_decay=(1e-6, 1e-2), include_zero_weight_decay=True,
                         dropout_rate=(0.0, 0.7))
@@ -106,10 +118,12 @@ def main(argv=None) -> int:
     started = time.time()
     with tempfile.TemporaryDirectory() as scratch:
         workdir = args.workdir or scratch
-        result = tune("cnn1d", dataset="mnist1d", tuner="hyperband", max_epochs=max_epochs,
+        result = tune("cnn1d", dataset="mnist1d", tuner=args.tuner, max_epochs=max_epochs,
+                      max_trials=args.max_trials if args.tuner != "hyperband" else None,
                       hyperband_factor=3, hyperband_iterations=1, search_space=space,
-                      batch_size=args.batch_size, seed=SEARCH_SEED, data_dir=args.data_dir,
-                      directory=workdir, project_name="cnn1d-mnist1d-hyperband", overwrite=True,
+                      batch_size=batch_size, learning_rate=learning_rate,
+                      learning_rate_schedule=SCHEDULE, seed=SEARCH_SEED, data_dir=args.data_dir,
+                      directory=workdir, project_name=f"cnn1d-mnist1d-{args.tuner}", overwrite=True,
                       retrain=False, verbose=0)
         results = json.loads(result.results_path.read_text())
     search_seconds = results["search_wall_time_s"]
@@ -118,7 +132,8 @@ def main(argv=None) -> int:
     print(f"search: {completed} trials in {search_seconds:.0f} s; best λ = {best['weight_decay']:.3g}, "
           f"dropout = {best['dropout_rate']:.3f}, val accuracy {result.best_val_accuracy:.4f}", flush=True)
 
-    hypermodel = ZooHyperModel("cnn1d", space, input_shape=(40, 1), num_classes=10)
+    hypermodel = ZooHyperModel("cnn1d", space, input_shape=(40, 1), num_classes=10,
+                               learning_rate=learning_rate, learning_rate_schedule=SCHEDULE)
     configurations = {"tuned": {"weight_decay": best["weight_decay"],
                                 "dropout_rate": best["dropout_rate"]}, **baselines}
     comparison = {}
@@ -127,7 +142,7 @@ def main(argv=None) -> int:
         for seed in seeds:
             begun = time.time()
             _, metrics = train_and_evaluate(hypermodel, values, "mnist1d", max_epochs=max_epochs,
-                                            batch_size=args.batch_size, seed=seed,
+                                            batch_size=batch_size, seed=seed,
                                             data_dir=args.data_dir)
             runs.append({"seed": seed, **{key: round(value, 4) for key, value in metrics.items()},
                          "wall_time_s": round(time.time() - begun, 1)})
@@ -142,10 +157,13 @@ def main(argv=None) -> int:
         "model": "cnn1d",
         "search_seed": SEARCH_SEED,
         "dataset": "mnist1d",
-        "tuner": "hyperband",
+        "tuner": args.tuner,
+        "max_trials": results["max_trials"],
         "max_epochs": max_epochs,
         "hyperband_factor": 3,
-        "batch_size": args.batch_size,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "learning_rate_schedule": SCHEDULE,
         "early_stopping_patience": hypermodel.early_stopping_patience,
         "search_space": space.to_dict(),
         "seeds": list(seeds),

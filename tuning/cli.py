@@ -55,8 +55,9 @@ def add_tune_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                            "(default: %(default)s)")
     tune.add_argument("--max-trials", type=_positive_int, default=None,
                       help="trials of a bayesian/random search (default 10); a cap for hyperband")
-    tune.add_argument("--max-epochs", type=_positive_int, default=10,
-                      help="most epochs per model; Hyperband's largest budget (default: %(default)s)")
+    tune.add_argument("--max-epochs", type=_positive_int, default=None,
+                      help="most epochs per model; Hyperband's largest budget "
+                           "(default: as `zoo train`, 15; 40 on mnist1d)")
     tune.add_argument("--directory", default=None, help="default: runs/tuning")
     tune.add_argument("--project-name", default=None, help="default: MODEL-DATASET-TUNER")
     tune.add_argument("--overwrite", action="store_true",
@@ -75,10 +76,13 @@ def add_tune_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                        default=None, help="also tune the learning rate, log-uniform")
 
     training = tune.add_argument_group("training")
-    training.add_argument("--learning-rate", type=float, default=1e-3,
-                          help="when not tuned (default: %(default)s)")
+    training.add_argument("--learning-rate", type=float, default=None,
+                          help="when not tuned; default: as `zoo train` (1e-3, 3e-3 on mnist1d)")
+    training.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                          help="learning-rate schedule over --max-epochs (default: %(default)s)")
     training.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop or adamw")
-    training.add_argument("--batch-size", type=_positive_int, default=64, help="per replica")
+    training.add_argument("--batch-size", type=_positive_int, default=None,
+                          help="per replica; default: as `zoo train` (64, 100 on mnist1d)")
     training.add_argument("--patience", type=int, default=5,
                           help="early-stopping patience in epochs (default: %(default)s)")
     training.add_argument("--seed", type=int, default=None)
@@ -142,6 +146,7 @@ def run_tune(args: argparse.Namespace) -> None:
         overwrite=args.overwrite, search_space=_search_space(args), batch_size=args.batch_size,
         seed=args.seed, data_dir=args.data_dir, mixed_precision=args.mixed_precision,
         distribution_strategy=args.strategy, learning_rate=args.learning_rate,
+        learning_rate_schedule=args.schedule,
         optimizer=args.optimizer, early_stopping_patience=args.patience,
         hyperband_factor=args.hyperband_factor, hyperband_iterations=args.hyperband_iterations,
         retrain=not args.no_retrain, export_dir=args.export, tensorboard=args.tensorboard,

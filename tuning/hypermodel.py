@@ -37,6 +37,13 @@ class ZooHyperModel(keras_tuner.HyperModel):
         input_shape, num_classes: of the dataset (None: the model's defaults).
         learning_rate: used when the space does not tune it.
         optimizer: adam, sgd, rmsprop or adamw (``zoo.training.make_optimizer``).
+        learning_rate_schedule: "constant", or "cosine" — the step size decays
+            to 0 along a cosine over ``schedule_steps`` (as ``zoo.train`` does
+            over a run; a Hyperband trial continued from a shorter one goes on
+            along the same curve, since its optimizer step count is restored).
+        schedule_steps: optimizer steps of the longest training (the tuner
+            sets it: max_epochs × steps per epoch); without it the step size
+            stays constant.
         early_stopping_patience: epochs without a lower ``val_loss`` before a trial stops.
         mixed_precision: build under the ``mixed_float16`` policy (the softmax stays float32).
         jit_compile: passed to ``model.compile``.
@@ -52,6 +59,8 @@ class ZooHyperModel(keras_tuner.HyperModel):
         num_classes: int | None = None,
         learning_rate: float = 1e-3,
         optimizer: str = "adam",
+        learning_rate_schedule: str = "constant",
+        schedule_steps: int | None = None,
         early_stopping_patience: int = 5,
         mixed_precision: bool = False,
         jit_compile: bool | str = "auto",
@@ -68,7 +77,7 @@ class ZooHyperModel(keras_tuner.HyperModel):
         if num_classes is not None:
             model_overrides["num_classes"] = num_classes
         check_overrides(model, model_overrides)
-        make_optimizer(optimizer, learning_rate)  # validates both
+        make_optimizer(optimizer, learning_rate, learning_rate_schedule)  # validates all three
         if isinstance(early_stopping_patience, bool) or not isinstance(early_stopping_patience, int) \
                 or early_stopping_patience < 0:
             raise ValueError("Invalid value for `early_stopping_patience`: expected an int >= 0, "
@@ -83,6 +92,8 @@ class ZooHyperModel(keras_tuner.HyperModel):
                              f"received {search_space!r}.")
         self.learning_rate = learning_rate
         self.optimizer = optimizer
+        self.learning_rate_schedule = learning_rate_schedule
+        self.schedule_steps = schedule_steps
         self.early_stopping_patience = early_stopping_patience
         self.mixed_precision = mixed_precision
         self.jit_compile = jit_compile
@@ -103,9 +114,10 @@ class ZooHyperModel(keras_tuner.HyperModel):
             MIXED_PRECISION_POLICY if self.mixed_precision else "float32")
         model = create_model(self.model_name, weight_decay=weight_decay, dropout_rate=dropout_rate,
                              **self.model_overrides)
-        compile_model(model, self.optimizer,
-                      self.learning_rate if learning_rate is None else learning_rate,
-                      jit_compile=self.jit_compile)
+        optimizer = make_optimizer(self.optimizer,
+                                   self.learning_rate if learning_rate is None else learning_rate,
+                                   self.learning_rate_schedule, self.schedule_steps)
+        compile_model(model, optimizer, jit_compile=self.jit_compile)
         # Built now, the optimizer's slots are in the checkpoints Keras Tuner
         # writes and are restored when Hyperband continues a trial.
         model.optimizer.build(model.trainable_variables)

@@ -30,6 +30,7 @@ one GPU per worker via ``CUDA_VISIBLE_DEVICES``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -54,7 +55,7 @@ from tuning.tuners import (
 )
 from zoo import datasets
 from zoo.io import atomic_save_model, atomic_write_json
-from zoo.training import enable_gpu_memory_growth, make_strategy
+from zoo.training import enable_gpu_memory_growth, make_strategy, training_defaults
 
 DEFAULT_DIRECTORY = Path("runs") / "tuning"
 DEFAULT_MAX_TRIALS = 10  # bayesian and random; Hyperband sets its own unless capped
@@ -128,17 +129,18 @@ def tune(
     dataset: str = "mnist1d",
     tuner: str = "hyperband",
     max_trials: int | None = None,
-    max_epochs: int = 10,
+    max_epochs: int | None = None,
     directory: str | os.PathLike | None = None,
     project_name: str | None = None,
     overwrite: bool = False,
     search_space: SearchSpace | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     seed: int | None = None,
     data_dir: str | os.PathLike | None = None,
     mixed_precision: bool = False,
     distribution_strategy: str | tf.distribute.Strategy | None = "auto",
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
+    learning_rate_schedule: str = "cosine",
     optimizer: str = "adam",
     early_stopping_patience: int = 5,
     hyperband_factor: int = 3,
@@ -162,12 +164,19 @@ def tune(
         max_trials: trials of a bayesian/random search (default 10); for
             Hyperband an optional cap (its schedule follows from
             ``max_epochs``, ``hyperband_factor``, ``hyperband_iterations``).
-        max_epochs: the most epochs one model trains (Hyperband's largest budget).
+        max_epochs: the most epochs one model trains (Hyperband's largest
+            budget); default: ``zoo.train``'s epochs for the dataset (40 on
+            mnist1d, else 15).
         directory, project_name: where the search lives (default
             ``runs/tuning/MODEL-DATASET-TUNER``); an existing one is resumed
             unless ``overwrite``.
         search_space: the ranges (default ``SearchSpace()``).
-        batch_size: per replica.
+        batch_size, learning_rate: per-replica batch size and (when the space
+            does not tune it) step size; default: ``zoo.train``'s for the
+            dataset (``zoo.training.training_defaults``), so a tuned model is
+            trained as ``zoo train`` trains it.
+        learning_rate_schedule: "cosine" (default, as ``zoo.train``): the step
+            size decays to 0 over ``max_epochs``; "constant".
         mixed_precision: build the models under the "mixed_float16" policy.
         distribution_strategy: "auto" (MirroredStrategy when there are 2+
             GPUs), "none", "mirrored" or a ``tf.distribute.Strategy``.
@@ -186,8 +195,8 @@ def tune(
     # ---- validate everything before any work
     check_tuner_name(tuner)
     _check_int(max_trials, "max_trials", 1, allow_none=True)
-    _check_int(max_epochs, "max_epochs", 1)
-    _check_int(batch_size, "batch_size", 1)
+    _check_int(max_epochs, "max_epochs", 1, allow_none=True)
+    _check_int(batch_size, "batch_size", 1, allow_none=True)
     _check_int(hyperband_factor, "hyperband_factor", 2)
     _check_int(hyperband_iterations, "hyperband_iterations", 1)
     if seed is not None:
@@ -199,9 +208,14 @@ def tune(
     elif isinstance(search_space, dict):
         search_space = SearchSpace.from_dict(search_space)
     dataset_info = datasets.info(dataset)
+    defaults = training_defaults(dataset)
+    batch_size = defaults["batch_size"] if batch_size is None else batch_size
+    max_epochs = defaults["epochs"] if max_epochs is None else max_epochs
+    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
     hypermodel = ZooHyperModel(
         model, search_space, input_shape=dataset_info.input_shape,
         num_classes=dataset_info.num_classes, learning_rate=learning_rate, optimizer=optimizer,
+        learning_rate_schedule=learning_rate_schedule,
         early_stopping_patience=early_stopping_patience, mixed_precision=mixed_precision,
         jit_compile=jit_compile, **model_overrides)  # checks the model, its arguments, the optimizer
     role = distributed_role()
@@ -216,9 +230,9 @@ def tune(
     settings = _json_ready({
         "model": model, "dataset": dataset, "tuner": tuner, "search_space": search_space.to_dict(),
         "model_arguments": model_overrides, "max_epochs": max_epochs, "batch_size": batch_size,
-        "learning_rate": learning_rate, "optimizer": optimizer,
-        "early_stopping_patience": early_stopping_patience, "hyperband_factor": hyperband_factor,
-        "hyperband_iterations": hyperband_iterations,
+        "learning_rate": learning_rate, "learning_rate_schedule": learning_rate_schedule,
+        "optimizer": optimizer, "early_stopping_patience": early_stopping_patience,
+        "hyperband_factor": hyperband_factor, "hyperband_iterations": hyperband_iterations,
     })
     if not overwrite and role != "worker":
         _check_same_search(project_dir, settings)
@@ -236,6 +250,7 @@ def tune(
     if role != "chief":
         train_data = datasets.load(dataset, "train", **load)
         validation_data = datasets.load(dataset, "validation", **load)
+        hypermodel.schedule_steps = max_epochs * int(train_data.cardinality())
 
     try:
         search_tuner = make_tuner(
@@ -289,6 +304,9 @@ def tune(
             "max_trials": max_trials,
             "max_epochs": max_epochs,
             "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "learning_rate_schedule": learning_rate_schedule,
+            "optimizer": optimizer,
             "replicas": replicas,
             "mixed_precision": mixed_precision,
             "seed": seed,
@@ -367,13 +385,16 @@ def train_and_evaluate(
     dropout_rate, optionally learning_rate) from scratch on "train" for up to
     ``max_epochs``, early stopping on "validation" with the best epoch
     restored, and evaluates it on "test": how ``tune`` retrains its best
-    configuration, usable for baselines. ``batch_size`` is global."""
+    configuration, usable for baselines. ``batch_size`` is global; the
+    step size follows the hypermodel's schedule, spread over ``max_epochs``."""
     release_memory()
     if seed is not None:
         keras.utils.set_random_seed(seed)
     load = dict(batch_size=batch_size, seed=seed, data_dir=data_dir, drop_remainder=drop_remainder)
     train_data = datasets.load(dataset, "train", **load)
     validation_data = datasets.load(dataset, "validation", **load)
+    hypermodel = copy.copy(hypermodel)  # the schedule spans this training's steps
+    hypermodel.schedule_steps = max_epochs * int(train_data.cardinality())
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = hypermodel.build_model(values[WEIGHT_DECAY], values[DROPOUT_RATE],
                                        values.get(LEARNING_RATE))

@@ -18,6 +18,8 @@ from tuning.cli import main
     (dict(dataset="imagenet42"), "unknown dataset 'imagenet42'; valid names are: mnist1d"),
     (dict(weight_decay=1e-3), "tuned by the search"),
     (dict(optimizer="lbfgs"), "Unknown optimizer 'lbfgs'"),
+    (dict(learning_rate=0.0), "Invalid learning rate: expected a number > 0"),
+    (dict(learning_rate_schedule="step"), "Unknown learning-rate schedule 'step'"),
     (dict(distribution_strategy="tpu"), "Unknown distribution_strategy 'tpu'. Expected one of auto"),
     (dict(distribution_strategy="multi-worker"), "chief/worker mode"),
     (dict(search_space={"dropout_rate": (0.0, 1.0)}), "`dropout_rate`: expected rates with 0 <= low"),
@@ -56,6 +58,7 @@ def test_cli_prints_one_line_and_exits_2(capsys, tmp_path, args, message):
     (["cnn1d", "--tuner", "grid"], "argument --tuner: invalid choice: 'grid'"),
     (["cnn1d", "--max-trials", "0"], "argument --max-trials: expected a positive integer"),
     (["cnn1d", "--max-epochs", "0"], "argument --max-epochs: expected a positive integer"),
+    (["cnn1d", "--schedule", "step"], "argument --schedule: invalid choice: 'step'"),
     (["cnn1d", "--dropout-range", "0.1"], "argument --dropout-range: expected 2 arguments"),
     (["cnn1d", "--model-arg", "filters"], "argument --model-arg: expected NAME=VALUE"),
 ])

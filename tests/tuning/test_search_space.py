@@ -109,6 +109,17 @@ def test_hypermodel_builds_the_registry_model_with_the_trial_values():
     assert find_layers(model, "Conv1D")[0].kernel_regularizer is None  # λ = 0: no penalty
 
 
+def test_hypermodel_decays_the_step_size_along_a_cosine_over_the_schedule_steps():
+    hypermodel = ZooHyperModel("cnn1d", input_shape=(40, 1), num_classes=10, learning_rate=3e-3,
+                               learning_rate_schedule="cosine", schedule_steps=100, **TINY_CNN)
+    optimizer = hypermodel.build(keras_tuner.HyperParameters()).optimizer
+    step_sizes = []
+    for step in (0, 50, 100):
+        optimizer.iterations.assign(step)
+        step_sizes.append(float(optimizer.learning_rate))
+    assert step_sizes == pytest.approx([3e-3, 1.5e-3, 0.0], abs=1e-9)
+
+
 def test_hypermodel_builds_under_mixed_precision():
     hypermodel = ZooHyperModel("cnn1d", input_shape=(40, 1), num_classes=10,
                                mixed_precision=True, **TINY_CNN)
@@ -125,6 +136,7 @@ def test_hypermodel_builds_under_mixed_precision():
     (dict(model="cnn1d", nonsense=1), "Unknown argument(s) nonsense"),
     (dict(model="cnn1d", optimizer="lbfgs"), "Unknown optimizer"),
     (dict(model="cnn1d", early_stopping_patience=-1), "early_stopping_patience"),
+    (dict(model="cnn1d", learning_rate_schedule="step"), "Unknown learning-rate schedule 'step'"),
 ])
 def test_hypermodel_refuses_bad_arguments(arguments, message):
     with pytest.raises(ValueError) as error:
