@@ -38,8 +38,9 @@ def reproduce(data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def depth_results(reproduce):
-    return reproduce("depth", depths=(1, 2, 3), parameter_budget=20_000, train_size=1000,
-                     epochs=5)
+    # MNIST-1D, one seed, ≈25k parameters, 30 epochs: 3 layers beat 1 by 5-7 points (seeds 0-2)
+    return reproduce("depth", depths=(1, 3), parameter_budget=25_000, repeats=1, epochs=30,
+                     patience=10)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,8 @@ def batch_norm_results(reproduce):
 
 @pytest.fixture(scope="module")
 def dropout_results(reproduce):
-    return reproduce("dropout", depths=(2,), width=128, train_size=1000, epochs=8)
+    # 1,000 digits, one seed, 40 epochs: without dropout the net fits them all and overfits
+    return reproduce("dropout", depths=(2,), width=128, train_size=1000, repeats=1, epochs=40)
 
 
 @pytest.fixture(scope="module")
@@ -112,16 +114,17 @@ def test_every_experiment_has_quick_and_full_settings_and_an_offline_default_dat
 # --------------------------------------------------------------------------- the claims
 
 
-def test_depth_table_has_one_row_per_depth_at_the_same_parameter_budget(depth_results, reproduce):
+def test_depth_deeper_mlp_beats_the_shallow_one_at_the_same_parameter_budget(depth_results):
     rows = depth_results["table"]
-    assert [row["hidden_layers"] for row in rows] == [1, 2, 3]
+    assert [row["hidden_layers"] for row in rows] == [1, 3]
     for row in rows:
-        assert abs(row["params"] - 20_000) / 20_000 < 0.02
-        assert row["params"] == mlp_params(row["hidden_layers"], row["width"], 784, 10)
-        assert row["test_accuracy"] > 0.5  # chance is 0.1
-    widths = [row["width"] for row in rows]
-    assert widths == sorted(widths, reverse=True)  # deeper means narrower at the same budget
-    assert depth_results["best_depth"] in (1, 2, 3)
+        assert abs(row["params"] - 25_000) / 25_000 < 0.02
+        assert row["params"] == mlp_params(row["hidden_layers"], row["width"], 40, 10)  # MNIST-1D
+        assert row["runs"] == 1 and row["test_accuracy_std"] == 0
+    shallow, deep = rows
+    assert shallow["width"] > 4 * deep["width"]  # deeper means narrower at the same budget
+    assert deep["test_accuracy"] > shallow["test_accuracy"] + 0.03  # ≈ 30 of 1,000 test signals
+    assert depth_results["best_depth"] == 3
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 5, 8])
@@ -175,14 +178,17 @@ def test_batch_norm_trains_faster_and_keeps_the_sigmoid_input_stable(batch_norm_
     assert runs["without BN, lr 1"]["final_test_accuracy"] < 0.25
 
 
-def test_dropout_narrows_the_train_test_gap(dropout_results):
+def test_dropout_lowers_the_test_error_and_the_train_test_gap(dropout_results):
     without, with_dropout = dropout_results["table"]
     assert (without["dropout"], with_dropout["dropout"]) == ("no", "yes")
     assert with_dropout["params"] == without["params"]  # the same net; only dropout differs
+    assert without["train_error_%"] < 0.5 and without["gap_%"] > 5  # without dropout: overfit
+    assert with_dropout["test_error_%"] < without["test_error_%"] - 0.5  # 7.9 vs 9.1 % here
     assert with_dropout["gap_%"] < without["gap_%"] - 1.0
-    assert with_dropout["train_error_%"] > without["train_error_%"]
+    assert dropout_results["dropout_lower_test_error"] == dropout_results["pairs"] == 1
     run = dropout_results["runs"][1]
-    assert len(run["test_error_curve_%"]) == 8 + 1  # before training and after every epoch
+    assert run["dropout"] == "yes" and run["train_size"] == 1000
+    assert len(run["test_error_curve_%"]) == 40 + 1  # before training and after every epoch
 
 
 def test_cnn_matches_the_mlp_with_far_fewer_parameters(params_results):
