@@ -1,13 +1,18 @@
-"""Hyperband search of λ and the dropout rate of cnn1d on MNIST-1D, against the untuned model.
+"""Search of λ and the dropout rate of cnn1d on MNIST-1D, against the untuned model.
 
-    python -m benchmarks.tuning --out benchmarks/results/tuning_cpu.json   # ~11 min on 2 CPU cores
-    python -m benchmarks.tuning --out tuning_quick.json --quick            # a few minutes: the script works
+    python -m benchmarks.tuning --out tuning_hyperband.json                  # ~20 min on 2 CPU cores
+    python -m benchmarks.tuning --tuner bayesian --max-trials 20 --out tuning_bayesian.json
+    python -m benchmarks.tuning --out tuning_quick.json --quick              # a few minutes: the script works
 
-1. ``tuning.tune`` runs Keras Tuner's Hyperband (max_epochs 20, factor 3, one
-   iteration: 30 trials; rounds of 3, 7 and 20 epochs) over λ ∈ {0} ∪ [1e-6, 1e-2]
-   (log) and dropout ∈ [0, 0.7] of the full ``cnn1d`` (custom layers), scoring
-   trials by validation accuracy. Its search must fit in ``--budget-minutes``
-   (20) on two CPU cores: the JSON records the wall time and ``within_budget``.
+1. ``tuning.tune`` runs Keras Tuner's Hyperband (max_epochs 27, factor 3, one
+   iteration: 70 trials in rounds of 1, 3, 9 and 27 epochs) — or, with
+   ``--tuner bayesian``, ``--max-trials`` trials of Bayesian optimisation that
+   each train the full max_epochs — over λ ∈ {0} ∪ [1e-6, 1e-2] (log) and
+   dropout ∈ [0, 0.7] of the full ``cnn1d`` (custom layers), trained as
+   ``zoo train`` trains on MNIST-1D (Adam 3e-3 decaying along a cosine over
+   max_epochs, batch 100, early stopping), scoring trials by validation
+   accuracy. The search must fit in ``--budget-minutes`` (20) on two CPU
+   cores: the JSON records the wall time and ``within_budget``.
 2. The best (λ, dropout) and two untuned baselines — λ = 0 with dropout 0, and
    the registry defaults of cnn1d (λ = 5e-4, dropout 0.3) — are each trained
    from scratch the same way (``tuning.train_and_evaluate``: up to max_epochs,
