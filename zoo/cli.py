@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--layers", choices=("custom", "keras"), default=None,
                        help="hand-written-gradient layers (default) or keras.layers")
     train.add_argument("--run-dir", default=None, help="default: ./runs/MODEL-DATASET")
-    train.add_argument("--overwrite", action="store_true", help="retrain a finished run")
+    train.add_argument("--overwrite", action="store_true",
+                       help="train afresh: replace a finished run, or drop an unfinished one's backup")
     train.add_argument("--strategy", choices=("none", "mirrored", "multi-worker"), default="none")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
@@ -239,7 +240,11 @@ def run_command(handler, args) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C before the command started: nothing to resume
+        print("zoo: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return run_command(COMMANDS[args.command], args)
 
 

@@ -15,11 +15,16 @@ import keras
 
 def atomic_write_json(data: Any, path: str | os.PathLike) -> None:
     """Writes ``data`` as JSON to a temporary file beside ``path``, then renames it over."""
+    atomic_write_text(json.dumps(data, indent=2, sort_keys=True), path)
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> None:
+    """Writes ``text`` to a temporary file beside ``path``, then renames it over."""
     path = Path(path)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -34,6 +39,8 @@ def atomic_save_model(model: keras.Model, path: str | os.PathLike) -> None:
     temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
         model.save(temporary)
+        with open(temporary, "rb") as handle:  # on disk before it replaces the old file
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

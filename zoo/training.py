@@ -8,10 +8,11 @@ early stopping → evaluate → save.
     history.csv            one row per epoch (E, E_D, λE_W, accuracy; train and validation)
     training_curves.png    loss and accuracy per epoch
     logs/                  TensorBoard logs
-    backup/                BackupAndRestore state while a run is unfinished
+    backup/                the last completed epoch while a run is unfinished (RunBackup)
 
 Re-running the same call on an unfinished run directory resumes from the last
-completed epoch; a finished run is kept unless ``overwrite=True``.
+completed epoch, whenever the earlier process was killed (even during the
+final evaluation and saving); a finished run is kept unless ``overwrite=True``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zoo import datasets
@@ -92,10 +94,14 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 def check_finite_inputs(dataset: tf.data.Dataset, name: str) -> None:
-    """Raises ValueError if any input of ``dataset`` is NaN or infinite."""
+    """Raises ValueError if ``dataset`` is empty or any of its inputs is NaN or infinite."""
+    empty = True
     for index, (x, _) in enumerate(dataset):
+        empty = False
         if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(x, tf.float32)))):
             raise ValueError(f"The {name} data contain NaN or infinite values (batch {index + 1}).")
+    if empty:
+        raise ValueError(f"The {name} data are empty: no batch to train on.")
 
 
 def make_deterministic(seed: int) -> None:
@@ -114,6 +120,141 @@ class WeightPenaltyLogger(keras.callbacks.Callback):
         if logs is not None:
             penalty = sum(float(loss) for loss in self.model.losses) if self.model.losses else 0.0
             logs["weight_penalty"] = penalty
+
+
+class RunBackup(keras.callbacks.Callback):
+    """Backs up a run at the end of every epoch so that a process killed at
+    any moment (SIGKILL included) resumes from its last completed epoch.
+
+    ``keras.callbacks.BackupAndRestore`` is not enough for that: it overwrites
+    its weights and its epoch counter in place (a kill in between, or during
+    the write, leaves a mismatched or unreadable backup), it does not keep the
+    early-stopping state (a resumed run forgot its best epoch and its
+    patience), ``CSVLogger`` appends rows independently of it (rows lost or
+    repeated), and it deletes the backup when ``fit`` returns, before the model
+    and metrics are saved (a kill then retrained from scratch).
+
+    Here each epoch is committed in one atomic step: the weights (with the
+    optimizer state) and the early-stopping callback's best weights go to new
+    files, then ``state.json`` (epoch, history rows, early-stopping state,
+    file names) replaces the previous one; ``history.csv`` is rewritten from
+    it. Nothing is deleted when ``fit`` returns: ``train`` removes the backup
+    once ``metrics.json`` is written. Place it after the early-stopping and
+    weight-penalty callbacks, so that it commits their state of the epoch.
+    """
+
+    STATE = "state.json"
+
+    def __init__(self, backup_dir: Path, history_path: Path,
+                 early_stopping: keras.callbacks.EarlyStopping | None = None):
+        super().__init__()
+        self.backup_dir = Path(backup_dir)
+        self.history_path = Path(history_path)
+        self.early_stopping = early_stopping
+        self.history: list[dict[str, float]] = []
+        self._best_file: str | None = None
+
+    def _corrupt(self, detail: str) -> ValueError:
+        return ValueError(f"The backup in {self.backup_dir} is corrupt or from another model "
+                          f"({detail}); delete that directory to train from scratch, or pass "
+                          "overwrite=True (--overwrite).")
+
+    def on_train_begin(self, logs=None):
+        self.history, self._best_file = [], None
+        state_path = self.backup_dir / self.STATE
+        if not state_path.exists():  # a fresh start: no history either
+            self.history_path.unlink(missing_ok=True)
+            return
+        try:
+            state = json.loads(state_path.read_text())
+            epoch, weights, history = state["epoch"], state["weights"], state["history"]
+            stopping = state.get("early_stopping")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise self._corrupt(f"{state_path.name}: {error}") from None
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)  # its variables are in the file
+        try:
+            self.model.load_weights(self.backup_dir / weights)
+            if stopping and stopping.get("best_weights_file") and self.early_stopping is not None:
+                with np.load(self.backup_dir / stopping["best_weights_file"]) as arrays:
+                    best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+            else:
+                best_weights = None
+        except Exception as error:  # h5py, numpy and Keras raise many types for a bad file
+            raise self._corrupt(f"{weights}: {str(error).strip().splitlines()[0] if str(error) else ''}"
+                                ) from None
+        if stopping and self.early_stopping is not None:
+            # EarlyStopping.on_train_begin (earlier in the list) has just reset these.
+            for key in ("best", "best_epoch", "wait", "stopped_epoch"):
+                setattr(self.early_stopping, key, stopping[key])
+            self.early_stopping.best_weights = best_weights
+            self._best_file = stopping.get("best_weights_file")
+        self.history = list(history)
+        # Nothing more to train once early stopping has ended the run: the
+        # fit then only restores the best weights and returns.
+        self.model._initial_epoch = self.params.get("epochs", epoch) if state.get("stopped") else epoch
+        self._write_history()
+
+    def on_epoch_end(self, epoch, logs=None):
+        completed = epoch + 1
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        row = {"epoch": epoch, **{key: _loggable(value) for key, value in sorted((logs or {}).items())
+                                  if key != "epoch"}}
+        history = [*self.history, row]
+        # New file names: what the committed state.json names is never rewritten.
+        weights = f"epoch-{completed}.weights.h5"
+        self.model.save_weights(self.backup_dir / weights, overwrite=True)
+        _fsync(self.backup_dir / weights)
+        stopping = None
+        if self.early_stopping is not None:
+            es = self.early_stopping
+            if es.best_weights is not None and (es.best_epoch == epoch or self._best_file is None):
+                self._best_file = f"best-epoch-{es.best_epoch + 1}.npz"
+                _atomic_savez(self.backup_dir / self._best_file, es.best_weights)
+            stopping = {"best": None if es.best is None else float(es.best),
+                        "best_epoch": int(es.best_epoch), "wait": int(es.wait),
+                        "stopped_epoch": int(es.stopped_epoch),
+                        "best_weights_file": self._best_file if es.best_weights is not None else None}
+        state = {"epoch": completed, "weights": weights, "history": history,
+                 "early_stopping": stopping, "stopped": bool(self.model.stop_training)}
+        atomic_write_json(state, self.backup_dir / self.STATE)  # the commit
+        self.history = history
+        keep = {self.STATE, weights, self._best_file}
+        for path in self.backup_dir.iterdir():  # earlier epochs, unfinished temporary files
+            if path.name not in keep and path.is_file():
+                path.unlink(missing_ok=True)
+        self._write_history()
+
+    def _write_history(self) -> None:
+        columns = list(dict.fromkeys(key for row in self.history for key in row))
+        temporary = self.history_path.with_name(f".{self.history_path.name}.tmp")
+        with temporary.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.history)
+        os.replace(temporary, self.history_path)
+
+
+def _loggable(value: Any) -> float | str:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _atomic_savez(path: Path, arrays: list) -> None:
+    temporary = path.with_name(f".{path.stem}.tmp.npz")
+    with open(temporary, "wb") as handle:
+        np.savez(handle, *arrays)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
 
 
 def enable_gpu_memory_growth() -> None:
@@ -182,6 +323,9 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
                 "pass overwrite=True (--overwrite) to train it again."
             )
         shutil.rmtree(run_dir)
+    elif overwrite:  # an unfinished run: start it afresh
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        (run_dir / "history.csv").unlink(missing_ok=True)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -352,13 +496,13 @@ def train(
         test_loss, test_accuracy = evaluation["test_loss"], evaluation["test_accuracy"]
         test_data_loss = evaluation["test_data_loss"]
     else:
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True)
         run_callbacks = [
             StopOnNonFiniteLoss(run_dir / "backup"),
             WeightPenaltyLogger(),
-            keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping_patience,
-                                          restore_best_weights=True),
-            keras.callbacks.CSVLogger(str(history_path), append=True),
+            early_stopping,
+            RunBackup(run_dir / "backup", history_path, early_stopping),  # writes history.csv
             keras.callbacks.TensorBoard(str(run_dir / "logs")),
             *callbacks,
         ]
@@ -389,6 +533,8 @@ def train(
     atomic_save_model(model, run_dir / "model.keras")
     plot_history(history, run_dir / "training_curves.png", f"{model_name} on {dataset}")
     atomic_write_json(metrics, run_dir / "metrics.json")
+    if not multi_worker:  # the run is finished: its backup is no longer needed
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
     return TrainResult(model=model, metrics=metrics, run_dir=run_dir, history=history)
 
 
