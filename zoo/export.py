@@ -87,8 +87,8 @@ class Predictor:
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch (or one example) of inputs."""
         inputs = np.asarray(inputs)
-        if not np.issubdtype(inputs.dtype, np.number):
-            raise ValueError(f"Inputs must be numeric, received dtype {inputs.dtype}.")
+        if not (np.issubdtype(inputs.dtype, np.integer) or np.issubdtype(inputs.dtype, np.floating)):
+            raise ValueError(f"Inputs must be real numbers (int or float), received dtype {inputs.dtype}.")
         if inputs.shape == self.input_shape:
             inputs = inputs[None]
         if inputs.shape[1:] != self.input_shape:
@@ -96,6 +96,9 @@ class Predictor:
                 f"Inputs have shape {inputs.shape}; expected (batch, "
                 f"{', '.join(map(str, self.input_shape))}) or {self.input_shape} for one example."
             )
+        if inputs.shape[0] == 0:
+            raise ValueError(f"Inputs hold no examples (shape {inputs.shape}); expected a batch of "
+                             f"at least one example of shape {self.input_shape}.")
         if not np.all(np.isfinite(inputs)):
             raise ValueError("Inputs contain NaN or infinite values.")
         return self._predict(inputs.astype(np.float32))

@@ -66,6 +66,13 @@ class Dense(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
 
     def call(self, inputs):
+        inputs = tf.convert_to_tensor(inputs)
+        if not inputs.dtype.is_floating:
+            # keras.layers.Dense promotes integer inputs to its float dtype.
+            if not (inputs.dtype.is_integer or inputs.dtype == tf.bool):
+                raise TypeError(f"Dense {self.name!r} expects numeric inputs (float or int), "
+                                f"received dtype {inputs.dtype.name}.")
+            inputs = tf.cast(inputs, self.compute_dtype)
         bias = None if self.bias is None else tf.convert_to_tensor(self.bias)
         outputs = ops.dense(inputs, tf.convert_to_tensor(self.kernel), bias)
         return self.activation(outputs) if self.activation is not None else outputs

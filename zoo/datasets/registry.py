@@ -179,6 +179,7 @@ def validation_size(num_train: int, validation_split: float) -> int:
     if validation_split > 0 and not 0 < n_val < num_train:
         raise ValueError(
             f"validation_split={validation_split!r} of {num_train} training examples "
-            f"leaves {n_val} for validation; choose a larger fraction or 0"
+            f"leaves {n_val} for validation and {num_train - n_val} for training; both must "
+            "be non-empty (or validation_split=0)"
         )
     return n_val
