@@ -50,7 +50,7 @@ def add_tune_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                     "Tuner, retrain the best configuration and evaluate it on the test split.")
     tune.add_argument("model", help="a registered model name (see `zoo list`)")
     tune.add_argument("--dataset", default="mnist1d", help="default: %(default)s (offline)")
-    tune.add_argument("--tuner", choices=TUNER_CHOICES, default="bayesian",
+    tune.add_argument("--tuner", choices=TUNER_CHOICES, default="hyperband",
                       help="Keras Tuner's Hyperband, BayesianOptimization or RandomSearch "
                            "(default: %(default)s)")
     tune.add_argument("--max-trials", type=_positive_int, default=None,

@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import gc
+import math
 from typing import Any, Sequence
 
 import keras
 import keras_tuner
 import tensorflow as tf
 
-from tuning.search_space import SearchSpace
+from tuning.search_space import LEARNING_RATE, SearchSpace
 from zoo.models.registry import check_overrides, create_model, get_builder
 from zoo.training import (
     WeightPenaltyLogger,
@@ -38,12 +39,13 @@ class ZooHyperModel(keras_tuner.HyperModel):
         learning_rate: used when the space does not tune it.
         optimizer: adam, sgd, rmsprop or adamw (``zoo.training.make_optimizer``).
         learning_rate_schedule: "constant", or "cosine" — the step size decays
-            to 0 along a cosine over ``schedule_steps`` (as ``zoo.train`` does
-            over a run; a Hyperband trial continued from a shorter one goes on
-            along the same curve, since its optimizer step count is restored).
-        schedule_steps: optimizer steps of the longest training (the tuner
-            sets it: max_epochs × steps per epoch); without it the step size
-            stays constant.
+            to 0 along a cosine, as ``zoo.train`` does over a run: in ``fit``
+            over that call's epochs (a Hyperband round continued from a
+            shorter one restarts the cosine from the restored state), in a
+            model built outside a search over ``schedule_steps``.
+        schedule_steps: optimizer steps of a training outside ``fit``
+            (``tuning.train_and_evaluate`` sets it: max_epochs × steps per
+            epoch); without it such a model's step size stays constant.
         early_stopping_patience: epochs without a lower ``val_loss`` before a trial stops.
         mixed_precision: build under the ``mixed_float16`` policy (the softmax stays float32).
         jit_compile: passed to ``model.compile``.
@@ -137,7 +139,38 @@ class ZooHyperModel(keras_tuner.HyperModel):
         ]
         if args and isinstance(args[0], tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # the pipeline reshuffles each epoch itself
+            steps_per_epoch = int(args[0].cardinality())
+            if self.learning_rate_schedule == "cosine" and steps_per_epoch > 0:
+                # This call's epochs are one complete training: its step size
+                # decays to 0 by its last epoch. A Hyperband round that goes on
+                # from a shorter one restarts the cosine from the restored
+                # weights and optimizer state (a warm restart), so each round
+                # compares models at the end of their budget, not mid-schedule.
+                epochs = kwargs.get("epochs", 1) - kwargs.get("initial_epoch", 0)
+                model.optimizer.learning_rate = RestartedCosineDecay(
+                    hp.values.get(LEARNING_RATE) or self.learning_rate,
+                    decay_steps=max(1, epochs * steps_per_epoch),
+                    start_step=int(model.optimizer.iterations))
         return model.fit(*args, callbacks=callbacks, **kwargs)
+
+
+class RestartedCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """η(t) = η₀ · ½(1 + cos(π · min(1, (t − t₀)/T))): a cosine decay to 0 over
+    ``decay_steps`` T optimizer steps that starts at step t₀ = ``start_step``."""
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, start_step: int = 0):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = int(decay_steps)
+        self.start_step = int(start_step)
+
+    def __call__(self, step):
+        progress = (keras.ops.cast(step, "float32") - self.start_step) / self.decay_steps
+        progress = keras.ops.clip(progress, 0.0, 1.0)
+        return self.initial_learning_rate * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "start_step": self.start_step}
 
 
 def release_memory() -> None:

@@ -127,7 +127,7 @@ def resolve_strategy(distribution_strategy: Any) -> tf.distribute.Strategy | Non
 def tune(
     model: str = "cnn1d",
     dataset: str = "mnist1d",
-    tuner: str = "bayesian",
+    tuner: str = "hyperband",
     max_trials: int | None = None,
     max_epochs: int | None = None,
     directory: str | os.PathLike | None = None,
@@ -160,10 +160,9 @@ def tune(
     split and writes the project directory (module docstring).
 
     Args:
-        tuner: "bayesian" (default), "hyperband" or "random". Bayesian
-            optimisation trains every trial the full ``max_epochs``; Hyperband
-            judges most trials after a few epochs, when weight decay has not
-            paid off yet, and so favours λ = 0 (benchmarks/tuning.py).
+        tuner: "hyperband" (default), "bayesian" or "random". Hyperband
+            trains most trials a few epochs and continues the best; Bayesian
+            optimisation and random search train every trial ``max_epochs``.
         max_trials: trials of a bayesian/random search (default 10); for
             Hyperband an optional cap (its schedule follows from
             ``max_epochs``, ``hyperband_factor``, ``hyperband_iterations``).

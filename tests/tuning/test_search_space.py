@@ -1,9 +1,13 @@
 """The search space: its hyperparameter names, ranges and the λ = 0 option,
-and the models ZooHyperModel builds from it (no training here)."""
+and the models ZooHyperModel builds from it, with the step size of their fit."""
+
+import math
 
 import keras
 import keras_tuner
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from tuning import SearchSpace, ZooHyperModel
 from tuning.search_space import trial_values
@@ -118,6 +122,29 @@ def test_hypermodel_decays_the_step_size_along_a_cosine_over_the_schedule_steps(
         optimizer.iterations.assign(step)
         step_sizes.append(float(optimizer.learning_rate))
     assert step_sizes == pytest.approx([3e-3, 1.5e-3, 0.0], abs=1e-9)
+
+
+def test_each_fit_anneals_its_own_epochs_and_a_continued_round_restarts_the_cosine():
+    hypermodel = ZooHyperModel("cnn1d", input_shape=(40, 1), num_classes=10, learning_rate=3e-3,
+                               learning_rate_schedule="cosine", **TINY_CNN)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    inputs = np.random.default_rng(0).random((64, 40, 1), dtype=np.float32)
+    labels = np.arange(64) % 10
+    data = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(16)  # 4 steps per epoch
+    step_sizes = []
+
+    class RecordStepSize(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            step_sizes.append(float(self.model.optimizer.learning_rate))
+
+    expected = [3e-3 * 0.5 * (1 + math.cos(math.pi * step / 8)) for step in range(8)]
+    hypermodel.fit(hp, model, data, epochs=2, verbose=0, callbacks=[RecordStepSize()])
+    assert step_sizes == pytest.approx(expected, rel=1e-5)
+    step_sizes.clear()  # Hyperband's next round: epochs 3-4 from the restored state
+    hypermodel.fit(hp, model, data, epochs=4, initial_epoch=2, verbose=0, callbacks=[RecordStepSize()])
+    assert step_sizes == pytest.approx(expected, rel=1e-5)
+    assert int(model.optimizer.iterations) == 16
 
 
 def test_hypermodel_builds_under_mixed_precision():
