@@ -11,12 +11,12 @@ wall time, the accuracy gap and the time ratio custom/keras.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
+
+from benchmarks.report import environment, write_report
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -76,9 +76,6 @@ def main(argv=None) -> int:
         print(f"accuracy: error: --epochs must be >= 1, received {args.epochs}", file=sys.stderr)
         return 2
 
-    import keras
-    import tensorflow as tf
-
     options = {"augment": args.augment}
     if args.batch_size:
         options["batch_size"] = args.batch_size
@@ -92,16 +89,11 @@ def main(argv=None) -> int:
         "benchmark": "accuracy",
         "epochs": args.epochs or "dataset default",
         "options": options,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "cpu_count": os.cpu_count(),
-        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-        "machine": platform.machine(),
+        **environment(),
         "total_seconds": round(time.time() - started, 1),
         "results": rows,
     }
-    with open(args.out, "w") as handle:
-        json.dump(report, handle, indent=2)
+    write_report(report, args.out)
     print(f"wrote {args.out}")
     return 0
 

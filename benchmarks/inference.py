@@ -11,12 +11,12 @@ warm-up, and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
+
+from benchmarks.report import environment, write_report
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -93,12 +93,8 @@ def main(argv=None) -> int:
                       f"{row['batch256_examples_per_s']:10.1f} ex/s", flush=True)
                 rows.append(row)
     report = {"benchmark": "inference", "model": args.model, "repeats": args.repeats,
-              "tensorflow": tf.__version__, "keras": keras.__version__,
-              "cpu_count": os.cpu_count(), "machine": platform.machine(),
-              "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-              "load_average": os.getloadavg(), "results": rows}
-    with open(args.out, "w") as handle:
-        json.dump(report, handle, indent=2)
+              **environment(), "load_average": os.getloadavg(), "results": rows}
+    write_report(report, args.out)
     print(f"wrote {args.out}")
     return 0
 

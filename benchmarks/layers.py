@@ -18,7 +18,6 @@ the other layers may be at most 10 % slower (ratio <= 1.10).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -26,6 +25,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from benchmarks.report import environment, write_report
 
 TARGETS = {"Dense": 1.0, "Conv1D": 1.0, "Conv2D": 1.0}
 DEFAULT_TARGET = 1.10
@@ -166,7 +167,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _machine_info() -> dict[str, Any]:
-    import keras
     import tensorflow as tf
 
     try:
@@ -174,18 +174,13 @@ def _machine_info() -> dict[str, Any]:
     except AttributeError:  # not on Linux
         usable = os.cpu_count()
     info = {
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
+        **environment(),
         "platform": platform.platform(),
-        "machine": platform.machine(),
         "processor": _cpu_model(),
-        "cpu_count": os.cpu_count(),
         "cpu_count_usable": usable,
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86 Linux)"),
-        "gpus": len(tf.config.list_physical_devices("GPU")),
     }
     return info
 
@@ -479,9 +474,7 @@ def main(argv=None) -> int:
         "cases": rows,
         "controls": controls,
     }
-    with open(args.out, "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=2)
-        handle.write("\n")
+    write_report(result, args.out)
 
     print()
     print(_format_table(rows))

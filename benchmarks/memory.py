@@ -27,11 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchmarks.report import environment, write_report
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -76,9 +77,6 @@ def main(argv=None) -> int:
     if args.trials < 4:
         parser.error("--trials must be at least 4")
 
-    import keras
-    import tensorflow as tf
-
     import tuning.tuners
     from tuning import tune
 
@@ -113,9 +111,7 @@ def main(argv=None) -> int:
     report = {
         "benchmark": "memory",
         "description": __doc__.strip().splitlines()[0],
-        "platform": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                     "keras": keras.__version__, "machine": platform.machine(),
-                     "cpus": os.cpu_count()},
+        "platform": environment(),
         "search": {"model": "cnn1d", "model_arguments": {k: list(v) for k, v in TINY_CNN.items()},
                    "dataset": "mnist1d", "tuner": "random", "trials": len(samples),
                    "epochs_per_trial": 1, "batch_size": args.batch_size,
@@ -144,10 +140,7 @@ def main(argv=None) -> int:
             key: kept[key] for key in ("rss_mb_before_search", "growth_mb_per_trial_second_half",
                                        "growth_mb_per_trial_all_trials", "growth_mb_first_to_last_trial",
                                        "rss_mb_after_each_trial", "wall_time_s")}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump(report, handle, indent=2)
-        handle.write("\n")
+    write_report(report, args.out)
     print(f"RSS {rss[0]:.1f} -> {rss[-1]:.1f} MiB over {len(rss)} trials; growth per trial over the "
           f"second half {report['growth_mb_per_trial_second_half']:+.3f} MiB -> {args.out}")
     return 0

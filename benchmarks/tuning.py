@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -98,10 +97,9 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
 
-    import keras
     import keras_tuner
-    import tensorflow as tf
 
+    from benchmarks.report import environment, write_report
     from tuning import SearchSpace, ZooHyperModel, train_and_evaluate, tune
     from zoo import datasets
     from zoo.models import model_arguments
@@ -194,18 +192,11 @@ def main(argv=None) -> int:
         "trials": [{key: row[key] for key in ("trial_id", "weight_decay", "dropout_rate", "epochs",
                                               "continues_trial", "val_accuracy", "wall_time_s")}
                    for row in results["trials"]],
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
+        **environment(),
         "keras_tuner": keras_tuner.__version__,
-        "cpu_count": os.cpu_count(),
-        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
-        "machine": platform.machine(),
         "total_seconds": round(time.time() - started, 1),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    from zoo.io import atomic_write_json
-
-    atomic_write_json(report, args.out)
+    write_report(report, args.out)
     print(f"trials per hour {report['search']['trials_per_hour']}; tuned {tuned:.4f} vs "
           f"λ=0/dropout 0 {comparison['no_regularization']['test_accuracy_mean']:.4f} vs defaults "
           f"{comparison['model_defaults']['test_accuracy_mean']:.4f}; wrote {args.out}")
