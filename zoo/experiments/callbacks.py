@@ -21,15 +21,32 @@ import numpy as np
 WHERE = ("input", "output")
 
 
-def _check_every_n_steps(every_n_steps) -> int:
-    if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, (int, np.integer)) \
-            or every_n_steps < 1:
-        raise ValueError("Invalid value for `every_n_steps`: expected an int >= 1, "
-                         f"received {every_n_steps!r}.")
-    return int(every_n_steps)
+class _EveryNSteps(keras.callbacks.Callback):
+    """Calls the subclass's ``_record`` (which appends the step to ``steps``)
+    once before the first training step and after every n-th one, counting
+    steps across ``fit`` calls."""
+
+    def __init__(self, every_n_steps: int):
+        super().__init__()
+        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, (int, np.integer)) \
+                or every_n_steps < 1:
+            raise ValueError("Invalid value for `every_n_steps`: expected an int >= 1, "
+                             f"received {every_n_steps!r}.")
+        self.every_n_steps = int(every_n_steps)
+        self.steps: list[int] = []
+        self._step = 0
+
+    def on_train_begin(self, logs=None):
+        if not self.steps:
+            self._record()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step % self.every_n_steps == 0:
+            self._record()
 
 
-class ActivationPercentiles(keras.callbacks.Callback):
+class ActivationPercentiles(_EveryNSteps):
     """Percentiles of one unit's activation over a probe batch, every n training steps.
 
     Args:
@@ -53,7 +70,7 @@ class ActivationPercentiles(keras.callbacks.Callback):
     def __init__(self, layer_name: str, unit: int = 0, percentiles: Sequence[float] = (15, 50, 85),
                  every_n_steps: int = 100, inputs=None, where: str = "input",
                  training: bool = False):
-        super().__init__()
+        super().__init__(every_n_steps)
         if not isinstance(layer_name, str) or not layer_name:
             raise ValueError(f"Invalid value for `layer_name`: expected a layer's name, "
                              f"received {layer_name!r}.")
@@ -73,13 +90,10 @@ class ActivationPercentiles(keras.callbacks.Callback):
         self.layer_name = layer_name
         self.unit = int(unit)
         self.percentiles = percentiles
-        self.every_n_steps = _check_every_n_steps(every_n_steps)
         self.inputs = inputs
         self.where = where
         self.training = bool(training)
-        self.steps: list[int] = []
         self._values: list[np.ndarray] = []
-        self._step = 0
         self._probe = None
 
     @property
@@ -89,13 +103,7 @@ class ActivationPercentiles(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._probe = self._probe_model()
-        if not self.steps:
-            self._record()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
-        if self._step % self.every_n_steps == 0:
-            self._record()
+        super().on_train_begin(logs)
 
     def _probe_model(self) -> keras.Model:
         names = [layer.name for layer in self.model.layers]
@@ -125,28 +133,16 @@ class ActivationPercentiles(keras.callbacks.Callback):
         self._values.append(np.percentile(activations[..., self.unit].ravel(), self.percentiles))
 
 
-class AccuracyEveryNSteps(keras.callbacks.Callback):
+class AccuracyEveryNSteps(_EveryNSteps):
     """Accuracy on a fixed set ``(inputs, labels)`` in inference mode, every n
     training steps (and once before the first): ``steps`` and ``accuracies``."""
 
     def __init__(self, inputs, labels, every_n_steps: int = 100, batch_size: int = 1000):
-        super().__init__()
+        super().__init__(every_n_steps)
         self.inputs = inputs
         self.labels = np.asarray(labels)
-        self.every_n_steps = _check_every_n_steps(every_n_steps)
         self.batch_size = batch_size
-        self.steps: list[int] = []
         self.accuracies: list[float] = []
-        self._step = 0
-
-    def on_train_begin(self, logs=None):
-        if not self.steps:
-            self._record()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
-        if self._step % self.every_n_steps == 0:
-            self._record()
 
     def _record(self) -> None:
         from zoo.experiments.common import predict
