@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.report import environment, write_report
+from zoo.cli import positive_int
 
 TARGETS = {"Dense": 1.0, "Conv1D": 1.0, "Conv2D": 1.0}
 DEFAULT_TARGET = 1.10
@@ -90,16 +91,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -118,7 +109,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--out", required=True,
                         help="JSON file to write (its folder must exist)")
-    parser.add_argument("--repeats", type=_positive_int, default=None,
+    parser.add_argument("--repeats", type=positive_int, default=None,
                         help="timed repetitions per layer and case (default 80, 15 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="fewer repetitions and shorter ones: a smoke run, not a measurement")
@@ -129,7 +120,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="time budget per case and variant: slow steps (XLA dropout on CPU "
                              "takes ~1 s) get fewer repetitions, at least 5 "
                              "(default 15 s, 8 s with --quick)")
-    parser.add_argument("--threads", type=_positive_int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="TensorFlow intra-op threads (default: TensorFlow's choice)")
     parser.add_argument("--no-control", action="store_true",
                         help="skip the A/A control rows (keras vs keras) that show the noise floor")

@@ -24,7 +24,7 @@ import ast
 import sys
 from typing import Sequence
 
-from zoo.cli import _positive_int
+from zoo.cli import positive_int
 
 TUNER_CHOICES = ("hyperband", "bayesian", "random")
 
@@ -53,9 +53,9 @@ def add_tune_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     tune.add_argument("--tuner", choices=TUNER_CHOICES, default="hyperband",
                       help="Keras Tuner's Hyperband, BayesianOptimization or RandomSearch "
                            "(default: %(default)s)")
-    tune.add_argument("--max-trials", type=_positive_int, default=None,
+    tune.add_argument("--max-trials", type=positive_int, default=None,
                       help="trials of a bayesian/random search (default 10); a cap for hyperband")
-    tune.add_argument("--max-epochs", type=_positive_int, default=None,
+    tune.add_argument("--max-epochs", type=positive_int, default=None,
                       help="most epochs per model; Hyperband's largest budget "
                            "(default: as `zoo train`, 15; 40 on mnist1d)")
     tune.add_argument("--directory", default=None, help="default: runs/tuning")
@@ -81,7 +81,7 @@ def add_tune_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     training.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                           help="learning-rate schedule over --max-epochs (default: %(default)s)")
     training.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop or adamw")
-    training.add_argument("--batch-size", type=_positive_int, default=None,
+    training.add_argument("--batch-size", type=positive_int, default=None,
                           help="per replica; default: as `zoo train` (64, 100 on mnist1d)")
     training.add_argument("--patience", type=int, default=5,
                           help="early-stopping patience in epochs (default: %(default)s)")
@@ -90,7 +90,7 @@ def add_tune_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     training.add_argument("--no-retrain", action="store_true",
                           help="evaluate the best trial's checkpoint instead of retraining it")
     training.add_argument("--hyperband-factor", type=int, default=3)
-    training.add_argument("--hyperband-iterations", type=_positive_int, default=1)
+    training.add_argument("--hyperband-iterations", type=positive_int, default=1)
 
     model = tune.add_argument_group("model (fixed during the search)")
     model.add_argument("--layers", choices=("custom", "keras"), default=None,

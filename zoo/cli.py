@@ -24,14 +24,23 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
-    return value
+def int_at_least(minimum: int):
+    """An argparse ``type`` for integers ≥ ``minimum``; its error names the bound."""
+    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
 
 
 def _non_negative_float(text: str) -> float:
@@ -69,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model (re-run to resume an unfinished run)")
     train.add_argument("model", help="a registered model name (see `zoo list`)")
     train.add_argument("--dataset", default="mnist_5k", help="default: %(default)s (offline)")
-    train.add_argument("--epochs", type=_positive_int, default=None,
+    train.add_argument("--epochs", type=positive_int, default=None,
                        help="default: 15 (40 on mnist1d)")
-    train.add_argument("--batch-size", type=_positive_int, default=None,
+    train.add_argument("--batch-size", type=positive_int, default=None,
                        help="per replica, the global batch is this times the replicas; "
                             "default: 64 (100 on mnist1d)")
     train.add_argument("--learning-rate", type=float, default=None,

@@ -11,15 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}")
-    return value
+from zoo.cli import int_at_least
 
 
 def add_reproduce_command(subparsers) -> argparse.ArgumentParser:
@@ -39,7 +31,7 @@ def add_reproduce_command(subparsers) -> argparse.ArgumentParser:
                              "experiments, DIR/reproduce-NAME)")
     parser.add_argument("--dataset", default=None,
                         help="any zoo dataset (default: each experiment's offline one)")
-    parser.add_argument("--seed", type=_seed, default=0, help="default: %(default)s")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="default: %(default)s")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     return parser
 
