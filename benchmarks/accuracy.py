@@ -10,13 +10,13 @@ wall time, the accuracy gap and the time ratio custom/keras.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 import time
 
 from benchmarks.report import environment, write_report
+from zoo.commands import Parser, int_at_least, positive_int
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -57,14 +57,14 @@ def run_case(case: str, epochs: int | None, seed: int, workdir: str, data_dir: s
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES),
                         help="MODEL:DATASET pairs (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=None,
                         help="default: the dataset's training default (15, or 40 on mnist1d)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--seeds", type=int_at_least(0), nargs="+", default=[0])
+    parser.add_argument("--batch-size", type=positive_int, default=None)
     parser.add_argument("--augment", action="store_true")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args(argv)

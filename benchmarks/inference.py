@@ -10,13 +10,13 @@ warm-up, and writes JSON.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 import time
 
 from benchmarks.report import environment, write_report
+from zoo.commands import Parser, positive_int
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -46,10 +46,10 @@ def measure(run, batch_one, batch_big, repeats: int) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", default="deep_cnn")
-    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--repeats", type=positive_int, default=200)
     args = parser.parse_args(argv)
     if args.repeats < 10:
         print(f"inference: error: --repeats must be >= 10, received {args.repeats}", file=sys.stderr)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.report import environment, write_report
-from zoo.cli import positive_int
+from zoo.commands import Parser, positive_float, positive_int
 
 TARGETS = {"Dense": 1.0, "Conv1D": 1.0, "Conv2D": 1.0}
 DEFAULT_TARGET = 1.10
@@ -84,25 +84,8 @@ CONTROL_CASES = ("dense_784x256", "conv2d_32to64_k3_s2_same")
 # ----------------------------------------------------------------------------- CLI
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line (no usage dump) with exit status 2."""
-
-    def error(self, message):  # noqa: D401 - argparse API
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = _Parser(
+    parser = Parser(
         prog="python -m benchmarks.layers",
         description="Time forward+backward of custom_layers against keras.layers "
                     "(interleaved, median over repetitions) and write JSON.",
@@ -113,10 +96,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="timed repetitions per layer and case (default 80, 15 with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="fewer repetitions and shorter ones: a smoke run, not a measurement")
-    parser.add_argument("--min-rep-ms", type=_positive_float, default=None,
+    parser.add_argument("--min-rep-ms", type=positive_float, default=None,
                         help="each repetition loops the step until it lasts about this long "
                              "(default 20 ms, 5 ms with --quick)")
-    parser.add_argument("--max-case-s", type=_positive_float, default=None,
+    parser.add_argument("--max-case-s", type=positive_float, default=None,
                         help="time budget per case and variant: slow steps (XLA dropout on CPU "
                              "takes ~1 s) get fewer repetitions, at least 5 "
                              "(default 15 s, 8 s with --quick)")

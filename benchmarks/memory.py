@@ -17,14 +17,13 @@ Clearing the Keras session is not enough with this package's layers: every
 ``@tf.custom_gradient`` op traced in graph mode registers its gradient function
 in TensorFlow's global gradient registry, which keeps the traced graph alive
 for ever (about 4 MB per trial here). The zoo's tuners remove a trial's
-registrations when it ends (``tuning.tuners.forget_custom_gradients``).
+registrations when it ends (``tuning.tuners.ZooTuner``).
 ``--keep-custom-gradients`` turns that off, to measure the leak; ``--compare``
 also runs the search that way, in a fresh process, and adds it to the JSON.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -33,6 +32,7 @@ import tempfile
 import time
 
 from benchmarks.report import environment, write_report
+from zoo.commands import Parser, positive_int
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -64,10 +64,10 @@ def main(argv=None) -> int:
     if not __package__:  # as a script, `import tuning` would find the tuning benchmark
         print("memory benchmark: error: run it as `python -m benchmarks.memory`", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
-    parser.add_argument("--trials", type=int, default=30, help="trials of the search (default 30)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--trials", type=positive_int, default=30, help="trials of the search (default 30)")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--keep-custom-gradients", action="store_true",
                         help="do not remove a finished trial's custom-gradient registrations")
     parser.add_argument("--compare", action="store_true",
@@ -77,21 +77,14 @@ def main(argv=None) -> int:
     if args.trials < 4:
         parser.error("--trials must be at least 4")
 
-    import tuning.tuners
     from tuning import tune
 
     samples = []
-    original_on_trial_end = tuning.tuners._ZooTunerHooks.on_trial_end
 
-    def on_trial_end(self, trial):
-        original_on_trial_end(self, trial)  # ends with release_memory(): session cleared, gc run
+    def on_trial_end(trial):  # after the tuner released the trial's memory
         samples.append({"trial": trial.trial_id, "rss_mb": round(rss_mb(), 2),
                         "time_s": round(time.perf_counter() - started, 2)})
         print(f"trial {trial.trial_id}: RSS {samples[-1]['rss_mb']:.1f} MiB", flush=True)
-
-    tuning.tuners._ZooTunerHooks.on_trial_end = on_trial_end
-    if args.keep_custom_gradients:
-        tuning.tuners.forget_custom_gradients = lambda since: 0
 
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = args.data_dir or os.path.join(scratch, "tensorflow_datasets")
@@ -103,7 +96,8 @@ def main(argv=None) -> int:
         result = tune("cnn1d", "mnist1d", tuner="random", max_trials=args.trials, max_epochs=1,
                       directory=os.path.join(scratch, "search"), project_name="memory",
                       batch_size=args.batch_size, seed=1, data_dir=data_dir, verbose=0,
-                      retrain=False, **TINY_CNN)
+                      retrain=False, trial_observers=[on_trial_end],
+                      release_custom_gradients=not args.keep_custom_gradients, **TINY_CNN)
         wall_time = time.perf_counter() - started
 
     rss = [sample["rss_mb"] for sample in samples]

@@ -25,13 +25,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+
+from zoo.commands import Parser, int_at_least, positive_float, positive_int
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -71,19 +72,19 @@ def main(argv=None) -> int:
     if not __package__:  # as a script, `import tuning` would find this file
         print("tuning benchmark: error: run it as `python -m benchmarks.tuning`", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--quick", action="store_true",
                         help="max_epochs 3 (6 trials), one seed: checks that the script runs")
-    parser.add_argument("--max-epochs", type=int, default=None, help="Hyperband's largest budget")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+    parser.add_argument("--max-epochs", type=positive_int, default=None, help="Hyperband's largest budget")
+    parser.add_argument("--seeds", type=int_at_least(0), nargs="+", default=None,
                         help="seeds of the final comparison (default 0 1 2; --quick: 0)")
-    parser.add_argument("--budget-minutes", type=float, default=20.0)
+    parser.add_argument("--budget-minutes", type=positive_float, default=20.0)
     parser.add_argument("--tuner", choices=("hyperband", "bayesian", "random"), default="hyperband",
                         help="hyperband (default) or, for comparison, a tuner whose trials all "
                              "train the full max_epochs")
-    parser.add_argument("--max-trials", type=int, default=20, help="trials of bayesian/random")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--max-trials", type=positive_int, default=20, help="trials of bayesian/random")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="default: zoo train's for mnist1d (100)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--workdir", default=None, help="keep the tuning project here (default: a temp dir)")
@@ -91,11 +92,6 @@ def main(argv=None) -> int:
     preset = QUICK if args.quick else FULL
     max_epochs = args.max_epochs or preset["max_epochs"]
     seeds = tuple(args.seeds) if args.seeds else preset["seeds"]
-    if max_epochs < 1 or (args.batch_size is not None and args.batch_size < 1) \
-            or args.budget_minutes <= 0:
-        print("tuning benchmark: error: --max-epochs, --batch-size and --budget-minutes must be positive",
-              file=sys.stderr)
-        return 2
 
     import keras_tuner
 

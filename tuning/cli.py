@@ -24,7 +24,7 @@ import ast
 import sys
 from typing import Sequence
 
-from zoo.cli import positive_int
+from zoo.commands import Parser, positive_int
 
 TUNER_CHOICES = ("hyperband", "bayesian", "random")
 
@@ -110,6 +110,7 @@ def add_tune_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                          help="TensorBoard logs per trial under PROJECT_DIR/logs")
     tune.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
                       help="0 silent, 1 progress bars, 2 one line per epoch (default)")
+    tune.set_defaults(handler=run_tune)
     return tune
 
 
@@ -171,17 +172,16 @@ def run_tune(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tuning.cli tune ...``: the subcommand without the rest of
     ``zoo``; errors as ``zoo`` prints them (one line, exit 2)."""
-    import os
+    from zoo import commands
 
-    from zoo.cli import _Parser, run_command
+    def build_parser() -> Parser:
+        parser = Parser(prog="zoo", description="deepzoo: tune a model's λ and dropout rate.")
+        subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+        subcommands.required = True
+        add_tune_command(subcommands)
+        return parser
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = _Parser(prog="zoo", description="deepzoo: tune a model's λ and dropout rate.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    commands.required = True
-    add_tune_command(commands)
-    args = parser.parse_args(argv)
-    return run_command(run_tune, args)
+    return commands.main(build_parser, argv)
 
 
 if __name__ == "__main__":

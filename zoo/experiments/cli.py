@@ -1,4 +1,4 @@
-"""The ``zoo reproduce`` command, for ``zoo.cli`` to add to its subcommands.
+"""The ``zoo reproduce`` command, registered for ``zoo`` as an entry point of ``zoo.commands``.
 
     zoo reproduce --list                     the experiments and their claims
     zoo reproduce batch-norm --quick         one experiment, a few minutes
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zoo.cli import int_at_least
+from zoo.commands import int_at_least
 
 
 def add_reproduce_command(subparsers) -> argparse.ArgumentParser:
@@ -33,6 +33,7 @@ def add_reproduce_command(subparsers) -> argparse.ArgumentParser:
                         help="any zoo dataset (default: each experiment's offline one)")
     parser.add_argument("--seed", type=int_at_least(0), default=0, help="default: %(default)s")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    parser.set_defaults(handler=run_reproduce)
     return parser
 
 

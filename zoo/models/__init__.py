@@ -1,4 +1,5 @@
-"""Model families (one module each) and the registry."""
+"""Model families (one module each) and the registry; importing the
+families registers their models."""
 
 from zoo.models.cnn import deep_cnn
 from zoo.models.cnn1d import cnn1d

@@ -2,7 +2,9 @@
 
 Every entry is a function returning an uncompiled ``keras.Model``; presets are
 tiny functions that fill in arguments of a family builder (``deep_mlp``,
-``deep_cnn``, ``cnn1d``), as in timm.
+``deep_cnn``, ``cnn1d``), as in timm. The family modules register themselves
+when ``zoo.models`` is imported (which importing this module does first), so
+the registry knows no family by name.
 """
 
 from __future__ import annotations
@@ -49,13 +51,11 @@ def register_preset(name: str, family: ModelBuilder, doc: str, **defaults) -> Mo
 
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
-    _import_families()
     return sorted(_REGISTRY)
 
 
 def get_builder(name: str) -> ModelBuilder:
     """The registered entry point called ``name``; ValueError lists the valid names."""
-    _import_families()
     if name not in _REGISTRY:
         raise ValueError(f"Unknown model {name!r}. Available models: {', '.join(list_models())}.")
     return _REGISTRY[name]
@@ -90,7 +90,3 @@ def check_overrides(name: str, overrides: dict) -> None:
             f"Valid arguments: {', '.join(valid)}."
         )
 
-
-def _import_families() -> None:
-    # Importing the family modules runs their @register_model decorators.
-    from zoo.models import cnn, cnn1d, mlp  # noqa: F401

@@ -1,0 +1,102 @@
+"""The shape of the code: imports flow one way (``custom_layers`` ← ``zoo`` ←
+``tuning``), no module imports itself back through others — counting imports
+inside functions — and private upstream modules are imported only in a
+package's ``_compat.py``."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("custom_layers", "zoo", "tuning")
+LAYER = {"custom_layers": 0, "zoo": 1, "tuning": 2}  # a package may import only lower ones
+PRIVATE_UPSTREAM = ("keras.src", "keras_tuner.src", "tensorflow.python")
+
+
+def _modules() -> dict[str, Path]:
+    modules = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+MODULES = _modules()
+
+
+def _imports(path: Path) -> list[str]:
+    """Every module name an import statement anywhere in ``path`` names
+    (``from a import b`` counts as ``a.b`` when that is a module)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: relative import"
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                names.append(submodule if submodule in MODULES else node.module)
+    return names
+
+
+GRAPH = {name: sorted({imported for imported in _imports(path) if imported in MODULES} - {name})
+         for name, path in MODULES.items()}
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, components = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for successor in graph[node]:
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in on_stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return components
+
+
+def test_the_checker_finds_a_cycle_and_the_packages_are_found():
+    assert {"zoo.training", "tuning.search", "custom_layers.ops.conv"} <= set(MODULES)
+    assert _cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle_in_the_three_packages():
+    assert _cycles(GRAPH) == []
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_flow_from_custom_layers_to_zoo_to_tuning(module):
+    own = LAYER[module.split(".")[0]]
+    upward = [imported for imported in GRAPH[module] if LAYER[imported.split(".")[0]] > own]
+    assert upward == [], f"{module} imports a package built on it: {upward}"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_private_upstream_modules_only_in_compat(module):
+    private = [name for name in _imports(MODULES[module])
+               if name.startswith(PRIVATE_UPSTREAM)]
+    if MODULES[module].name != "_compat.py":
+        assert private == [], f"{module} imports private upstream modules: {private}"

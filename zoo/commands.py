@@ -1,0 +1,141 @@
+"""What every ``zoo`` command shares: the parser that prints one line and
+exits with status 2, argument types with Keras-style bounds, the runner that
+turns errors into one line and Ctrl-C into status 130, and the discovery of
+subcommands that other packages contribute.
+
+A package adds a subcommand through the entry-point group ``zoo.commands``:
+the entry point is a function ``add(subparsers)`` that adds its parser and
+sets ``handler`` (a function of the parsed arguments) as its default, e.g.
+
+    [project.entry-points."zoo.commands"]
+    tune = "tuning.cli:add_tune_command"
+
+so ``zoo`` presents commands built on it without importing them by name.
+Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib.metadata import entry_points
+from typing import Callable
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+COMMAND_GROUP = "zoo.commands"
+
+Handler = Callable[[argparse.Namespace], object]
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (``zoo: error: ...``)
+    and exit status 2, without the usage dump."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def int_at_least(minimum: int):
+    """An argparse ``type`` for integers ≥ ``minimum``; its error names the bound."""
+    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse ``type`` for numbers ≥ 0 (e.g. λ)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, received {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type`` for finite numbers > 0 (e.g. a time budget)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, received {text!r}")
+    return value
+
+
+def rate(text: str) -> float:
+    """An argparse ``type`` for a probability in [0, 1) (e.g. a dropout rate)."""
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), received {text!r}")
+    return value
+
+
+def add_contributed_commands(subparsers) -> list[str]:
+    """Adds the subcommands registered under the ``zoo.commands`` entry-point
+    group to ``subparsers``; returns their names."""
+    names = []
+    for entry_point in sorted(entry_points(group=COMMAND_GROUP), key=lambda point: point.name):
+        entry_point.load()(subparsers)
+        names.append(entry_point.name)
+    return names
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with file descriptor 2 pointed at /dev/null: its C++
+    runtime prints start-up notices before its log level applies, and a user's
+    terminal should show only this program's own output and errors."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def run_command(handler: Handler, args: argparse.Namespace) -> int:
+    """Runs a command handler the way every ``zoo`` command runs: TensorFlow
+    imported quietly, errors as one line with exit status 2, Ctrl-C as 130."""
+    try:
+        import_tensorflow_quietly()
+        handler(args)
+    except KeyboardInterrupt:
+        print("zoo: interrupted; run the same command again to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError, RuntimeError, KeyError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"zoo: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def main(build_parser: Callable[[], argparse.ArgumentParser], argv=None) -> int:
+    """Parses ``argv`` with the parser ``build_parser`` makes and runs the
+    chosen subcommand's ``handler`` (see :func:`run_command`)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C before the command started: nothing to resume
+        print("zoo: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return run_command(args.handler, args)
