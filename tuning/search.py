@@ -39,7 +39,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import keras
 import keras_tuner
@@ -49,6 +49,7 @@ from tuning.hypermodel import ZooHyperModel, release_memory
 from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
 from tuning.tuners import (
     TRIAL_RECORD,
+    TrialObserver,
     check_tuner_name,
     distributed_role,
     make_tuner,
@@ -150,6 +151,8 @@ def tune(
     tensorboard: bool = False,
     jit_compile: bool | str = "auto",
     verbose: int = 1,
+    trial_observers: Sequence[TrialObserver] = (),
+    release_custom_gradients: bool = True,
     **model_overrides: Any,
 ) -> TuneResult:
     """Searches λ and the dropout rate (and the learning rate, if the space
@@ -185,6 +188,7 @@ def tune(
         export_dir: also export the best model as a SavedModel there.
         tensorboard: TensorBoard logs per trial (with Keras Tuner's HParams)
             under ``PROJECT_DIR/logs``.
+        trial_observers, release_custom_gradients: see ``tuning.tuners.ZooTuner``.
         seed: seeds Keras (weights, data order) and the oracle's sampling;
             Keras Tuner takes an oracle seed of 0 as "none" (random).
         **model_overrides: fixed arguments of the model (e.g. ``filters=(8,)``).
@@ -259,7 +263,8 @@ def tune(
             tuner, hypermodel, max_trials=max_trials, max_epochs=max_epochs,
             directory=directory, project_name=project_name, overwrite=overwrite, seed=seed,
             distribution_strategy=strategy, hyperband_factor=hyperband_factor,
-            hyperband_iterations=hyperband_iterations)
+            hyperband_iterations=hyperband_iterations, trial_observers=trial_observers,
+            release_custom_gradients=release_custom_gradients)
         if role != "worker":
             project_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(settings, project_dir / SETTINGS_FILE)

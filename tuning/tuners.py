@@ -1,15 +1,16 @@
 """Keras Tuner's own tuners (Hyperband, BayesianOptimization, RandomSearch)
 for zoo hypermodels, and the roles of its distributed mode.
 
-The tuners are Keras Tuner's classes with two hooks added: each finished
-trial's tuner id and wall time are written beside Keras Tuner's
-``trial.json`` (``trial_<id>/zoo_trial.json``, so a distributed search shows
-which worker ran what), and Keras' global state — with the gradient functions
-that the custom layers' ``@tf.custom_gradient`` ops registered in TensorFlow
-(each holds a traced graph) — is cleared between trials. Oracle, scheduling,
-checkpoints and resumption are Keras Tuner's; its JSON state files are written
-atomically here (a temporary file renamed into place), so a search killed at
-any moment can be reloaded.
+The tuners are Keras Tuner's classes with the hooks of :class:`ZooTuner`
+added: each finished trial's tuner id and wall time are written beside Keras
+Tuner's ``trial.json`` (``trial_<id>/zoo_trial.json``, so a distributed search
+shows which worker ran what), Keras' global state — with the gradient
+functions that the custom layers' ``@tf.custom_gradient`` ops registered in
+TensorFlow (each holds a traced graph) — is cleared between trials, and
+observers see each finished trial. Oracle, scheduling, checkpoints and
+resumption are Keras Tuner's; while a zoo tuner runs, its JSON state files
+are written atomically (``tuning._compat``), so a search killed at any moment
+can be reloaded.
 
 Distributed search (Keras Tuner's chief/worker mode): run the same command
 in every process, with
@@ -28,46 +29,16 @@ worker one GPU with ``CUDA_VISIBLE_DEVICES=<index>`` on a multi-GPU machine.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import keras_tuner
-from keras_tuner.src import utils as _keras_tuner_utils
 
+from tuning._compat import atomic_keras_tuner_state, custom_gradient_mark, forget_custom_gradients
 from tuning.hypermodel import ZooHyperModel, release_memory
-from zoo.io import atomic_write_json, atomic_write_text
-
-_save_json_in_place = _keras_tuner_utils.save_json
-
-
-def _save_json_atomically(path, obj):
-    """Keras Tuner's ``utils.save_json`` (oracle.json, trial.json, tuner0.json),
-    written to a temporary file and renamed over: Keras Tuner truncates the file
-    and then writes it, and a search killed in between could not be reloaded."""
-    if "://" in str(path):  # a remote file system: Keras Tuner's own writer
-        return _save_json_in_place(path, obj)
-    text = json.dumps(obj)
-    atomic_write_text(text, path)
-    return text
-
-
-_load_json = _keras_tuner_utils.load_json
-
-
-def _load_json_naming_the_file(path):
-    """Keras Tuner's ``utils.load_json``; a corrupt file is named in the error."""
-    try:
-        return _load_json(path)
-    except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError
-        raise ValueError(f"Keras Tuner file {path} is corrupt ({error}); the search cannot be "
-                         "resumed: pass overwrite=True (--overwrite) to start it afresh.") from None
-
-
-_keras_tuner_utils.save_json = _save_json_atomically
-_keras_tuner_utils.load_json = _load_json_naming_the_file
+from zoo.io import atomic_write_json
 
 TUNERS = ("hyperband", "bayesian", "random")
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
@@ -89,36 +60,35 @@ def distributed_role() -> str:
     return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
-def custom_gradient_mark() -> int:
-    """TensorFlow's op uid counter now; what ``@tf.custom_gradient`` registers
-    later has a larger one."""
-    from tensorflow.python.framework import ops
-
-    return ops.uid()
+TrialObserver = Callable[[keras_tuner.engine.trial.Trial], None]
 
 
-def forget_custom_gradients(since: int) -> int:
-    """Removes the gradient functions that ``@tf.custom_gradient`` (every
-    custom layer's op) registered in TensorFlow's global gradient registry
-    while tracing after ``custom_gradient_mark()`` returned ``since``; returns
-    how many. TensorFlow never removes them ("CustomGradient-<uid>"), and each
-    holds its traced graph: a search leaked ~4 MB per trial of a tiny cnn1d.
-    Only for graphs that are no longer used (a finished trial's models)."""
-    from tensorflow.python.framework import ops
+class ZooTuner:
+    """What the zoo adds to a Keras Tuner tuner (a mixin over one of its
+    tuners): a record of each finished trial, Keras' global state and the
+    trial's custom-gradient registrations released between trials, Keras
+    Tuner's state files written atomically while it runs, and observers.
 
-    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
-    if not isinstance(registry, dict):  # another TensorFlow version: leave it
-        return 0
-    prefix = "CustomGradient-"
-    names = [name for name in registry if name.startswith(prefix)
-             and name[len(prefix):].isdigit() and int(name[len(prefix):]) > since]
-    for name in names:
-        del registry[name]
-    return len(names)
+    Args (besides the Keras Tuner tuner's own):
+        trial_observers: functions called with each finished trial, after
+            its record is written and its memory released (e.g. to sample
+            the RSS, as ``benchmarks/memory.py`` does).
+        release_custom_gradients: remove the custom gradients a finished
+            trial registered in TensorFlow (default True; False only to
+            measure the leak it prevents).
+    """
 
+    def __init__(self, *args, trial_observers: Sequence[TrialObserver] = (),
+                 release_custom_gradients: bool = True, **kwargs):
+        self.trial_observers = list(trial_observers)
+        self.release_custom_gradients = release_custom_gradients
+        self.trials_run: list[str] = []  # ids of the trials this process ran
+        with atomic_keras_tuner_state():  # the tuner reloads and writes its state here
+            super().__init__(*args, **kwargs)
 
-class _ZooTunerHooks:
-    """Trial hooks shared by the three tuners (a mixin over a Keras Tuner tuner)."""
+    def search(self, *args, **kwargs):
+        with atomic_keras_tuner_state():
+            return super().search(*args, **kwargs)
 
     def on_trial_begin(self, trial):
         self._trial_started = time.time()
@@ -138,26 +108,22 @@ class _ZooTunerHooks:
         atomic_write_json(record, Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD)
         super().on_trial_end(trial)
         self.trials_run.append(trial.trial_id)
-        forget_custom_gradients(self._gradients_mark)  # the trial's graphs, freed by:
+        if self.release_custom_gradients:
+            forget_custom_gradients(self._gradients_mark)  # the trial's graphs, freed by:
         release_memory()
-
-    @property
-    def trials_run(self) -> list[str]:
-        """Ids of the trials this process ran (in this session)."""
-        if not hasattr(self, "_trials_run"):
-            self._trials_run = []
-        return self._trials_run
+        for observe in self.trial_observers:
+            observe(trial)
 
 
-class HyperbandTuner(_ZooTunerHooks, keras_tuner.Hyperband):
+class HyperbandTuner(ZooTuner, keras_tuner.Hyperband):
     """``keras_tuner.Hyperband`` with the zoo's trial hooks."""
 
 
-class BayesianTuner(_ZooTunerHooks, keras_tuner.BayesianOptimization):
+class BayesianTuner(ZooTuner, keras_tuner.BayesianOptimization):
     """``keras_tuner.BayesianOptimization`` with the zoo's trial hooks."""
 
 
-class RandomTuner(_ZooTunerHooks, keras_tuner.RandomSearch):
+class RandomTuner(ZooTuner, keras_tuner.RandomSearch):
     """``keras_tuner.RandomSearch`` with the zoo's trial hooks."""
 
 
@@ -180,7 +146,9 @@ def make_tuner(
     distribution_strategy: Any = None,
     hyperband_factor: int = 3,
     hyperband_iterations: int = 1,
-) -> keras_tuner.Tuner:
+    trial_observers: Sequence[TrialObserver] = (),
+    release_custom_gradients: bool = True,
+) -> ZooTuner:
     """A Keras Tuner tuner by name, maximising ``val_accuracy``.
 
     It reloads the search stored under ``directory/project_name`` unless
@@ -188,7 +156,8 @@ def make_tuner(
     is its largest training budget per model and ``max_trials`` (if given)
     caps the number of trials; for the other two, ``max_trials`` is the search
     length. A worker of a distributed search never overwrites: the chief owns
-    the project directory.
+    the project directory. ``trial_observers`` and
+    ``release_custom_gradients``: see :class:`ZooTuner`.
     """
     check_tuner_name(tuner)
     common = dict(
@@ -199,6 +168,8 @@ def make_tuner(
         project_name=project_name,
         overwrite=overwrite and distributed_role() != "worker",
         distribution_strategy=distribution_strategy,
+        trial_observers=trial_observers,
+        release_custom_gradients=release_custom_gradients,
     )
     if tuner == "hyperband":
         instance = HyperbandTuner(max_epochs=max_epochs, factor=hyperband_factor,
