@@ -15,8 +15,8 @@
    cores: the JSON records the wall time and ``within_budget``.
 2. The best (λ, dropout) and two untuned baselines — λ = 0 with dropout 0, and
    the registry defaults of cnn1d (λ = 5e-4, dropout 0.3) — are each trained
-   from scratch the same way (``tuning.train_and_evaluate``: up to max_epochs,
-   early stopping on validation loss, best epoch restored) with the same
+   from scratch the same way (``tuning.train_and_evaluate``, a ``zoo.train`` run: up to
+   max_epochs, early stopping on validation loss, best epoch restored) with the same
    seeds, and evaluated on the test split, which the search never saw.
 3. Reported: trials per hour of the search, test accuracies (per seed and
    mean), the tuned-minus-untuned gap, and whether the chosen λ is neither the
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     import keras_tuner
 
     from benchmarks.report import environment, write_report
-    from tuning import SearchSpace, ZooHyperModel, train_and_evaluate, tune
+    from tuning import SearchConfig, SearchSpace, train_and_evaluate, tune
     from zoo import datasets
     from zoo.models import model_arguments
     from zoo.training import training_defaults
@@ -107,6 +107,9 @@ def main(argv=None) -> int:
 
     space = SearchSpace(weight_decay=(1e-6, 1e-2), include_zero_weight_decay=True,
                         dropout_rate=(0.0, 0.7))
+    config = SearchConfig("cnn1d", "mnist1d", args.tuner, space, max_epochs=max_epochs,
+                          batch_size=batch_size, learning_rate=learning_rate,
+                          learning_rate_schedule=SCHEDULE)
     defaults = model_arguments("cnn1d")
     baselines = {
         "no_regularization": {"weight_decay": 0.0, "dropout_rate": 0.0},
@@ -117,11 +120,8 @@ def main(argv=None) -> int:
     started = time.time()
     with tempfile.TemporaryDirectory() as scratch:
         workdir = args.workdir or scratch
-        result = tune("cnn1d", dataset="mnist1d", tuner=args.tuner, max_epochs=max_epochs,
-                      max_trials=args.max_trials if args.tuner != "hyperband" else None,
-                      hyperband_factor=3, hyperband_iterations=1, search_space=space,
-                      batch_size=batch_size, learning_rate=learning_rate,
-                      learning_rate_schedule=SCHEDULE, seed=SEARCH_SEED, data_dir=args.data_dir,
+        result = tune(config, max_trials=args.max_trials if args.tuner != "hyperband" else None,
+                      seed=SEARCH_SEED, data_dir=args.data_dir,
                       directory=workdir, project_name=f"cnn1d-mnist1d-{args.tuner}", overwrite=True,
                       retrain=False, verbose=0)
         results = json.loads(result.results_path.read_text())
@@ -131,8 +131,6 @@ def main(argv=None) -> int:
     print(f"search: {completed} trials in {search_seconds:.0f} s; best λ = {best['weight_decay']:.3g}, "
           f"dropout = {best['dropout_rate']:.3f}, val accuracy {result.best_val_accuracy:.4f}", flush=True)
 
-    hypermodel = ZooHyperModel("cnn1d", space, input_shape=(40, 1), num_classes=10,
-                               learning_rate=learning_rate, learning_rate_schedule=SCHEDULE)
     configurations = {"tuned": {"weight_decay": best["weight_decay"],
                                 "dropout_rate": best["dropout_rate"]}, **baselines}
     comparison = {}
@@ -140,9 +138,10 @@ def main(argv=None) -> int:
         runs = []
         for seed in seeds:
             begun = time.time()
-            _, metrics = train_and_evaluate(hypermodel, values, "mnist1d", max_epochs=max_epochs,
-                                            batch_size=batch_size, seed=seed,
-                                            data_dir=args.data_dir)
+            with tempfile.TemporaryDirectory() as run_dir:
+                trained = train_and_evaluate(config, values, run_dir=run_dir, seed=seed,
+                                             data_dir=args.data_dir, overwrite=True)
+            metrics = {key: trained.metrics[key] for key in ("test_loss", "test_accuracy", "epochs_run")}
             runs.append({"seed": seed, **{key: round(value, 4) for key, value in metrics.items()},
                          "wall_time_s": round(time.time() - begun, 1)})
             print(f"{name:<18} seed {seed}: test accuracy {metrics['test_accuracy']:.4f} "
@@ -163,7 +162,7 @@ def main(argv=None) -> int:
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "learning_rate_schedule": SCHEDULE,
-        "early_stopping_patience": hypermodel.early_stopping_patience,
+        "early_stopping_patience": config.early_stopping_patience,
         "search_space": space.to_dict(),
         "seeds": list(seeds),
         "search": {

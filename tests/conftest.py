@@ -1,5 +1,6 @@
 """Shared test configuration: quiet TensorFlow, two logical CPU devices for
-tf.distribute tests, float32 defaults restored after each test."""
+tf.distribute tests, float32 defaults restored after each test, and one
+tensorflow-datasets directory per test process."""
 
 import os
 
@@ -24,3 +25,14 @@ def _restore_keras_globals():
     keras.mixed_precision.set_global_policy("float32")
     keras.backend.set_floatx("float32")
     keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """A tfds data_dir shared by the tests of one process, MNIST-1D prepared
+    before any test (or subprocess) reads it; mnist_5k is built on first use."""
+    from zoo import datasets
+
+    directory = str(tmp_path_factory.mktemp("tensorflow_datasets"))
+    datasets.prepare("mnist1d", data_dir=directory)
+    return directory

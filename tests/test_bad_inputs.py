@@ -200,11 +200,13 @@ API_ROWS = [
      r"augment=True applies to image datasets; 'mnist1d' is a signal dataset"),
     # training
     ("epochs 0", lambda c: train_mlp(c, epochs=0), ValueError,
-     r"`epochs`: expected an int >= 1, received 0"),
+     r"Invalid value for argument `epochs`\. Expected an integer > 0\. Received: epochs=0\."),
     ("unknown optimizer", lambda c: train_mlp(c, optimizer="lbfgs"), ValueError,
-     r"Unknown optimizer 'lbfgs'\. Expected one of \('adam', 'sgd', 'rmsprop', 'adamw'\)"),
+     r"Invalid value for argument `optimizer`\. Expected one of 'adam', 'sgd', 'rmsprop', "
+     r"'adamw'\. Received: optimizer='lbfgs'\."),
     ("negative learning rate", lambda c: train_mlp(c, learning_rate=-0.1), ValueError,
-     r"Invalid learning rate: expected a number > 0, received -0\.1"),
+     r"Invalid value for argument `learning_rate`\. Expected a finite number > 0\. "
+     r"Received: learning_rate=-0\.1\."),
     ("negative λ in training", lambda c: train_mlp(c, weight_decay=-0.1), ValueError,
      r"`weight_decay`: expected a number >= 0"),
     ("empty training data", with_empty_training_data, ValueError,
@@ -252,8 +254,10 @@ API_ROWS = [
      ValueError, r"Unsupported input file .*notes\.txt: expected \.npy, \.png, \.jpg or \.jpeg"),
     # tuning
     ("unknown tuner", tune_with(tuner="grid"), ValueError,
-     r"Unknown tuner 'grid'\. Expected one of hyperband, bayesian, random"),
-    ("max_epochs 0", tune_with(max_epochs=0), ValueError, r"`max_epochs`: expected an int >= 1"),
+     r"Invalid value for argument `tuner`\. Expected one of 'hyperband', 'bayesian', 'random'\. "
+     r"Received: tuner='grid'\."),
+    ("max_epochs 0", tune_with(max_epochs=0), ValueError,
+     r"argument `max_epochs`\. Expected an integer > 0 or None\. Received: max_epochs=0\."),
     ("negative λ range", lambda c: space(weight_decay=(-1e-3, 1e-2)), ValueError,
      r"`weight_decay`: λ cannot be negative"),
     ("dropout range up to 1", lambda c: space(dropout_rate=(0.0, 1.0)), ValueError,
@@ -276,7 +280,8 @@ CLI_ROWS = [
     ("unknown model", ["train", "resnet50"], r"Unknown model 'resnet50'\. Available models:"),
     ("unknown dataset", ["train", "mlp", "--dataset", "imagenet42"],
      r"unknown dataset 'imagenet42'; valid names are"),
-    ("unknown optimizer", ["train", "mlp", "--optimizer", "lbfgs"], r"Unknown optimizer 'lbfgs'"),
+    ("unknown optimizer", ["train", "mlp", "--optimizer", "lbfgs"],
+     r"Invalid value for argument `optimizer`\. .*Received: optimizer='lbfgs'\."),
     ("negative λ", ["train", "mlp", "--weight-decay", "-1"],
      r"argument --weight-decay: expected a number >= 0, received '-1'"),
     ("dropout 1", ["train", "mlp", "--dropout", "1"],

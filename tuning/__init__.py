@@ -19,13 +19,14 @@ _LAZY = {
     "TUNERS": "tuning.tuners",
     "make_tuner": "tuning.tuners",
     "distributed_role": "tuning.tuners",
+    "ZooTuner": "tuning.tuners",
     "tune": "tuning.search",
+    "SearchConfig": "tuning.search",
     "TuneResult": "tuning.search",
-    "trial_table": "tuning.search",
-    "format_trial_table": "tuning.search",
-    "export_saved_model": "tuning.search",
     "train_and_evaluate": "tuning.search",
     "evaluate": "tuning.search",
+    "trial_table": "tuning.report",
+    "format_trial_table": "tuning.report",
 }
 
 __all__ = sorted(_LAZY)

@@ -134,7 +134,8 @@ def _search_space(args):
 def run_tune(args: argparse.Namespace) -> None:
     """Runs ``zoo tune`` for parsed ``args``: search, print the table and the
     best model's test accuracy (a worker prints the trials it ran)."""
-    from tuning.search import format_trial_table, tune
+    from tuning.report import format_trial_table
+    from tuning.search import tune
 
     overrides = dict(args.model_arg)
     if args.no_batch_norm:

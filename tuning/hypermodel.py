@@ -2,7 +2,8 @@
 
 ``build(hp)`` creates the registry model with this trial's λ and dropout rate
 (:meth:`tuning.SearchSpace.declare`; everything else fixed) and compiles it as
-``zoo.training`` does; ``fit(hp, model, ...)`` trains it with early stopping.
+``zoo.training`` does; ``fit(hp, model, ...)`` trains it through the same
+engine (``zoo.training.fit``) with early stopping.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import tensorflow as tf
 
 from tuning.search_space import LEARNING_RATE, SearchSpace
 from zoo.models.registry import check_overrides, create_model, get_builder
+from custom_layers.arguments import check_bool, check_int
 from zoo.training import (
-    WeightPenaltyLogger,
     compile_model,
     enable_gpu_memory_growth,
+    fit,
     make_optimizer,
+    training_callbacks,
 )
 
 #: The model arguments a search sets itself; they cannot be fixed overrides.
@@ -43,9 +46,8 @@ class ZooHyperModel(keras_tuner.HyperModel):
             over that call's epochs (a Hyperband round continued from a
             shorter one restarts the cosine from the restored state), in a
             model built outside a search over ``schedule_steps``.
-        schedule_steps: optimizer steps of a training outside ``fit``
-            (``tuning.train_and_evaluate`` sets it: max_epochs × steps per
-            epoch); without it such a model's step size stays constant.
+        schedule_steps: optimizer steps of a training outside ``fit``;
+            without it such a model's step size stays constant.
         early_stopping_patience: epochs without a lower ``val_loss`` before a trial stops.
         mixed_precision: build under the ``mixed_float16`` policy (the softmax stays float32).
         jit_compile: passed to ``model.compile``.
@@ -80,13 +82,8 @@ class ZooHyperModel(keras_tuner.HyperModel):
             model_overrides["num_classes"] = num_classes
         check_overrides(model, model_overrides)
         make_optimizer(optimizer, learning_rate, learning_rate_schedule)  # validates all three
-        if isinstance(early_stopping_patience, bool) or not isinstance(early_stopping_patience, int) \
-                or early_stopping_patience < 0:
-            raise ValueError("Invalid value for `early_stopping_patience`: expected an int >= 0, "
-                             f"received {early_stopping_patience!r}.")
-        if not isinstance(mixed_precision, bool):
-            raise ValueError(f"Invalid value for `mixed_precision`: expected True or False, "
-                             f"received {mixed_precision!r}.")
+        check_int(early_stopping_patience, "early_stopping_patience", minimum=0)
+        check_bool(mixed_precision, "mixed_precision")
         self.model_name = model
         self.search_space = search_space if search_space is not None else SearchSpace()
         if not isinstance(self.search_space, SearchSpace):
@@ -126,32 +123,32 @@ class ZooHyperModel(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args, **kwargs):
-        """``model.fit`` with early stopping on ``val_loss`` (and the λE_W log)
-        added to the tuner's callbacks; Hyperband's ``epochs``/``initial_epoch``
-        arrive in ``kwargs``. Returns the History, whose ``val_accuracy`` the
-        tuner scores."""
+        """Trains a trial through ``zoo.training``'s engine: the λE_W log and
+        early stopping on ``val_loss`` (the trial is scored on its best epoch,
+        so the weights are not rolled back) before the tuner's callbacks;
+        Hyperband's ``epochs``/``initial_epoch`` arrive in ``kwargs``. Returns
+        the History, whose ``val_accuracy`` the tuner scores."""
         enable_gpu_memory_growth()
-        callbacks = list(kwargs.pop("callbacks", None) or [])
-        callbacks = [
-            WeightPenaltyLogger(),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.early_stopping_patience),
-            *callbacks,
-        ]
-        if args and isinstance(args[0], tf.data.Dataset):
-            kwargs.setdefault("shuffle", False)  # the pipeline reshuffles each epoch itself
-            steps_per_epoch = int(args[0].cardinality())
+        callbacks = training_callbacks(
+            early_stopping_patience=self.early_stopping_patience, restore_best_weights=False,
+            stop_on_non_finite_loss=False,  # a diverging trial scores low; the search goes on
+            callbacks=list(kwargs.pop("callbacks", None) or []))
+        train_data = args[0] if args else kwargs.pop("x")
+        validation_data = kwargs.pop("validation_data", None)
+        epochs = kwargs.pop("epochs", 1)
+        if isinstance(train_data, tf.data.Dataset):
+            steps_per_epoch = int(train_data.cardinality())
             if self.learning_rate_schedule == "cosine" and steps_per_epoch > 0:
                 # This call's epochs are one complete training: its step size
                 # decays to 0 by its last epoch. A Hyperband round that goes on
                 # from a shorter one restarts the cosine from the restored
                 # weights and optimizer state (a warm restart), so each round
                 # compares models at the end of their budget, not mid-schedule.
-                epochs = kwargs.get("epochs", 1) - kwargs.get("initial_epoch", 0)
                 model.optimizer.learning_rate = RestartedCosineDecay(
                     hp.values.get(LEARNING_RATE) or self.learning_rate,
-                    decay_steps=max(1, epochs * steps_per_epoch),
+                    decay_steps=max(1, (epochs - kwargs.get("initial_epoch", 0)) * steps_per_epoch),
                     start_step=int(model.optimizer.iterations))
-        return model.fit(*args, callbacks=callbacks, **kwargs)
+        return fit(model, train_data, validation_data, epochs=epochs, callbacks=callbacks, **kwargs)
 
 
 class RestartedCosineDecay(keras.optimizers.schedules.LearningRateSchedule):

@@ -16,6 +16,8 @@ dropout is off). The layers' hand-written gradients are stored with it
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -34,24 +36,39 @@ def serving_signature(model: keras.Model) -> tf.TensorSpec:
     return tf.TensorSpec((None, *shape[1:]), tf.float32, name="inputs")
 
 
-def export_savedmodel(model: keras.Model, path: str | os.PathLike) -> Path:
+def export_savedmodel(model: keras.Model, path: str | os.PathLike, replace: bool = False) -> Path:
     """Writes ``model`` as a SavedModel with a ``serve`` endpoint (inference mode)
-    and the custom gradients kept; returns the path."""
+    and the custom gradients kept; returns the path.
+
+    It is written beside ``path`` first and moved into place, so an
+    interrupted export leaves no half-written SavedModel. An existing,
+    non-empty ``path`` is refused — unless ``replace`` and it holds a
+    SavedModel, which is then replaced (re-running a search's export)."""
     path = Path(path)
-    if path.is_file() or (path.is_dir() and any(path.iterdir())):
-        raise FileExistsError(f"Export path {path} already exists and is not empty.")
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        "serve",
-        lambda inputs: model(inputs, training=False),
-        input_signature=[serving_signature(model)],
-    )
-    archive.write_out(
-        str(path),
-        options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
-        verbose=False,
-    )
+    exists = path.is_file() or (path.is_dir() and any(path.iterdir()))
+    if exists and not (replace and (path / "saved_model.pb").exists()):
+        raise FileExistsError(f"Export path {path} already exists and is not empty"
+                              f"{'' if not replace else ' (nor a SavedModel to replace)'}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            "serve",
+            lambda inputs: model(inputs, training=False),
+            input_signature=[serving_signature(model)],
+        )
+        archive.write_out(
+            str(staging / "saved_model"),
+            options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
+            verbose=False,
+        )
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging / "saved_model", path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 

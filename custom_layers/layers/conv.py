@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.layers._arguments import choice, positive_int, positive_tuple
+from custom_layers.arguments import choice, positive_int, positive_tuple
 
 
 class BaseConv(keras.layers.Layer):

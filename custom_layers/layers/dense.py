@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.layers._arguments import positive_int
+from custom_layers.arguments import positive_int
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")

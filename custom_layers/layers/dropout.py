@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.layers._arguments import dropout_rate
+from custom_layers.arguments import dropout_rate
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from custom_layers import ops
-from custom_layers.layers._arguments import choice, positive_tuple
+from custom_layers.arguments import choice, positive_tuple
 
 
 class BaseMaxPooling(keras.layers.Layer):

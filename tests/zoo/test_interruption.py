@@ -36,13 +36,6 @@ ACCURACY_TOLERANCE = 0.03
 INTERRUPTED = "zoo: interrupted; run the same command again to resume."
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("tensorflow_datasets"))
-    datasets.prepare("mnist1d", data_dir=directory)
-    return directory
-
-
 def train_arguments(run_dir, data_dir):
     """A small MLP on MNIST-1D (batches of 100): an epoch takes about half a second."""
     return ["train", "mlp", "--dataset", "mnist1d", "--epochs", str(EPOCHS), "--seed", "3",

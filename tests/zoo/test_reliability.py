@@ -14,11 +14,6 @@ SMALL = dict(dataset="mnist1d", batch_size=200, verbose=0, filters=(4,), dense_u
              early_stopping_patience=10)
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tensorflow_datasets"))
-
-
 def test_two_seeded_runs_give_bit_identical_weights(tmp_path, data_dir):
     runs = [train("cnn1d", epochs=2, seed=7, run_dir=tmp_path / f"run{i}", data_dir=data_dir,
                   **SMALL) for i in range(2)]

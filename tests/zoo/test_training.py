@@ -12,11 +12,6 @@ from zoo.training import RunFinishedError, train
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tensorflow_datasets"))
-
-
-@pytest.fixture(scope="module")
 def short_run(data_dir, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "small_cnn"
     return train("small_cnn", dataset="mnist_5k", epochs=3, batch_size=64, seed=1,

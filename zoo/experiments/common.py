@@ -3,8 +3,8 @@ an evaluation without tracing, figures and the printed table.
 
 Experiments train on in-memory arrays (a split read once through
 ``zoo.datasets.load`` and kept), fed back as ``tf.data`` pipelines; models come
-from the zoo registry and are compiled with ``zoo.training.compile_model``, so
-the loss is E = E_D + λE_W exactly as ``zoo train`` minimises it.
+from the zoo registry and are compiled and trained through ``zoo.training``'s
+engine, so the loss is E = E_D + λE_W exactly as ``zoo train`` minimises it.
 """
 
 from __future__ import annotations
@@ -87,16 +87,19 @@ def build(model: str, context: Context, seed_offset: int = 0, **overrides):
 def fit(model, train: tuple[np.ndarray, np.ndarray], *, epochs: int, batch_size: int,
         learning_rate: float, optimizer: str = "adam", validation=None, callbacks=(),
         seed: int = 0, steps_per_epoch: int | None = None) -> dict[str, list[float]]:
-    """Compiles with ``zoo.training.compile_model`` (E = E_D + λE_W, constant
-    step size) and fits; returns the Keras history (one list per metric)."""
-    from zoo.training import compile_model, make_optimizer
+    """Compiles and trains through ``zoo.training``'s engine (E = E_D + λE_W,
+    constant step size, the λE_W log; no early stopping unless ``callbacks``
+    bring one, and a diverging loss is recorded, not stopped: some experiments
+    show it); returns the Keras history (one list per metric)."""
+    from zoo.training import compile_model, fit as engine_fit, make_optimizer, training_callbacks
 
     compile_model(model, make_optimizer(optimizer, learning_rate))
     data = pipeline(*train, batch_size, shuffle=True, seed=seed, repeat=steps_per_epoch is not None)
     validation_data = pipeline(*validation, 1000) if validation is not None else None
-    history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                        validation_data=validation_data, callbacks=list(callbacks), verbose=0,
-                        shuffle=False)  # the pipeline reshuffles itself every pass
+    history = engine_fit(model, data, validation_data, epochs=epochs,
+                         steps_per_epoch=steps_per_epoch,
+                         callbacks=training_callbacks(stop_on_non_finite_loss=False,
+                                                      callbacks=list(callbacks)))
     return {key: [float(v) for v in values] for key, values in history.history.items()}
 
 

@@ -89,4 +89,3 @@ def check_overrides(name: str, overrides: dict) -> None:
             f"Unknown argument(s) {', '.join(unknown)} for model {name!r}. "
             f"Valid arguments: {', '.join(valid)}."
         )
-

@@ -1,0 +1,121 @@
+"""Argument checks in Keras' wording, for the layers and everything built on them.
+
+Every check raises ``ValueError("Invalid value for argument `name`. Expected
+... Received: name=...")`` — the sentence Keras' own layers use — and
+returns the value normalised. ``zoo`` and ``tuning`` use the same checks, so
+a bad argument reads the same wherever it is caught.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+
+def positive_int(value, name: str) -> int:
+    """An integer > 0, or a ValueError that quotes the received value."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected a strictly positive integer. "
+            f"Received {name}={value!r}."
+        )
+    return value
+
+
+def positive_tuple(value, rank: int, name: str) -> tuple[int, ...]:
+    """An int or a length-``rank`` sequence of ints > 0, as a tuple of length ``rank``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        values = (value,) * rank
+    else:
+        try:
+            values = tuple(value)
+        except TypeError:
+            values = ()
+        if len(values) != rank:
+            raise ValueError(
+                f"Invalid value for argument `{name}`. Expected an int or a tuple of {rank} "
+                f"ints. Received {name}={value!r}."
+            )
+    for item in values:
+        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
+            raise ValueError(
+                f"Invalid value for argument `{name}`. Expected strictly positive integers. "
+                f"Received {name}={value!r}."
+            )
+    return values
+
+
+def choice(value, allowed: Iterable[str], name: str) -> str:
+    """A case-insensitive choice among ``allowed``, returned lower-case."""
+    allowed = tuple(allowed)
+    if not isinstance(value, str) or value.lower() not in allowed:
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected one of {allowed}. "
+            f"Received {name}={value!r}."
+        )
+    return value.lower()
+
+
+def dropout_rate(value, name: str = "rate") -> float:
+    """A probability in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected a float in [0, 1). "
+            f"Received {name}={value!r}."
+        )
+    return float(value)
+
+
+def invalid(name: str, expected: str, value: Any) -> ValueError:
+    """The error for a bad argument: "Invalid value for argument `name`.
+    Expected <expected>. Received: name=<value>."."""
+    return ValueError(f"Invalid value for argument `{name}`. Expected {expected}. "
+                      f"Received: {name}={value!r}.")
+
+
+def check_int(value, name: str, minimum: int | None = None, allow_none: bool = False) -> int | None:
+    """An integer (not a bool) ≥ ``minimum``; None passes when ``allow_none``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        bound = "" if minimum is None else (" > 0" if minimum == 1 else f" >= {minimum}")
+        raise invalid(name, f"an integer{bound}{' or None' if allow_none else ''}", value)
+    return value
+
+
+def check_number(value, name: str, minimum: float | None = None, maximum: float | None = None,
+                 minimum_inclusive: bool = True, maximum_inclusive: bool = True,
+                 allow_none: bool = False) -> float | None:
+    """A finite real number (not a bool) within the bounds; None passes when ``allow_none``."""
+    if value is None and allow_none:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if ok and minimum is not None:
+        ok = value >= minimum if minimum_inclusive else value > minimum
+    if ok and maximum is not None:
+        ok = value <= maximum if maximum_inclusive else value < maximum
+    if not ok:
+        bounds = []
+        if minimum is not None:
+            bounds.append(f"{'>=' if minimum_inclusive else '>'} {minimum:g}")
+        if maximum is not None:
+            bounds.append(f"{'<=' if maximum_inclusive else '<'} {maximum:g}")
+        expected = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+        raise invalid(name, expected + (" or None" if allow_none else ""), value)
+    return float(value)
+
+
+def check_bool(value, name: str) -> bool:
+    """True or False."""
+    if not isinstance(value, bool):
+        raise invalid(name, "True or False", value)
+    return value
+
+
+def check_choice(value, allowed: Iterable[str], name: str, received: Any = None) -> str:
+    """One of ``allowed`` exactly (``received``: what to quote, if not ``value``)."""
+    allowed = tuple(allowed)
+    if not isinstance(value, str) or value not in allowed:
+        raise invalid(name, f"one of {', '.join(repr(item) for item in allowed)}",
+                      value if received is None else received)
+    return value

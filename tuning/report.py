@@ -1,0 +1,117 @@
+"""What a search reports: the trial table (rows, and as aligned text) and
+the plot of validation accuracy over (λ, dropout rate)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import keras_tuner
+
+from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
+from tuning.tuners import TRIAL_RECORD
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``, or {} when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _read_record(project_dir: Path, trial_id: str) -> dict[str, Any]:
+    return read_json(project_dir / f"trial_{trial_id}" / TRIAL_RECORD)
+
+
+def trial_table(search_tuner: keras_tuner.Tuner) -> list[dict[str, Any]]:
+    """One row per trial of the search (chief or single process): id, status,
+    λ, dropout rate, learning rate, best val accuracy, best epoch, epoch budget,
+    which tuner ran it and its wall time."""
+    project_dir = Path(search_tuner.project_dir)
+    rows = []
+    for trial_id, trial in sorted(search_tuner.oracle.trials.items(),
+                                  key=lambda item: (len(item[0]), item[0])):  # "9" < "10"
+        values = trial.hyperparameters.values
+        record = _read_record(project_dir, trial_id)
+        score = trial.score
+        rows.append({
+            "trial_id": trial_id,
+            "status": trial.status,
+            **trial_values(values),
+            "val_accuracy": None if score is None or math.isnan(score) else float(score),
+            "best_epoch": None if trial.best_step is None else int(trial.best_step) + 1,
+            "epochs": values.get("tuner/epochs"),
+            "continues_trial": values.get("tuner/trial_id"),
+            "tuner_id": record.get("tuner_id"),
+            "wall_time_s": record.get("wall_time_s"),
+        })
+    return rows
+
+
+def format_trial_table(trials: list[dict[str, Any]], best_trial_id: str | None = None) -> str:
+    """The trial table as aligned text: trial, λ, dropout, (learning rate,
+    Hyperband's epoch budget,) val accuracy, status and the tuner that ran it."""
+    with_learning_rate = any(row.get(LEARNING_RATE) is not None for row in trials)
+    with_epochs = any(row.get("epochs") is not None for row in trials)
+    columns = [("trial", 6, lambda row: row["trial_id"]),
+               ("λ", 9, lambda row: f"{row[WEIGHT_DECAY]:.2e}" if row[WEIGHT_DECAY] else "0"),
+               ("dropout", 7, lambda row: f"{row[DROPOUT_RATE]:.3f}")]
+    if with_learning_rate:
+        columns.append(("lr", 9, lambda row: _format(row.get(LEARNING_RATE), ".2e")))
+    if with_epochs:
+        columns.append(("epochs", 6, lambda row: _format(row.get("epochs"), "d")))
+    columns += [("val acc", 7, lambda row: _format(row["val_accuracy"], ".4f")),
+                ("status", -9, lambda row: row["status"]),
+                ("tuner", -8, lambda row: row.get("tuner_id") or "")]
+
+    def line(cells):
+        return "  ".join(f"{cell:<{-width}}" if width < 0 else f"{cell:>{width}}"
+                         for cell, (_, width, _) in zip(cells, columns))
+
+    lines = [line([name for name, _, _ in columns]).rstrip()]
+    for row in trials:
+        text = line([render(row) for _, _, render in columns]).rstrip()
+        lines.append(text + ("  <- best" if row["trial_id"] == best_trial_id else ""))
+    return "\n".join(lines)
+
+
+def _format(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def plot_search(trials: list[dict[str, Any]], search_space: SearchSpace, path: Path,
+                title: str, best_trial_id: str | None = None) -> None:
+    """Validation accuracy of each completed trial over (λ, dropout rate), as a
+    PNG; λ on a symmetric-log axis so that λ = 0 has its place."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [row for row in trials if row["val_accuracy"] is not None]
+    figure, axis = plt.subplots(figsize=(7, 5))
+    if done:
+        points = axis.scatter([row[WEIGHT_DECAY] for row in done], [row[DROPOUT_RATE] for row in done],
+                              c=[row["val_accuracy"] for row in done], cmap="viridis", s=60,
+                              edgecolors="black", linewidths=0.5)
+        figure.colorbar(points, ax=axis, label="validation accuracy")
+        best = [row for row in done if row["trial_id"] == best_trial_id]
+        if best:
+            axis.scatter([best[0][WEIGHT_DECAY]], [best[0][DROPOUT_RATE]], marker="*", s=300,
+                         facecolors="none", edgecolors="red", linewidths=1.5, label="best")
+            axis.legend(loc="best")
+    low, high = search_space.weight_decay
+    axis.set_xscale("symlog", linthresh=low)
+    axis.set_xlim(-0.5 * low if search_space.include_zero_weight_decay else low * 0.8, high * 1.25)
+    axis.set_ylim(search_space.dropout_rate[0] - 0.02, search_space.dropout_rate[1] + 0.02)
+    axis.set(xlabel="weight decay λ (symlog; 0 = none)", ylabel="dropout rate", title=title)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    os.replace(temporary, path)

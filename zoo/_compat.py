@@ -1,0 +1,46 @@
+"""Workarounds for upstream behaviour that the zoo needs, in one place.
+
+The only module of ``zoo`` that reaches into Keras' private state. Each
+workaround names the upstream problem and checks the internals it relies on,
+raising :class:`UpstreamChanged` when they have moved;
+``tests/zoo/test_compat.py`` pins them to the installed Keras.
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+class UpstreamChanged(RuntimeError):
+    """The private upstream internals a workaround relies on have changed."""
+
+
+# ----------------------------------------------------------------------------
+# A callback cannot move the epoch a running fit() starts from.
+#
+# Keras 3 has no public way for a callback's on_train_begin to make fit()
+# continue a run at a later epoch; its own BackupAndRestore assigns
+# ``model._initial_epoch``, which the TensorFlow trainer's fit() reads right
+# after on_train_begin (keras/src/callbacks/backup_and_restore.py,
+# keras/src/backend/tensorflow/trainer.py). The run state of ``zoo.training``
+# resumes the same way, and the custom multi-worker loop reads it back.
+
+
+def _check_trainer(model: keras.Model) -> None:
+    if not hasattr(model, "_initial_epoch"):
+        raise UpstreamChanged("keras.Model has no `_initial_epoch` any more: a resumed fit() "
+                              "cannot start at its next epoch (see keras BackupAndRestore).")
+
+
+def start_fit_at_epoch(model: keras.Model, epoch: int) -> None:
+    """Makes the ``fit`` now starting (called from ``on_train_begin``) run
+    from ``epoch`` (0-based), as ``keras.callbacks.BackupAndRestore`` does."""
+    _check_trainer(model)
+    model._initial_epoch = int(epoch)
+
+
+def fit_start_epoch(model: keras.Model, initial_epoch: int = 0) -> int:
+    """The epoch a fit starts from after ``on_train_begin``: the one a
+    callback set with :func:`start_fit_at_epoch`, else ``initial_epoch``."""
+    _check_trainer(model)
+    return model._initial_epoch or initial_epoch

@@ -1,0 +1,245 @@
+"""The engine: how every model of the zoo is compiled and trained.
+
+``zoo train``, the multi-worker loop, Keras Tuner's trials, the retraining of
+a search's best configuration and the ``zoo reproduce`` experiments all come
+through here, so they share one objective, one set of callbacks and one
+early-stopping rule:
+
+- :func:`compile_model` — E = E_D + λE_W: sparse categorical cross-entropy
+  E_D, the layers' ``keras.regularizers.L2`` penalties λ‖w‖², accuracy and
+  E_D reported on their own; the optimizer from :func:`make_optimizer`.
+- :func:`training_callbacks` — the run's callbacks in the order they must
+  run: stop on a non-finite loss, log λE_W, early stopping, the run state
+  (``zoo.training.run_state.RunState``), TensorBoard, then the caller's.
+- :func:`fit` — Keras' ``model.fit``, or under
+  ``MultiWorkerMirroredStrategy`` the custom loop of
+  ``zoo.training.custom_loop`` driving the same callbacks; both return a
+  ``keras.callbacks.History``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+from custom_layers.arguments import check_int, check_number, check_choice
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+SCHEDULES = ("cosine", "constant")
+STRATEGIES = ("none", "mirrored", "multi-worker")
+
+# Defaults that train each dataset well on two CPU cores; explicit arguments win.
+TRAINING_DEFAULTS = {
+    "mnist1d": {"epochs": 40, "batch_size": 100, "learning_rate": 3e-3},
+}
+GENERIC_TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 64, "learning_rate": 1e-3}
+
+
+def training_defaults(dataset: str) -> dict[str, float]:
+    """Epochs, batch size and learning rate used for ``dataset`` when not given."""
+    return {**GENERIC_TRAINING_DEFAULTS, **TRAINING_DEFAULTS.get(dataset, {})}
+
+
+# ----------------------------------------------------------------------------- compile
+
+
+def make_optimizer(optimizer: str, learning_rate: float, schedule: str = "constant",
+                   total_steps: int | None = None) -> keras.optimizers.Optimizer:
+    """A Keras optimizer by name (adam, sgd with momentum 0.9, rmsprop, adamw),
+    its step size constant or decayed to 0 along a cosine over ``total_steps``."""
+    check_number(learning_rate, "learning_rate", minimum=0, minimum_inclusive=False)
+    check_choice(schedule, SCHEDULES, "learning_rate_schedule")
+    name = check_choice(str(optimizer).lower(), OPTIMIZERS, "optimizer", received=optimizer)
+    if schedule == "cosine" and total_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    return keras.optimizers.AdamW(learning_rate)
+
+
+def compile_model(model: keras.Model, optimizer: str | keras.optimizers.Optimizer = "adam",
+                  learning_rate: float = 1e-3, jit_compile: bool | str = "auto") -> keras.Model:
+    """Compiles with sparse categorical cross-entropy E_D (the total loss adds
+    the layers' λ‖w‖² penalties) and reports accuracy and E_D on its own."""
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        optimizer = make_optimizer(optimizer, learning_rate)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseCategoricalCrossentropy(name="data_loss"),
+        ],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+
+class NonFiniteLossError(FloatingPointError, RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class TerminateOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
+    """``keras.callbacks.TerminateOnNaN(raise_error=True)``, its error naming
+    the epoch and batch (1-based) and where the last good epoch is kept. It
+    raises rather than stopping gracefully, so the epoch is not committed and
+    the run state keeps the last good one."""
+
+    def __init__(self, backup_dir: Path | None = None):
+        super().__init__(raise_error=True)
+        self.backup_dir = backup_dir
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        try:
+            super().on_batch_end(batch, logs)
+        except RuntimeError:
+            loss = float((logs or {})["loss"])
+            kept = f"; the last good epoch is kept in {self.backup_dir}" if self.backup_dir else ""
+            raise NonFiniteLossError(
+                f"Training stopped: the loss became {loss} at epoch {self.epoch + 1}, "
+                f"batch {batch + 1} (try a smaller learning rate){kept}.") from None
+
+
+class WeightPenaltyLogger(keras.callbacks.Callback):
+    """Adds the weight penalty λE_W = λ‖w‖² (the sum of the model's
+    regularization losses) to each epoch's logs as ``weight_penalty``,
+    beside the data loss E_D (``data_loss``) and the total E (``loss``)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            penalty = sum(float(loss) for loss in self.model.losses) if self.model.losses else 0.0
+            logs["weight_penalty"] = penalty
+
+
+def training_callbacks(
+    *,
+    early_stopping_patience: int | None = None,
+    monitor: str = "val_loss",
+    restore_best_weights: bool = True,
+    run_dir: Path | None = None,
+    stop_on_non_finite_loss: bool = True,
+    tensorboard: bool = True,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> list[keras.callbacks.Callback]:
+    """The callbacks of a training, in the order they must run.
+
+    ``early_stopping_patience`` None trains every epoch; otherwise Keras'
+    ``EarlyStopping`` on ``monitor``. With a ``run_dir``, the run state
+    (``run_dir/backup``, ``run_dir/history.csv``) is committed after each
+    epoch — after early stopping and the λE_W log, so that it holds their
+    state of the epoch — and TensorBoard logs go to ``run_dir/logs``.
+    ``callbacks`` (the caller's) run last.
+    """
+    from zoo.training.run_state import RunState
+
+    run_callbacks: list[keras.callbacks.Callback] = []
+    if stop_on_non_finite_loss:
+        run_callbacks.append(TerminateOnNonFiniteLoss(None if run_dir is None else run_dir / "backup"))
+    run_callbacks.append(WeightPenaltyLogger())
+    early_stopping = None
+    if early_stopping_patience is not None:
+        check_int(early_stopping_patience, "early_stopping_patience", minimum=0)
+        early_stopping = keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=early_stopping_patience,
+            restore_best_weights=restore_best_weights)
+        run_callbacks.append(early_stopping)
+    if run_dir is not None:
+        run_callbacks.append(RunState(run_dir / "backup", run_dir / "history.csv", early_stopping))
+        if tensorboard:
+            run_callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+    return [*run_callbacks, *callbacks]
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def fit(
+    model: keras.Model,
+    train_data: tf.data.Dataset,
+    validation_data: tf.data.Dataset | None = None,
+    *,
+    epochs: int,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    strategy: tf.distribute.Strategy | None = None,
+    global_batch_size: int | None = None,
+    verbose: int | str = 0,
+    **fit_arguments,
+) -> keras.callbacks.History:
+    """Trains a compiled ``model`` with ``callbacks`` (build them with
+    :func:`training_callbacks`) and returns the History.
+
+    Under ``MultiWorkerMirroredStrategy`` Keras' ``fit`` fails
+    (keras-team/keras#20585), so the custom loop of
+    ``zoo.training.custom_loop`` runs the epochs and calls the same callbacks
+    at the same points: early stopping, resumption and the run state behave
+    as under ``fit``. ``fit_arguments`` (``initial_epoch``,
+    ``steps_per_epoch``) go to ``model.fit``.
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        from zoo.training.custom_loop import fit_custom_loop
+
+        return fit_custom_loop(model, strategy, train_data, validation_data, epochs=epochs,
+                               global_batch_size=global_batch_size, callbacks=callbacks,
+                               verbose=verbose)
+    fit_arguments.setdefault("shuffle", False)  # the datasets reshuffle themselves every epoch
+    return model.fit(train_data, validation_data=validation_data, epochs=epochs,
+                     callbacks=list(callbacks), verbose=verbose, **fit_arguments)
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def enable_gpu_memory_growth() -> None:
+    """Lets TensorFlow take GPU memory as needed instead of all of it up front."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised: the setting cannot change any more
+            pass
+
+
+def make_deterministic(seed: int) -> None:
+    """Seeds Python, NumPy and TensorFlow and makes TensorFlow's ops
+    deterministic, so two CPU runs with the same seed give identical weights."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def make_strategy(strategy: str | tf.distribute.Strategy | None) -> tf.distribute.Strategy:
+    """The tf.distribute strategy for a name: "none" (default device),
+    "mirrored" (all local GPUs, or every logical CPU device when there is no GPU)
+    or "multi-worker" (from the TF_CONFIG environment variable)."""
+    if isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    name = check_choice("none" if strategy is None else strategy, STRATEGIES, "strategy")
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        if gpus:
+            return tf.distribute.MirroredStrategy([d.name for d in gpus])
+        # On CPUs, reduce through one device rather than with collective ops:
+        # collective instance keys of two strategies in one process collide.
+        return tf.distribute.MirroredStrategy(
+            [d.name for d in tf.config.list_logical_devices("CPU")],
+            cross_device_ops=tf.distribute.ReductionToOneDevice(),
+        )
+    if "TF_CONFIG" not in os.environ:
+        raise ValueError("strategy 'multi-worker' needs the TF_CONFIG environment variable "
+                         "(cluster and task of this worker).")
+    return tf.distribute.MultiWorkerMirroredStrategy()

@@ -1,0 +1,275 @@
+"""A training run, as the lecture reads: data → model → E = E_D + λE_W → fit
+with early stopping → evaluate → save.
+
+``train`` writes everything a run produces into one run directory:
+
+    model.keras            the trained model (best epoch's weights)
+    metrics.json           test accuracy and loss, epochs run, parameters, wall time
+    history.csv            one row per epoch (E, E_D, λE_W, accuracy; train and validation)
+    training_curves.png    loss and accuracy per epoch
+    logs/                  TensorBoard logs
+    backup/                the run state while a run is unfinished (``RunState``)
+
+Re-running the same call on an unfinished run directory resumes from the last
+completed epoch, whenever the earlier process was killed (even during the
+final evaluation and saving); a finished run is kept unless ``overwrite=True``.
+A multi-worker run resumes and stops early the same way (the engine's custom
+loop drives the same callbacks).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from custom_layers.arguments import check_int
+from zoo import datasets
+from zoo.io import atomic_save_model, atomic_write_json
+from zoo.models import create_model
+from zoo.models.registry import check_overrides
+from zoo.training.custom_loop import evaluate_custom_loop, worker_run_dir
+from zoo.training.engine import (
+    compile_model,
+    enable_gpu_memory_growth,
+    fit,
+    make_deterministic,
+    make_optimizer,
+    make_strategy,
+    training_callbacks,
+    training_defaults,
+)
+
+
+class RunFinishedError(RuntimeError):
+    """The run directory already holds a finished run."""
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the trained model, its metrics and where they were saved."""
+
+    model: keras.Model
+    metrics: dict[str, Any]
+    run_dir: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def check_finite_inputs(dataset: tf.data.Dataset, name: str) -> None:
+    """Raises ValueError if ``dataset`` is empty or any of its inputs is NaN or infinite."""
+    empty = True
+    for index, (x, _) in enumerate(dataset):
+        empty = False
+        if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(x, tf.float32)))):
+            raise ValueError(f"The {name} data contain NaN or infinite values (batch {index + 1}).")
+    if empty:
+        raise ValueError(f"The {name} data are empty: no batch to train on.")
+
+
+def default_run_dir(model_name: str, dataset: str) -> Path:
+    """``./runs/<model>-<dataset>`` under the current directory."""
+    return Path.cwd() / "runs" / f"{model_name}-{dataset}"
+
+
+def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+    if (run_dir / "metrics.json").exists():
+        if not overwrite:
+            raise RunFinishedError(
+                f"{run_dir} already holds a finished run (metrics.json exists); "
+                "pass overwrite=True (--overwrite) to train it again."
+            )
+        shutil.rmtree(run_dir)
+    elif overwrite:  # an unfinished run: start it afresh
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        (run_dir / "history.csv").unlink(missing_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise OSError(f"Run directory {run_dir} is not writable: {error.strerror}.") from None
+
+
+def _read_history(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [{key: float(value) for key, value in row.items() if value not in ("", None)}
+                for row in csv.DictReader(handle)]
+
+
+def plot_history(history: list[dict[str, float]], path: Path, title: str) -> None:
+    """Loss (E, E_D) and accuracy per epoch, training and validation, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] + 1 for row in history]
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("loss", "train E"), ("data_loss", "train E_D"),
+                       ("val_loss", "validation E"), ("val_data_loss", "validation E_D")):
+        if history and key in history[0]:
+            loss_axis.plot(epochs, [row[key] for row in history], label=label)
+    for key, label in (("accuracy", "train"), ("val_accuracy", "validation")):
+        if history and key in history[0]:
+            accuracy_axis.plot(epochs, [row[key] for row in history], label=label)
+    loss_axis.set(xlabel="epoch", ylabel="loss", title="E = E_D + λE_W")
+    accuracy_axis.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for axis in (loss_axis, accuracy_axis):
+        axis.legend()
+        axis.grid(alpha=0.3)
+    figure.suptitle(title)
+    figure.tight_layout()
+    temporary = path.with_name(path.name + ".tmp.png")
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    os.replace(temporary, path)
+
+
+def train(
+    model: str | keras.Model = "deep_cnn",
+    dataset: str = "mnist_5k",
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    optimizer: str = "adam",
+    learning_rate_schedule: str = "cosine",
+    early_stopping_patience: int = 5,
+    run_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    strategy: str | tf.distribute.Strategy | None = None,
+    seed: int | None = None,
+    data_dir: str | os.PathLike | None = None,
+    augment: bool = False,
+    jit_compile: bool | str = "auto",
+    verbose: int | str = "auto",
+    callbacks: list[keras.callbacks.Callback] = (),
+    **model_overrides,
+) -> TrainResult:
+    """Trains a zoo model (a registry name, or a built ``keras.Model``) on a
+    dataset, minimising E = E_D + λE_W with early stopping on the validation
+    loss, evaluates it on the test split and saves the run (module docstring).
+
+    ``model_overrides`` (weight_decay, dropout_rate, batch_norm, layers, ...)
+    go to ``create_model`` when ``model`` is a name; ``callbacks`` run after
+    the run's own (backup, early stopping, history, TensorBoard). ``epochs``,
+    ``batch_size`` and ``learning_rate`` left None come from
+    :func:`training_defaults` for the dataset.
+    """
+    defaults = training_defaults(dataset)
+    epochs = defaults["epochs"] if epochs is None else epochs
+    batch_size = defaults["batch_size"] if batch_size is None else batch_size
+    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
+    check_int(epochs, "epochs", minimum=1)
+    check_int(batch_size, "batch_size", minimum=1)
+    check_int(early_stopping_patience, "early_stopping_patience", minimum=0)
+    # A multi-worker strategy must exist before TensorFlow runs any op.
+    distribution = make_strategy(strategy)
+    make_optimizer(optimizer, learning_rate, learning_rate_schedule)  # validate before any work
+    if isinstance(model, str):
+        check_overrides(model, model_overrides)
+    dataset_info = datasets.info(dataset)
+    enable_gpu_memory_growth()
+
+    model_name = model if isinstance(model, str) else model.name
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(model_name, dataset)
+    multi_worker = isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy)
+    if multi_worker:
+        run_dir = worker_run_dir(run_dir)
+    _prepare_run_dir(run_dir, overwrite)
+
+    if seed is not None:  # seeds the data pipeline's shuffling
+        make_deterministic(seed)
+    replicas = distribution.num_replicas_in_sync
+    global_batch = batch_size * replicas
+    load = dict(batch_size=global_batch, seed=seed, data_dir=data_dir,
+                drop_remainder=replicas > 1)
+    train_data = datasets.load(dataset, "train", augment=augment, **load)
+    validation_data = datasets.load(dataset, "validation", **load)
+    test_data = datasets.load(dataset, "test", batch_size=global_batch, data_dir=data_dir)
+    steps_per_epoch = int(train_data.cardinality())
+    check_finite_inputs(train_data, f"{dataset} training")
+    if seed is not None:  # again: building a dataset the first time draws from Python's RNG
+        make_deterministic(seed)
+
+    with distribution.scope():
+        if isinstance(model, str):
+            model = create_model(model, input_shape=dataset_info.input_shape,
+                                 num_classes=dataset_info.num_classes, **model_overrides)
+        elif model_overrides:
+            raise ValueError(f"Model arguments {sorted(model_overrides)} apply only to a model "
+                             "given by name.")
+        schedule_steps = epochs * steps_per_epoch if steps_per_epoch > 0 else None
+        compile_model(model, make_optimizer(optimizer, learning_rate, learning_rate_schedule,
+                                            schedule_steps), jit_compile=jit_compile)
+
+    history_path = run_dir / "history.csv"
+    run_callbacks = training_callbacks(
+        early_stopping_patience=early_stopping_patience, run_dir=run_dir,
+        tensorboard=not multi_worker, callbacks=callbacks)
+    started = time.perf_counter()
+    fit(model, train_data, validation_data, epochs=epochs, callbacks=run_callbacks,
+        strategy=distribution, global_batch_size=global_batch, verbose=verbose)
+    wall_time = time.perf_counter() - started
+    if multi_worker:
+        evaluation = evaluate_custom_loop(model, distribution, test_data)
+        test_loss, test_accuracy = evaluation["test_loss"], evaluation["test_accuracy"]
+        test_data_loss = evaluation["test_data_loss"]
+    else:
+        test_loss, test_accuracy, test_data_loss = model.evaluate(test_data, verbose=0)
+
+    history = _read_history(history_path)
+    metrics = {
+        "model": model_name,
+        "dataset": dataset,
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "test_data_loss": float(test_data_loss),
+        "epochs_run": len(history),
+        "params": int(model.count_params()),
+        "wall_time_s": round(wall_time, 3),
+        "batch_size": batch_size,
+        "replicas": replicas,
+        "learning_rate": learning_rate,
+        "learning_rate_schedule": learning_rate_schedule,
+        "optimizer": optimizer,
+        "seed": seed,
+        "model_arguments": {k: v for k, v in model_overrides.items()},
+    }
+    atomic_save_model(model, run_dir / "model.keras")
+    plot_history(history, run_dir / "training_curves.png", f"{model_name} on {dataset}")
+    atomic_write_json(metrics, run_dir / "metrics.json")
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)  # the run is finished
+    return TrainResult(model=model, metrics=metrics, run_dir=run_dir, history=history)
+
+
+def evaluate_run(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                 batch_size: int = 256) -> dict[str, float]:
+    """Re-evaluates a finished run's saved model on its dataset's test split."""
+    from zoo.io import load_model
+
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a finished run: {metrics_path.name} is missing.")
+    try:
+        recorded = json.loads(metrics_path.read_text())
+        dataset = recorded["dataset"]
+    except (json.JSONDecodeError, KeyError):
+        raise ValueError(f"{metrics_path} is corrupt: cannot read the dataset name.") from None
+    model = load_model(run_dir / "model.keras")
+    compile_model(model)
+    test_data = datasets.load(dataset, "test", batch_size=batch_size, data_dir=data_dir)
+    loss, accuracy, data_loss = model.evaluate(test_data, verbose=0)
+    return {"dataset": dataset, "test_accuracy": float(accuracy), "test_loss": float(loss),
+            "test_data_loss": float(data_loss)}
