@@ -9,6 +9,7 @@ a bad argument reads the same wherever it is caught.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Iterable
 
 
@@ -77,10 +78,11 @@ def check_int(value, name: str, minimum: int | None = None, allow_none: bool = F
     """An integer (not a bool) ≥ ``minimum``; None passes when ``allow_none``."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+            or (minimum is not None and value < minimum):
         bound = "" if minimum is None else (" > 0" if minimum == 1 else f" >= {minimum}")
         raise invalid(name, f"an integer{bound}{' or None' if allow_none else ''}", value)
-    return value
+    return int(value)
 
 
 def check_number(value, name: str, minimum: float | None = None, maximum: float | None = None,
@@ -89,7 +91,7 @@ def check_number(value, name: str, minimum: float | None = None, maximum: float 
     """A finite real number (not a bool) within the bounds; None passes when ``allow_none``."""
     if value is None and allow_none:
         return None
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
     if ok and minimum is not None:
         ok = value >= minimum if minimum_inclusive else value > minimum
     if ok and maximum is not None:

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tuning.search_space import LEARNING_RATE, SearchSpace
 from zoo.models.registry import check_overrides, create_model, get_builder
-from custom_layers.arguments import check_bool, check_int
+from custom_layers.arguments import check_bool, check_int, invalid
 from zoo.training import (
     compile_model,
     enable_gpu_memory_growth,
@@ -87,8 +87,7 @@ class ZooHyperModel(keras_tuner.HyperModel):
         self.model_name = model
         self.search_space = search_space if search_space is not None else SearchSpace()
         if not isinstance(self.search_space, SearchSpace):
-            raise ValueError("Invalid value for `search_space`: expected a tuning.SearchSpace, "
-                             f"received {search_space!r}.")
+            raise invalid("search_space", "a tuning.SearchSpace", search_space)
         self.learning_rate = learning_rate
         self.optimizer = optimizer
         self.learning_rate_schedule = learning_rate_schedule

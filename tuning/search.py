@@ -124,8 +124,7 @@ class SearchConfig:
         if isinstance(self.search_space, dict):
             set_(self, "search_space", SearchSpace.from_dict(self.search_space))
         elif not isinstance(self.search_space, SearchSpace):
-            raise ValueError("Invalid value for argument `search_space`. Expected a "
-                             f"tuning.SearchSpace. Received: search_space={self.search_space!r}.")
+            raise invalid("search_space", "a tuning.SearchSpace", self.search_space)
         tuned = sorted(set(TUNED_ARGUMENTS) & set(self.model_arguments))
         if tuned:
             raise ValueError(f"Model argument(s) {', '.join(tuned)} are tuned by the search; "

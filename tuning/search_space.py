@@ -19,6 +19,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from custom_layers.arguments import check_bool, invalid
+
 Range = tuple[float, float]
 
 #: The hyperparameter names the space declares (see the module docstring).
@@ -34,39 +36,36 @@ def _check_range(value: Any, name: str, problem) -> Range:
     try:
         low, high = value
     except (TypeError, ValueError):
-        raise ValueError(f"Invalid value for `{name}`: expected a pair (low, high), "
-                         f"received {value!r}.") from None
+        raise invalid(name, "a pair (low, high)", value) from None
     for bound in (low, high):
         if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not math.isfinite(bound):
-            raise ValueError(f"Invalid value for `{name}`: expected two finite numbers, "
-                             f"received {value!r}.")
+            raise invalid(name, "two finite numbers", value)
     if not low < high:
-        raise ValueError(f"Invalid value for `{name}`: the range is empty or inverted "
-                         f"(expected low < high), received {value!r}.")
+        raise invalid(name, "low < high (the range is empty or inverted)", value)
     message = problem(low, high)
     if message:
-        raise ValueError(f"Invalid value for `{name}`: {message}, received {value!r}.")
+        raise invalid(name, message, value)
     return float(low), float(high)
 
 
 def _weight_decay_problem(low, high):
     if low < 0:
-        return "λ cannot be negative (expected 0 < low < high)"
+        return "0 < low < high (λ cannot be negative)"
     if low == 0:
-        return ("expected 0 < low < high: λ is sampled on a log scale; "
-                "include_zero_weight_decay=True adds λ = 0")
+        return ("0 < low < high (λ is sampled on a log scale; "
+                "include_zero_weight_decay=True adds λ = 0)")
     return None
 
 
 def _dropout_problem(low, high):
     if low < 0 or high >= 1:
-        return "expected rates with 0 <= low < high < 1"
+        return "rates with 0 <= low < high < 1"
     return None
 
 
 def _learning_rate_problem(low, high):
     if low <= 0:
-        return "expected 0 < low < high (sampled on a log scale)"
+        return "0 < low < high (sampled on a log scale)"
     return None
 
 
@@ -96,9 +95,7 @@ class SearchSpace:
         set_ = object.__setattr__  # frozen: normalise once, here
         set_(self, "weight_decay", _check_range(self.weight_decay, "weight_decay",
                                                 _weight_decay_problem))
-        if not isinstance(self.include_zero_weight_decay, bool):
-            raise ValueError("Invalid value for `include_zero_weight_decay`: expected True or False, "
-                             f"received {self.include_zero_weight_decay!r}.")
+        check_bool(self.include_zero_weight_decay, "include_zero_weight_decay")
         set_(self, "dropout_rate", _check_range(self.dropout_rate, "dropout_rate",
                                                 _dropout_problem))
         if self.learning_rate is not None:

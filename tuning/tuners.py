@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 
 import keras_tuner
 
+from custom_layers.arguments import check_choice
 from tuning._compat import atomic_keras_tuner_state, custom_gradient_mark, forget_custom_gradients
 from tuning.hypermodel import ZooHyperModel, release_memory
 from zoo.io import atomic_write_json
@@ -129,7 +130,7 @@ class RandomTuner(ZooTuner, keras_tuner.RandomSearch):
 
 def check_tuner_name(tuner: str) -> str:
     if tuner not in TUNERS:
-        raise ValueError(f"Unknown tuner {tuner!r}. Expected one of {', '.join(TUNERS)}.")
+        check_choice(tuner, TUNERS, "tuner")
     return tuner
 
 

@@ -10,11 +10,9 @@ from custom_layers import ops
 
 BAD_ARGUMENTS = [
     # (layer, constructor arguments, the argument the message must name)
-    ("Dropout", dict(rate=1.0), "rate"),
     ("Dropout", dict(rate=-0.1), "rate"),
     ("Dropout", dict(rate=1.5), "rate"),
     ("Dropout", dict(rate="0.5"), "rate"),
-    ("Dense", dict(units=0), "units"),
     ("Dense", dict(units=-3), "units"),
     ("Dense", dict(units=2.5), "units"),
     ("Conv1D", dict(filters=0, kernel_size=3), "filters"),
@@ -52,6 +50,24 @@ def test_bad_constructor_argument_is_named(name, kwargs, argument):
     with pytest.raises(ValueError, match=rf"`{argument}\b") as error:
         getattr(custom_layers, name)(**kwargs)
     assert "Received" in str(error.value)
+
+
+#: (id, call, exception type, the whole message's pattern)
+MESSAGES = [
+    ("Dropout rate 1", lambda: custom_layers.Dropout(1.0), ValueError,
+     r"`rate`\. Expected a float in \[0, 1\)\. Received rate=1\.0"),
+    ("Dense of 0 units", lambda: custom_layers.Dense(0), ValueError,
+     r"`units`\. Expected a strictly positive integer\. Received units=0"),
+    ("Dense on strings", lambda: custom_layers.Dense(3)(tf.constant([["a", "b"]])), TypeError,
+     r"expects numeric inputs \(float or int\), received dtype string"),
+]
+
+
+@pytest.mark.parametrize("call, error, pattern", [row[1:] for row in MESSAGES],
+                         ids=[row[0] for row in MESSAGES])
+def test_bad_arguments_and_inputs_get_the_message(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
 
 
 WRONG_RANK = [

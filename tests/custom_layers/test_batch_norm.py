@@ -75,3 +75,21 @@ def test_float16_inputs_are_normalised_in_float32(training):
     if training:
         np.testing.assert_allclose(custom.moving_variance.numpy(),
                                    builtin.moving_variance.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("inputs", [
+    np.full((1, 6), 3.0, "float32"),                     # a batch of one
+    np.full((8, 6), 2.5, "float32"),                     # constant inputs
+    np.full((4, 3, 3, 2), 1e4, "float32"),               # constant, large
+])
+def test_batch_norm_stays_finite_on_degenerate_batches(inputs):
+    layer = custom_layers.BatchNormalization()
+    x = tf.constant(inputs)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        energy = tf.reduce_sum(y * y)
+    gradients = tape.gradient(energy, [x, *layer.trainable_weights])
+    assert all(g is not None for g in gradients)
+    assert np.all(np.isfinite(y)) and all(np.all(np.isfinite(g)) for g in gradients)
+    assert np.all(np.isfinite(layer(x, training=False)))

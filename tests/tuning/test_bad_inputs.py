@@ -1,10 +1,12 @@
-"""Bad input to ``tune`` and ``zoo tune`` is refused with a clear error that
-names the problem and the allowed values — before anything is trained or written."""
+"""The tuning's table of bad input: ``tune``, ``zoo tune``, the search space
+and the hypermodel refuse it with a clear error that names the problem and
+the allowed values — before anything is trained or written."""
 
 import pytest
 
-from tuning import tune
+from tuning import SearchSpace, ZooHyperModel, tune
 from tuning.cli import main
+from tests.tuning.helpers import TINY_CNN
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -25,7 +27,8 @@ from tuning.cli import main
      "Received: learning_rate_schedule='step'"),
     (dict(distribution_strategy="tpu"), "argument `distribution_strategy`. Expected one of 'auto'"),
     (dict(distribution_strategy="multi-worker"), "chief/worker mode"),
-    (dict(search_space={"dropout_rate": (0.0, 1.0)}), "`dropout_rate`: expected rates with 0 <= low"),
+    (dict(search_space={"dropout_rate": (0.0, 1.0)}),
+     "argument `dropout_rate`. Expected rates with 0 <= low < high < 1"),
 ])
 def test_tune_refuses_bad_input_before_any_work(tmp_path, arguments, message):
     directory = tmp_path / "search"
@@ -38,12 +41,15 @@ def test_tune_refuses_bad_input_before_any_work(tmp_path, arguments, message):
 
 @pytest.mark.parametrize("args, message", [
     (["cnn1d", "--weight-decay-range", "1e-2", "1e-6"],
-     "--weight-decay-range: Invalid value for `weight_decay`: the range is empty or inverted"),
+     "--weight-decay-range: Invalid value for argument `weight_decay`. Expected low < high (the "
+     "range is empty or inverted). Received: weight_decay=(0.01, 1e-06)."),
     (["cnn1d", "--weight-decay-range", "-1", "1"],
-     "--weight-decay-range: Invalid value for `weight_decay`: λ cannot be negative"),
-    (["cnn1d", "--dropout-range", "0.2", "1.0"], "--dropout-range: Invalid value for `dropout_rate`"),
-    (["cnn1d", "--dropout-range", "0.3", "0.3"], "--dropout-range: Invalid value for `dropout_rate`: "
-                                                 "the range is empty"),
+     "--weight-decay-range: Invalid value for argument `weight_decay`. Expected 0 < low < high "
+     "(λ cannot be negative)"),
+    (["cnn1d", "--dropout-range", "0.2", "1.0"],
+     "--dropout-range: Invalid value for argument `dropout_rate`. Expected rates with 0 <= low"),
+    (["cnn1d", "--dropout-range", "0.3", "0.3"],
+     "--dropout-range: Invalid value for argument `dropout_rate`. Expected low < high (the range is empty"),
     (["no_such_model"], "Unknown model 'no_such_model'"),
     (["cnn1d", "--dataset", "imagenet42"], "unknown dataset 'imagenet42'"),
     (["cnn1d", "--model-arg", "nonsense=1"], "Unknown argument(s) nonsense"),
@@ -71,3 +77,50 @@ def test_cli_argument_errors_exit_2(capsys, args, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(weight_decay=(1e-3, 1e-3)), "empty or inverted"),
+    (dict(weight_decay=(0.0, 1e-2)), "include_zero_weight_decay"),
+    (dict(weight_decay=(1e-6, float("nan"))), "finite"),
+    (dict(weight_decay=1e-3), "pair"),
+    (dict(dropout_rate=(-0.1, 0.5)), "0 <= low < high < 1"),
+    (dict(dropout_rate=(0.5, 0.2)), "empty or inverted"),
+    (dict(learning_rate=(0.0, 1e-2)), "0 < low < high"),
+    (dict(include_zero_weight_decay="yes"), "True or False"),
+])
+def test_bad_ranges_are_refused_with_the_argument_named(arguments, message):
+    with pytest.raises(ValueError, match="Invalid value for argument `") as error:
+        SearchSpace(**arguments)
+    assert message in str(error.value)
+    assert f"`{next(iter(arguments))}`" in str(error.value)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(dropout_rate=0.5), "tuned by the search"),
+    (dict(early_stopping_patience=-1), "argument `early_stopping_patience`. Expected an integer >= 0"),
+])
+def test_hypermodel_refuses_bad_arguments(arguments, message):
+    with pytest.raises(ValueError) as error:
+        ZooHyperModel("cnn1d", **arguments)
+    assert message in str(error.value)
+
+
+def test_a_corrupt_keras_tuner_state_is_named(data_dir, tmp_path, monkeypatch):
+    """A search interrupted before its first trial, whose Keras Tuner state was then damaged."""
+    import keras_tuner
+
+    arguments = dict(tuner="random", max_trials=1, max_epochs=1, directory=tmp_path,
+                     project_name="search", data_dir=data_dir, verbose=0, **TINY_CNN)
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras_tuner.Tuner, "search", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            tune("cnn1d", "mnist1d", **arguments)
+    for name in ("oracle.json", "tuner0.json"):
+        (tmp_path / "search" / name).write_text('{"ongoing_trials": {')
+    with pytest.raises(ValueError, match=r"Keras Tuner file .*oracle\.json is corrupt .*pass overwrite=True"):
+        tune("cnn1d", "mnist1d", **arguments)

@@ -274,7 +274,7 @@ def test_activation_percentiles_in_training_mode_leaves_moving_statistics_alone(
 
 @pytest.mark.parametrize("arguments, message", [
     (dict(layer_name="nope"), "no layer 'nope'. Its layers: hidden, norm, squash, out"),
-    (dict(layer_name="squash", unit=8), "layer 'squash' has 8 units"),
+    (dict(layer_name="squash", unit=8), "a unit of layer 'squash', which has 8 at its"),
 ])
 def test_activation_percentiles_names_a_missing_layer_or_unit(arguments, message):
     x, y = user_data(16)

@@ -94,16 +94,3 @@ def test_weight_decay_is_l2_on_kernels():
     expected = sum(0.01 * float(np.sum(np.square(k.numpy()))) for k in kernels)
     np.testing.assert_allclose(sum(float(loss) for loss in model.losses), expected, rtol=1e-5)
     assert deep_mlp(input_shape=(4,), weight_decay=0.0).losses == []
-
-
-@pytest.mark.parametrize("arguments, message", [
-    (dict(weight_decay=-1e-3), "weight_decay"),
-    (dict(dropout_rate=1.0), "dropout_rate"),
-    (dict(num_classes=1), "num_classes"),
-    (dict(layers="torch"), "layers"),
-    (dict(input_shape=(28, 28)), "input_shape"),
-    (dict(filters=(0, 8)), "filters"),
-])
-def test_bad_arguments_name_the_problem(arguments, message):
-    with pytest.raises(ValueError, match=message):
-        deep_cnn(**arguments)

@@ -141,10 +141,10 @@ def load(
     """
     meta = info(name)
     split = _check_split(split)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"seed must be an integer or None, got {seed!r}")
+    from custom_layers.arguments import check_int  # here: importing this module stays light
+
+    check_int(batch_size, "batch_size", minimum=1)
+    check_int(seed, "seed", allow_none=True)
     n_val = validation_size(meta.num_train, validation_split)
     if split == "validation" and n_val == 0:
         raise ValueError(

@@ -169,12 +169,9 @@ def _check_split(split: str) -> str:
 
 def validation_size(num_train: int, validation_split: float) -> int:
     """How many of ``num_train`` examples the validation split takes."""
-    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)):
-        raise ValueError(
-            f"validation_split must be a number in [0, 1), got {validation_split!r}"
-        )
-    if not 0.0 <= validation_split < 1.0:
-        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+    from custom_layers.arguments import check_number  # here: this module stays free of TensorFlow
+
+    check_number(validation_split, "validation_split", minimum=0, maximum=1, maximum_inclusive=False)
     n_val = int(round(num_train * validation_split))
     if validation_split > 0 and not 0 < n_val < num_train:
         raise ValueError(

@@ -18,6 +18,8 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from custom_layers.arguments import check_choice, check_int, invalid
+
 WHERE = ("input", "output")
 
 
@@ -28,11 +30,7 @@ class _EveryNSteps(keras.callbacks.Callback):
 
     def __init__(self, every_n_steps: int):
         super().__init__()
-        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, (int, np.integer)) \
-                or every_n_steps < 1:
-            raise ValueError("Invalid value for `every_n_steps`: expected an int >= 1, "
-                             f"received {every_n_steps!r}.")
-        self.every_n_steps = int(every_n_steps)
+        self.every_n_steps = check_int(every_n_steps, "every_n_steps", minimum=1)
         self.steps: list[int] = []
         self._step = 0
 
@@ -72,21 +70,18 @@ class ActivationPercentiles(_EveryNSteps):
                  training: bool = False):
         super().__init__(every_n_steps)
         if not isinstance(layer_name, str) or not layer_name:
-            raise ValueError(f"Invalid value for `layer_name`: expected a layer's name, "
-                             f"received {layer_name!r}.")
-        if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or unit < 0:
-            raise ValueError(f"Invalid value for `unit`: expected an int >= 0, received {unit!r}.")
+            raise invalid("layer_name", "a layer's name", layer_name)
+        check_int(unit, "unit", minimum=0)
         try:
             percentiles = tuple(float(p) for p in percentiles)
         except (TypeError, ValueError):
             percentiles = ()
         if not percentiles or not all(0 <= p <= 100 for p in percentiles):
-            raise ValueError("Invalid value for `percentiles`: expected numbers in [0, 100], "
-                             f"received {percentiles!r}.")
+            raise invalid("percentiles", "numbers in [0, 100]", percentiles)
         if inputs is None:
             raise ValueError("`inputs` is required: the probe batch whose activations are measured.")
         if where not in WHERE:
-            raise ValueError(f"Invalid value for `where`: expected one of {WHERE}, received {where!r}.")
+            check_choice(where, WHERE, "where")
         self.layer_name = layer_name
         self.unit = int(unit)
         self.percentiles = percentiles
@@ -120,8 +115,8 @@ class ActivationPercentiles(_EveryNSteps):
                              f"layer {self.layer_name!r} is called once: {error}") from None
         units = probe.output.shape[-1]
         if self.unit >= units:
-            raise ValueError(f"Invalid value for `unit`: layer {self.layer_name!r} has {units} "
-                             f"units at its {self.where}, received unit={self.unit}.")
+            raise invalid("unit", f"a unit of layer {self.layer_name!r}, which has {units} at its "
+                          f"{self.where}", self.unit)
         return probe
 
     def _record(self) -> None:

@@ -92,13 +92,13 @@ def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None
         settings: overrides of individual settings (e.g. ``epochs=3``);
             unknown ones raise ValueError listing the valid ones.
     """
+    from custom_layers.arguments import check_int
     from zoo import datasets
     from zoo.experiments.common import Context, format_table
     from zoo.io import atomic_write_json
 
     experiment = get_experiment(name)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"Invalid value for `seed`: expected an int >= 0, received {seed!r}.")
+    check_int(seed, "seed", minimum=0)
     dataset = experiment.dataset if dataset is None else dataset
     datasets.info(dataset)  # unknown names: ValueError listing the valid ones
     unknown = sorted(set(settings) - set(experiment.full))

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from custom_layers.arguments import invalid
 from zoo.experiments import common
 from zoo.experiments.registry import register_experiment
 
@@ -31,8 +32,7 @@ from zoo.experiments.registry import register_experiment
 def weight_decay(context, *, weight_decays, hidden_units, train_size, epochs, batch_size,
                  learning_rate):
     if not weight_decays or any(not value >= 0 for value in weight_decays):
-        raise ValueError(f"Invalid value for `weight_decays`: expected numbers >= 0, "
-                         f"received {weight_decays!r}.")
+        raise invalid("weight_decays", "numbers >= 0", weight_decays)
     train = context.arrays("train", train_size)
     validation = context.arrays("validation")
     test = context.arrays("test")

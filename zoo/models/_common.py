@@ -8,6 +8,7 @@ from typing import Sequence
 import keras
 
 import custom_layers
+from custom_layers.arguments import check_int, check_number, invalid
 
 LAYER_SETS = ("custom", "keras")
 
@@ -25,30 +26,21 @@ def layer_set(layers: str) -> ModuleType:
         return custom_layers
     if layers == "keras":
         return keras.layers
-    raise ValueError(f"Invalid value for `layers`: expected one of {LAYER_SETS}, received {layers!r}.")
+    raise invalid("layers", f"one of {', '.join(repr(name) for name in LAYER_SETS)}", layers)
 
 
 def weight_decay_regularizer(weight_decay: float) -> keras.regularizers.Regularizer | None:
     """λ·‖w‖² as ``keras.regularizers.L2(λ)`` (E = E_D + λE_W), or None for λ = 0."""
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) \
-            or not weight_decay >= 0:
-        raise ValueError(
-            f"Invalid value for `weight_decay`: expected a number >= 0, received {weight_decay!r}."
-        )
-    return keras.regularizers.L2(float(weight_decay)) if weight_decay > 0 else None
+    weight_decay = check_number(weight_decay, "weight_decay", minimum=0)
+    return keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
 
 
 def check_dropout_rate(dropout_rate: float, name: str = "dropout_rate") -> float:
-    if isinstance(dropout_rate, bool) or not isinstance(dropout_rate, (int, float)) \
-            or not 0 <= dropout_rate < 1:
-        raise ValueError(f"Invalid value for `{name}`: expected 0 <= rate < 1, received {dropout_rate!r}.")
-    return float(dropout_rate)
+    return check_number(dropout_rate, name, minimum=0, maximum=1, maximum_inclusive=False)
 
 
 def check_num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"Invalid value for `num_classes`: expected an int >= 2, received {num_classes!r}.")
-    return num_classes
+    return check_int(num_classes, "num_classes", minimum=2)
 
 
 def check_input_shape(input_shape: Sequence[int], rank: int | None, example: str) -> tuple[int, ...]:
@@ -59,10 +51,8 @@ def check_input_shape(input_shape: Sequence[int], rank: int | None, example: str
         shape = ()
     if not shape or any(size <= 0 for size in shape) or (rank is not None and len(shape) != rank):
         expected = f"{rank} positive sizes" if rank is not None else "positive sizes"
-        raise ValueError(
-            f"Invalid value for `input_shape`: expected {expected} without the batch axis "
-            f"(e.g. {example}), received {input_shape!r}."
-        )
+        raise invalid("input_shape", f"{expected} without the batch axis (e.g. {example})",
+                      input_shape)
     return shape
 
 
@@ -74,9 +64,7 @@ def check_units(units: Sequence[int], name: str, allow_empty: bool = False) -> t
     if (not values and not allow_empty) or any(
         isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in values
     ):
-        raise ValueError(
-            f"Invalid value for `{name}`: expected a sequence of positive ints, received {units!r}."
-        )
+        raise invalid(name, "a sequence of positive integers", units)
     return values
 
 

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import keras
 
+from custom_layers.arguments import invalid
 from zoo.models._common import (
     BATCH_NORM_MOMENTUM,
     check_dropout_rate,
@@ -23,10 +24,7 @@ from zoo.models.registry import register_model, register_preset
 def _per_block(value, blocks: int, name: str) -> tuple[int, ...]:
     values = (value,) * blocks if isinstance(value, int) else tuple(value)
     if len(values) != blocks:
-        raise ValueError(
-            f"Invalid value for `{name}`: expected an int or one value per block ({blocks}), "
-            f"received {value!r}."
-        )
+        raise invalid(name, f"an int or one value per block ({blocks})", value)
     return check_units(values, name)
 
 

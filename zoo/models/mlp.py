@@ -6,6 +6,7 @@ from typing import Sequence
 
 import keras
 
+from custom_layers.arguments import check_number
 from zoo.models._common import (
     BATCH_NORM_MOMENTUM,
     check_dropout_rate,
@@ -45,9 +46,7 @@ def deep_mlp(
     hidden_units = check_units(hidden_units, "hidden_units", allow_empty=True)
     check_dropout_rate(dropout_rate)
     check_dropout_rate(input_dropout_rate, "input_dropout_rate")
-    if max_norm is not None and not max_norm > 0:
-        raise ValueError("Invalid value for `max_norm`: expected a positive number or None, "
-                         f"received {max_norm!r}.")
+    check_number(max_norm, "max_norm", minimum=0, minimum_inclusive=False, allow_none=True)
     nn = layer_set(layers)
     regularizer = weight_decay_regularizer(weight_decay)
     constraint = keras.constraints.MaxNorm(max_norm) if max_norm is not None else None

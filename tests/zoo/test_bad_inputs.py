@@ -1,5 +1,5 @@
-"""One table of malformed inputs across the Python API (models, layers,
-datasets, training, export and prediction, tuning) and the `zoo` command.
+"""The zoo's table of malformed inputs across the Python API (models,
+datasets, training, export and prediction) and the `zoo` command.
 
 Every row must fail with a clear error that names the problem: the Python API
 with the given exception type and a message matching the row's pattern; the
@@ -20,9 +20,7 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-import custom_layers
 from zoo import create_model, datasets
 from zoo.cli import main
 from zoo.export import Predictor, export_run, load, read_inputs
@@ -121,43 +119,6 @@ def unwritable_run_dir(ctx):
         parent.chmod(0o700)
 
 
-def corrupt_tuning_state(ctx):
-    """A search interrupted before its first trial, whose Keras Tuner state was then damaged."""
-    import keras_tuner
-
-    from tuning import tune
-
-    arguments = dict(model="cnn1d", dataset="mnist1d", tuner="random", max_trials=1, max_epochs=1,
-                     directory=ctx.tmp, project_name="search", data_dir=ctx.files.data_dir,
-                     verbose=0, filters=(4,), dense_units=(8,))
-
-    def interrupted(self, *args, **kwargs):
-        raise KeyboardInterrupt
-
-    with ctx.monkeypatch.context() as patch:
-        patch.setattr(keras_tuner.Tuner, "search", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            tune(**arguments)
-    for name in ("oracle.json", "tuner0.json"):
-        (ctx.tmp / "search" / name).write_text('{"ongoing_trials": {')
-    return tune(**arguments)
-
-
-def tune_with(**arguments):
-    from tuning import tune
-
-    def call(ctx):
-        return tune(**{"model": "cnn1d", "dataset": "mnist1d", "directory": ctx.tmp / "search",
-                       "verbose": 0, **arguments})
-    return call
-
-
-def space(**ranges):
-    from tuning import SearchSpace
-
-    return SearchSpace(**ranges)
-
-
 #: (id, call(ctx), exception type, pattern the message must match)
 API_ROWS = [
     # models and layers
@@ -166,49 +127,36 @@ API_ROWS = [
     ("unknown model argument", lambda c: create_model("mlp", hidden=(3,)), ValueError,
      r"Unknown argument\(s\) hidden for model 'mlp'\. Valid arguments: .*hidden_units"),
     ("negative weight decay", lambda c: create_model("deep_mlp", weight_decay=-1e-3), ValueError,
-     r"`weight_decay`: expected a number >= 0, received -0\.001"),
+     r"argument `weight_decay`\. Expected a finite number >= 0\. Received: weight_decay=-0\.001\."),
     ("dropout rate 1", lambda c: create_model("deep_mlp", dropout_rate=1.0), ValueError,
-     r"`dropout_rate`: expected 0 <= rate < 1, received 1\.0"),
+     r"argument `dropout_rate`\. Expected a finite number >= 0 and < 1\. Received: dropout_rate=1\.0\."),
     ("CNN input of rank 2", lambda c: create_model("deep_cnn", input_shape=(28, 28)), ValueError,
-     r"`input_shape`: expected 3 positive sizes .*received \(28, 28\)"),
+     r"argument `input_shape`\. Expected 3 positive sizes .*Received: input_shape=\(28, 28\)\."),
+    ("unknown layer set", lambda c: create_model("deep_cnn", layers="torch"), ValueError,
+     r"argument `layers`\. Expected one of 'custom', 'keras'\. Received: layers='torch'\."),
+    ("a block of 0 filters", lambda c: create_model("deep_cnn", filters=(0, 8)), ValueError,
+     r"argument `filters`\. Expected a sequence of positive integers\. Received: filters=\(0, 8\)"),
     ("one class", lambda c: create_model("mlp", num_classes=1), ValueError,
-     r"`num_classes`: expected an int >= 2, received 1"),
+     r"argument `num_classes`\. Expected an integer >= 2\. Received: num_classes=1\."),
     ("model input of the wrong shape",
      lambda c: create_model("cnn1d", input_shape=INPUT_SHAPE)(np.zeros((2, 30, 1), "float32")),
      ValueError, r"incompatible with the layer: expected shape=\(None, 40, 1\)"),
     ("model input of the wrong rank",
      lambda c: create_model("deep_cnn")(np.zeros((2, 784), "float32")),
      ValueError, r"expected shape=\(None, 28, 28, 1\), found shape=\(2, 784\)"),
-    ("Dense on strings", lambda c: custom_layers.Dense(3)(tf.constant([["a", "b"]])), TypeError,
-     r"expects numeric inputs \(float or int\), received dtype string"),
-    ("Conv2D on a rank-3 input", lambda c: custom_layers.Conv2D(4, 3)(tf.zeros((2, 8, 8))),
-     ValueError, r"expected ndim=4, found ndim=3"),
-    ("Dropout rate 1", lambda c: custom_layers.Dropout(1.0), ValueError,
-     r"`rate`\. Expected a float in \[0, 1\)\. Received rate=1\.0"),
-    ("Dense of 0 units", lambda c: custom_layers.Dense(0), ValueError,
-     r"`units`\. Expected a strictly positive integer\. Received units=0"),
-    # datasets
     ("unknown dataset", lambda c: datasets.load("imagenet42"), ValueError,
      r"unknown dataset 'imagenet42'; valid names are: .*mnist1d"),
     ("unknown split", lambda c: datasets.load("mnist1d", "training"), ValueError,
      r"unknown split 'training'; valid splits are: train, validation, test"),
     ("batch size 0", lambda c: datasets.load("mnist1d", batch_size=0), ValueError,
-     r"batch_size must be an integer >= 1, got 0"),
+     r"argument `batch_size`\. Expected an integer > 0\. Received: batch_size=0\."),
     ("empty training split", lambda c: datasets.load("mnist1d", validation_split=0.99999),
      ValueError, r"leaves 4000 for validation and 0 for training; both must be non-empty"),
     ("augmenting signals", lambda c: datasets.load("mnist1d", augment=True), ValueError,
      r"augment=True applies to image datasets; 'mnist1d' is a signal dataset"),
     # training
-    ("epochs 0", lambda c: train_mlp(c, epochs=0), ValueError,
-     r"Invalid value for argument `epochs`\. Expected an integer > 0\. Received: epochs=0\."),
-    ("unknown optimizer", lambda c: train_mlp(c, optimizer="lbfgs"), ValueError,
-     r"Invalid value for argument `optimizer`\. Expected one of 'adam', 'sgd', 'rmsprop', "
-     r"'adamw'\. Received: optimizer='lbfgs'\."),
-    ("negative learning rate", lambda c: train_mlp(c, learning_rate=-0.1), ValueError,
-     r"Invalid value for argument `learning_rate`\. Expected a finite number > 0\. "
-     r"Received: learning_rate=-0\.1\."),
     ("negative λ in training", lambda c: train_mlp(c, weight_decay=-0.1), ValueError,
-     r"`weight_decay`: expected a number >= 0"),
+     r"argument `weight_decay`\. Expected a finite number >= 0"),
     ("empty training data", with_empty_training_data, ValueError,
      r"The mnist1d training data are empty"),
     ("unwritable run directory", unwritable_run_dir, OSError,
@@ -252,19 +200,33 @@ API_ROWS = [
      ValueError, r"Inputs contain NaN or infinite values"),
     ("unsupported input file", lambda c: read_inputs([c.path("notes.txt")], INPUT_SHAPE),
      ValueError, r"Unsupported input file .*notes\.txt: expected \.npy, \.png, \.jpg or \.jpeg"),
-    # tuning
-    ("unknown tuner", tune_with(tuner="grid"), ValueError,
-     r"Invalid value for argument `tuner`\. Expected one of 'hyperband', 'bayesian', 'random'\. "
-     r"Received: tuner='grid'\."),
-    ("max_epochs 0", tune_with(max_epochs=0), ValueError,
-     r"argument `max_epochs`\. Expected an integer > 0 or None\. Received: max_epochs=0\."),
-    ("negative λ range", lambda c: space(weight_decay=(-1e-3, 1e-2)), ValueError,
-     r"`weight_decay`: λ cannot be negative"),
-    ("dropout range up to 1", lambda c: space(dropout_rate=(0.0, 1.0)), ValueError,
-     r"`dropout_rate`: expected rates with 0 <= low < high < 1"),
-    ("corrupt Keras Tuner state", corrupt_tuning_state, ValueError,
-     r"Keras Tuner file .*oracle\.json is corrupt .*pass overwrite=True"),
 ]
+
+
+#: Arguments of ``zoo.train`` refused before any work: (id, arguments, pattern).
+TRAINING_ROWS = [
+    ("epochs 0", dict(epochs=0),
+     r"Invalid value for argument `epochs`\. Expected an integer > 0\. Received: epochs=0\."),
+    ("batch size 0", dict(batch_size=0),
+     r"Invalid value for argument `batch_size`\. Expected an integer > 0\. Received: batch_size=0\."),
+    ("unknown optimizer", dict(optimizer="lbfgs"),
+     r"Invalid value for argument `optimizer`\. Expected one of 'adam', 'sgd', 'rmsprop', "
+     r"'adamw'\. Received: optimizer='lbfgs'\."),
+    ("negative learning rate", dict(learning_rate=-0.1),
+     r"Invalid value for argument `learning_rate`\. Expected a finite number > 0\. "
+     r"Received: learning_rate=-0\.1\."),
+    ("unknown strategy", dict(strategy="tpu-pod"),
+     r"Invalid value for argument `strategy`\. Expected one of 'none', 'mirrored', 'multi-worker'"),
+    ("unknown dataset to train on", dict(dataset="imagenet42"), r"unknown dataset 'imagenet42'"),
+]
+
+
+@pytest.mark.parametrize("arguments, pattern", [row[1:] for row in TRAINING_ROWS],
+                         ids=[row[0] for row in TRAINING_ROWS])
+def test_training_refuses_bad_arguments_before_writing_anything(ctx, arguments, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        train_mlp(ctx, run_dir=ctx.tmp / "never", **arguments)
+    assert not (ctx.tmp / "never").exists()
 
 
 @pytest.mark.parametrize("call, error, pattern", [row[1:] for row in API_ROWS],
@@ -302,9 +264,10 @@ CLI_ROWS = [
      r"truncated\.keras is not a valid \.keras file"),
     ("corrupt metrics.json", ["evaluate", "{corrupt_metrics}"], r"metrics\.json is corrupt"),
     ("export of a missing run", ["export", "{tmp}/no_run", "{tmp}/out"], r"does not exist"),
-    ("unknown tuner", ["tune", "cnn1d", "--tuner", "grid"], r"argument --tuner: invalid choice: 'grid'"),
-    ("negative λ range", ["tune", "cnn1d", "--weight-decay-range", "-1", "1", "--directory", "{tmp}"],
-     r"--weight-decay-range: Invalid value for `weight_decay`: λ cannot be negative"),
+    ("negative learning rate", ["train", "mlp", "--learning-rate", "-1"],
+     r"Invalid value for argument `learning_rate`\. .*Received: learning_rate=-1\.0\."),
+    ("unknown layer set", ["train", "mlp", "--layers", "torch"], r"argument --layers: invalid choice"),
+    ("unknown command", ["frobnicate"], r"invalid choice: 'frobnicate'"),
 ]
 
 #: The same, each in a real `python -m zoo.cli` process (a few: each imports TensorFlow).
@@ -355,4 +318,4 @@ def test_cli_process_refuses_bad_input_with_one_line_and_no_traceback(ctx, argv,
 
 
 def test_the_table_has_at_least_30_rows():
-    assert len(API_ROWS) + len(CLI_ROWS) + len(SUBPROCESS_ROWS) >= 30
+    assert len(API_ROWS) + len(TRAINING_ROWS) + len(CLI_ROWS) + len(SUBPROCESS_ROWS) >= 30
