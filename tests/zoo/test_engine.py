@@ -11,6 +11,7 @@ import tensorflow as tf
 from zoo import deep_mlp
 from zoo.training import compile_model, fit, training_callbacks
 from zoo.training.custom_loop import fit_custom_loop
+from tests.zoo.test_training import StopAfterEpoch
 
 #: val_loss per epoch: best at epoch 2, then three epochs without improvement.
 SCRIPTED_VAL_LOSS = [0.9, 0.8, 0.5, 0.6, 0.55, 0.7, 0.4, 0.3, 0.2, 0.1]
@@ -68,16 +69,6 @@ def test_the_custom_loop_logs_what_fit_logs(data):
         assert looped.history[key][0] == pytest.approx(fitted.history[key][0], rel=1e-4), key
 
 
-class CrashAtEpochEnd(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.parametrize("loop", ["fit", "custom loop"])
 def test_a_crashed_run_resumes_its_history_and_its_patience(loop, data, tmp_path):
     def callbacks(*extra):
@@ -86,7 +77,7 @@ def test_a_crashed_run_resumes_its_history_and_its_patience(loop, data, tmp_path
                                     tensorboard=False, callbacks=extra)]
 
     with pytest.raises(KeyboardInterrupt):  # after epoch 4 is committed: wait is 2
-        train_with(loop, data, callbacks(CrashAtEpochEnd(4)))
+        train_with(loop, data, callbacks(StopAfterEpoch(4)))
     epochs_seen = []
     probe = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs_seen.append(epoch))
     train_with(loop, data, callbacks(probe))

@@ -71,6 +71,18 @@ class _Sums:
     def reduce(self, values):
         return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in values]
 
+    def evaluation_step(self):
+        """A ``tf.function`` of a distributed batch: the reduced sums of E_D,
+        correct predictions and examples, in inference mode."""
+        @tf.function
+        def evaluate(batch):
+            def step(x, y):
+                per_example, correct = self.replica(x, y, training=False)
+                return tf.reduce_sum(per_example), tf.reduce_sum(correct), \
+                    tf.cast(tf.size(correct), tf.float32)
+            return self.reduce(self.strategy.run(step, args=batch))
+        return evaluate
+
     def over(self, step_function, dataset: tf.data.Dataset, on_step=None) -> list[float]:
         """Sums of ``step_function``'s outputs over a distributed pass of ``dataset``."""
         totals = None
@@ -119,14 +131,7 @@ def fit_custom_loop(
                 tf.cast(tf.size(correct), tf.float32), penalty
         return sums.reduce(strategy.run(step, args=batch))
 
-    @tf.function
-    def evaluate_step(batch):
-        def step(x, y):
-            per_example, correct = sums.replica(x, y, training=False)
-            return tf.reduce_sum(per_example), tf.reduce_sum(correct), \
-                tf.cast(tf.size(correct), tf.float32)
-        return sums.reduce(strategy.run(step, args=batch))
-
+    evaluate_step = sums.evaluation_step()
     steps = int(train_data.cardinality())
     verbose = 2 if verbose == "auto" else verbose  # one line per epoch, as fit on a strategy
     history = keras.callbacks.History()
@@ -163,16 +168,7 @@ def evaluate_custom_loop(model: keras.Model, strategy: tf.distribute.Strategy,
                          dataset: tf.data.Dataset) -> dict[str, float]:
     """Test loss E (with the penalty), E_D and accuracy of ``model`` over ``dataset``."""
     sums = _Sums(model, strategy)
-
-    @tf.function
-    def step(batch):
-        def replica(x, y):
-            per_example, correct = sums.replica(x, y, training=False)
-            return tf.reduce_sum(per_example), tf.reduce_sum(correct), \
-                tf.cast(tf.size(correct), tf.float32)
-        return sums.reduce(strategy.run(replica, args=batch))
-
-    loss_sum, correct, count = sums.over(step, dataset)
+    loss_sum, correct, count = sums.over(sums.evaluation_step(), dataset)
     penalty = float(sum(float(loss) for loss in model.losses)) if model.losses else 0.0
     return {"test_loss": loss_sum / count + penalty, "test_data_loss": loss_sum / count,
             "test_accuracy": correct / count}

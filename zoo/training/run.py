@@ -37,16 +37,7 @@ from zoo.io import atomic_save_model, atomic_write_json
 from zoo.models import create_model
 from zoo.models.registry import check_overrides
 from zoo.training.custom_loop import evaluate_custom_loop, worker_run_dir
-from zoo.training.engine import (
-    compile_model,
-    enable_gpu_memory_growth,
-    fit,
-    make_deterministic,
-    make_optimizer,
-    make_strategy,
-    training_callbacks,
-    training_defaults,
-)
+from zoo.training import engine
 
 
 class RunFinishedError(RuntimeError):
@@ -164,9 +155,9 @@ def train(
     go to ``create_model`` when ``model`` is a name; ``callbacks`` run after
     the run's own (backup, early stopping, history, TensorBoard). ``epochs``,
     ``batch_size`` and ``learning_rate`` left None come from
-    :func:`training_defaults` for the dataset.
+    :func:`zoo.training.engine.training_defaults` for the dataset.
     """
-    defaults = training_defaults(dataset)
+    defaults = engine.training_defaults(dataset)
     epochs = defaults["epochs"] if epochs is None else epochs
     batch_size = defaults["batch_size"] if batch_size is None else batch_size
     learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
@@ -174,12 +165,12 @@ def train(
     check_int(batch_size, "batch_size", minimum=1)
     check_int(early_stopping_patience, "early_stopping_patience", minimum=0)
     # A multi-worker strategy must exist before TensorFlow runs any op.
-    distribution = make_strategy(strategy)
-    make_optimizer(optimizer, learning_rate, learning_rate_schedule)  # validate before any work
+    distribution = engine.make_strategy(strategy)
+    engine.make_optimizer(optimizer, learning_rate, learning_rate_schedule)  # validate before any work
     if isinstance(model, str):
         check_overrides(model, model_overrides)
     dataset_info = datasets.info(dataset)
-    enable_gpu_memory_growth()
+    engine.enable_gpu_memory_growth()
 
     model_name = model if isinstance(model, str) else model.name
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(model_name, dataset)
@@ -189,7 +180,7 @@ def train(
     _prepare_run_dir(run_dir, overwrite)
 
     if seed is not None:  # seeds the data pipeline's shuffling
-        make_deterministic(seed)
+        engine.make_deterministic(seed)
     replicas = distribution.num_replicas_in_sync
     global_batch = batch_size * replicas
     load = dict(batch_size=global_batch, seed=seed, data_dir=data_dir,
@@ -200,7 +191,7 @@ def train(
     steps_per_epoch = int(train_data.cardinality())
     check_finite_inputs(train_data, f"{dataset} training")
     if seed is not None:  # again: building a dataset the first time draws from Python's RNG
-        make_deterministic(seed)
+        engine.make_deterministic(seed)
 
     with distribution.scope():
         if isinstance(model, str):
@@ -210,16 +201,17 @@ def train(
             raise ValueError(f"Model arguments {sorted(model_overrides)} apply only to a model "
                              "given by name.")
         schedule_steps = epochs * steps_per_epoch if steps_per_epoch > 0 else None
-        compile_model(model, make_optimizer(optimizer, learning_rate, learning_rate_schedule,
-                                            schedule_steps), jit_compile=jit_compile)
+        optimizer_instance = engine.make_optimizer(optimizer, learning_rate, learning_rate_schedule,
+                                                   schedule_steps)
+        engine.compile_model(model, optimizer_instance, jit_compile=jit_compile)
 
     history_path = run_dir / "history.csv"
-    run_callbacks = training_callbacks(
+    run_callbacks = engine.training_callbacks(
         early_stopping_patience=early_stopping_patience, run_dir=run_dir,
         tensorboard=not multi_worker, callbacks=callbacks)
     started = time.perf_counter()
-    fit(model, train_data, validation_data, epochs=epochs, callbacks=run_callbacks,
-        strategy=distribution, global_batch_size=global_batch, verbose=verbose)
+    engine.fit(model, train_data, validation_data, epochs=epochs, callbacks=run_callbacks,
+               strategy=distribution, global_batch_size=global_batch, verbose=verbose)
     wall_time = time.perf_counter() - started
     if multi_worker:
         evaluation = evaluate_custom_loop(model, distribution, test_data)
@@ -268,7 +260,7 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
     except (json.JSONDecodeError, KeyError):
         raise ValueError(f"{metrics_path} is corrupt: cannot read the dataset name.") from None
     model = load_model(run_dir / "model.keras")
-    compile_model(model)
+    engine.compile_model(model)
     test_data = datasets.load(dataset, "test", batch_size=batch_size, data_dir=data_dir)
     loss, accuracy, data_loss = model.evaluate(test_data, verbose=0)
     return {"dataset": dataset, "test_accuracy": float(accuracy), "test_loss": float(loss),
