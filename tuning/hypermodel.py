@@ -16,9 +16,9 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
+from custom_layers.arguments import check_bool, check_int, invalid
 from tuning.search_space import LEARNING_RATE, SearchSpace
 from zoo.models.registry import check_overrides, create_model, get_builder
-from custom_layers.arguments import check_bool, check_int, invalid
 from zoo.training import (
     compile_model,
     enable_gpu_memory_growth,

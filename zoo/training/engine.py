@@ -26,7 +26,9 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from custom_layers.arguments import check_int, check_number, check_choice
+from custom_layers.arguments import check_choice, check_int, check_number
+from zoo.training.custom_loop import fit_custom_loop
+from zoo.training.run_state import RunState
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 SCHEDULES = ("cosine", "constant")
@@ -145,8 +147,6 @@ def training_callbacks(
     state of the epoch — and TensorBoard logs go to ``run_dir/logs``.
     ``callbacks`` (the caller's) run last.
     """
-    from zoo.training.run_state import RunState
-
     run_callbacks: list[keras.callbacks.Callback] = []
     if stop_on_non_finite_loss:
         run_callbacks.append(TerminateOnNonFiniteLoss(None if run_dir is None else run_dir / "backup"))
@@ -191,8 +191,6 @@ def fit(
     ``steps_per_epoch``) go to ``model.fit``.
     """
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        from zoo.training.custom_loop import fit_custom_loop
-
         return fit_custom_loop(model, strategy, train_data, validation_data, epochs=epochs,
                                global_batch_size=global_batch_size, callbacks=callbacks,
                                verbose=verbose)
