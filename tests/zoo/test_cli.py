@@ -27,6 +27,20 @@ def test_info_shows_arguments_and_parameters(capsys):
     assert "hidden_units = (100, 100, 100)" in out and "parameters:" in out
 
 
+def test_commands_built_on_zoo_are_found_through_entry_points(capsys):
+    from importlib.metadata import entry_points
+
+    from zoo.cli import build_parser
+
+    registered = {point.name for point in entry_points(group="zoo.commands")}
+    assert registered == {"reproduce", "tune"}
+    parser = build_parser()
+    assert parser.parse_args(["tune", "cnn1d"]).handler.__module__ == "tuning.cli"
+    assert parser.parse_args(["reproduce"]).handler.__module__ == "zoo.experiments.cli"
+    assert main(["reproduce", "--list"]) == 0  # runs the contributed command's handler
+    assert "batch-norm" in capsys.readouterr().out
+
+
 def test_evaluate_of_a_missing_run_dir_fails_cleanly_in_a_subprocess(tmp_path):
     result = run_zoo("evaluate", str(tmp_path / "nothing-here"))
     assert result.returncode == 2
