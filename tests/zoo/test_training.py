@@ -38,6 +38,10 @@ def test_run_dir_holds_model_metrics_history_curves_and_logs(short_run):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs_run"] == 3 and metrics["params"] == short_run.model.count_params()
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["wall_time_s"] > 0
+    # Training speed: mnist_5k's 3,600 training examples over the median epoch's time,
+    # close to the mean epoch (the first one also traces the step, so it is slower).
+    mean_epoch = metrics["wall_time_s"] / metrics["epochs_run"]
+    assert 0.5 * 3600 <= metrics["train_examples_per_second"] * mean_epoch <= 5 * 3600
 
 
 def test_logs_report_data_loss_and_weight_penalty_separately(short_run):

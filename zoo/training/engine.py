@@ -20,6 +20,7 @@ early-stopping rule:
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -126,6 +127,22 @@ class WeightPenaltyLogger(keras.callbacks.Callback):
         if logs is not None:
             penalty = sum(float(loss) for loss in self.model.losses) if self.model.losses else 0.0
             logs["weight_penalty"] = penalty
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """The wall time of every epoch this process runs (its validation pass
+    included), for the training speed a run records."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._started)
 
 
 def training_callbacks(

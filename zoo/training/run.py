@@ -4,7 +4,8 @@ with early stopping → evaluate → save.
 ``train`` writes everything a run produces into one run directory:
 
     model.keras            the trained model (best epoch's weights)
-    metrics.json           test accuracy and loss, epochs run, parameters, wall time
+    metrics.json           test accuracy and loss, epochs run, parameters, wall time,
+                           training examples per second
     history.csv            one row per epoch (E, E_D, λE_W, accuracy; train and validation)
     training_curves.png    loss and accuracy per epoch
     logs/                  TensorBoard logs
@@ -23,6 +24,7 @@ import csv
 import json
 import os
 import shutil
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,6 +191,8 @@ def train(
     validation_data = datasets.load(dataset, "validation", **load)
     test_data = datasets.load(dataset, "test", batch_size=global_batch, data_dir=data_dir)
     steps_per_epoch = int(train_data.cardinality())
+    examples_per_epoch = (steps_per_epoch * global_batch if replicas > 1
+                          else dataset_info.num_examples("train"))
     check_finite_inputs(train_data, f"{dataset} training")
     if seed is not None:  # again: building a dataset the first time draws from Python's RNG
         engine.make_deterministic(seed)
@@ -206,9 +210,10 @@ def train(
         engine.compile_model(model, optimizer_instance, jit_compile=jit_compile)
 
     history_path = run_dir / "history.csv"
+    timer = engine.EpochTimer()
     run_callbacks = engine.training_callbacks(
         early_stopping_patience=early_stopping_patience, run_dir=run_dir,
-        tensorboard=not multi_worker, callbacks=callbacks)
+        tensorboard=not multi_worker, callbacks=[timer, *callbacks])
     started = time.perf_counter()
     engine.fit(model, train_data, validation_data, epochs=epochs, callbacks=run_callbacks,
                strategy=distribution, global_batch_size=global_batch, verbose=verbose)
@@ -230,6 +235,11 @@ def train(
         "epochs_run": len(history),
         "params": int(model.count_params()),
         "wall_time_s": round(wall_time, 3),
+        # Training examples per epoch over the median epoch's wall time (validation
+        # included) of the epochs this process ran; None if it ran none (resumed a
+        # finished fit).
+        "train_examples_per_second": (
+            round(examples_per_epoch / statistics.median(timer.seconds), 1) if timer.seconds else None),
         "batch_size": batch_size,
         "replicas": replicas,
         "learning_rate": learning_rate,
