@@ -11,7 +11,11 @@ from custom_layers import ops
 @keras.saving.register_keras_serializable(package="custom_layers")
 class BatchNormalization(keras.layers.Layer):
     """Normalises each channel with the batch's statistics while training and
-    the moving averages at inference (:mod:`custom_layers.ops.batch_norm`).
+    the moving averages at inference (:mod:`custom_layers.ops.batch_norm`;
+    while training, feature maps with the channel axis last go through the
+    fused kernel, everything else through the written-out reference — both
+    compute the derived backward pass, the module docstring says which runs
+    when).
 
     As in Keras: ``moving = momentum·moving + (1 − momentum)·batch`` with the
     biased batch variance; float16/bfloat16 inputs are normalised in float32;
@@ -102,16 +106,18 @@ class BatchNormalization(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         dtype = keras.backend.result_type(inputs.dtype, "float32")
-        inputs = tf.cast(inputs, dtype)
         gamma = None if self.gamma is None else tf.cast(self.gamma, dtype)
         beta = None if self.beta is None else tf.cast(self.beta, dtype)
         moving_mean = tf.cast(self.moving_mean, dtype)
         moving_variance = tf.cast(self.moving_variance, dtype)
 
         if training and self.trainable:
+            # float16/bfloat16 inputs go in as they are: the op normalises them in
+            # float32 (in the fused kernel, without a cast of the whole tensor).
             outputs, mean, variance = ops.batch_norm_training(
                 inputs, gamma, beta, self.axis, self.epsilon
             )
+            mean, variance = tf.cast(mean, dtype), tf.cast(variance, dtype)
             self.moving_mean.assign(
                 moving_mean * self.momentum + mean * (1.0 - self.momentum)
             )
@@ -120,7 +126,7 @@ class BatchNormalization(keras.layers.Layer):
             )
         else:
             outputs = ops.batch_norm_inference(
-                inputs, moving_mean, moving_variance, gamma, beta, self.axis, self.epsilon
+                tf.cast(inputs, dtype), moving_mean, moving_variance, gamma, beta, self.axis, self.epsilon
             )
         return tf.cast(outputs, self.compute_dtype)
 

