@@ -24,7 +24,7 @@ import ast
 import sys
 from typing import Sequence
 
-from zoo.commands import Parser, positive_int
+from zoo.commands import Parser, add_precision_argument, positive_int
 
 TUNER_CHOICES = ("hyperband", "bayesian", "random")
 
@@ -104,8 +104,9 @@ def add_tune_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     devices = tune.add_argument_group("devices")
     devices.add_argument("--strategy", choices=("auto", "none", "mirrored"), default="auto",
                          help="auto: MirroredStrategy over all GPUs when there are 2 or more")
+    add_precision_argument(devices)
     devices.add_argument("--mixed-precision", action="store_true",
-                         help="mixed_float16 (for GPUs with tensor cores)")
+                         help="deprecated: the same as --precision mixed_float16")
     devices.add_argument("--tensorboard", action="store_true",
                          help="TensorBoard logs per trial under PROJECT_DIR/logs")
     tune.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
@@ -131,6 +132,18 @@ def _search_space(args):
         raise ValueError(f"{flag}: {error}" if flag else str(error)) from None
 
 
+def _precision(args: argparse.Namespace) -> str:
+    """``--precision``, or mixed_float16 for the deprecated ``--mixed-precision``."""
+    if not args.mixed_precision:
+        return args.precision
+    if args.precision not in ("auto", "mixed_float16"):
+        raise ValueError(f"--mixed-precision contradicts --precision {args.precision}; "
+                         "pass --precision alone.")
+    print("zoo tune: --mixed-precision is deprecated; use --precision mixed_float16.",
+          file=sys.stderr)
+    return "mixed_float16"
+
+
 def run_tune(args: argparse.Namespace) -> None:
     """Runs ``zoo tune`` for parsed ``args``: search, print the table and the
     best model's test accuracy (a worker prints the trials it ran)."""
@@ -146,7 +159,7 @@ def run_tune(args: argparse.Namespace) -> None:
         args.model, dataset=args.dataset, tuner=args.tuner, max_trials=args.max_trials,
         max_epochs=args.max_epochs, directory=args.directory, project_name=args.project_name,
         overwrite=args.overwrite, search_space=_search_space(args), batch_size=args.batch_size,
-        seed=args.seed, data_dir=args.data_dir, mixed_precision=args.mixed_precision,
+        seed=args.seed, data_dir=args.data_dir, precision=_precision(args),
         distribution_strategy=args.strategy, learning_rate=args.learning_rate,
         learning_rate_schedule=args.schedule,
         optimizer=args.optimizer, early_stopping_patience=args.patience,

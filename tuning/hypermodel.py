@@ -16,7 +16,7 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
-from custom_layers.arguments import check_bool, check_int, invalid
+from custom_layers.arguments import check_choice, check_int, invalid
 from tuning.search_space import LEARNING_RATE, SearchSpace
 from zoo.models.registry import check_overrides, create_model, get_builder
 from zoo.training import (
@@ -26,10 +26,10 @@ from zoo.training import (
     make_optimizer,
     training_callbacks,
 )
+from zoo.training.precision import POLICIES
 
 #: The model arguments a search sets itself; they cannot be fixed overrides.
 TUNED_ARGUMENTS = ("weight_decay", "dropout_rate")
-MIXED_PRECISION_POLICY = "mixed_float16"
 
 
 class ZooHyperModel(keras_tuner.HyperModel):
@@ -49,7 +49,9 @@ class ZooHyperModel(keras_tuner.HyperModel):
         schedule_steps: optimizer steps of a training outside ``fit``;
             without it such a model's step size stays constant.
         early_stopping_patience: epochs without a lower ``val_loss`` before a trial stops.
-        mixed_precision: build under the ``mixed_float16`` policy (the softmax stays float32).
+        precision: the Keras dtype policy the models are built under:
+            "float32", "mixed_bfloat16" or "mixed_float16" (the softmax
+            stays float32); ``tune`` resolves "auto" before it gets here.
         jit_compile: passed to ``model.compile``.
         **model_overrides: fixed model arguments (filters, dense_units, batch_norm, layers, ...).
     """
@@ -66,7 +68,7 @@ class ZooHyperModel(keras_tuner.HyperModel):
         learning_rate_schedule: str = "constant",
         schedule_steps: int | None = None,
         early_stopping_patience: int = 5,
-        mixed_precision: bool = False,
+        precision: str = "float32",
         jit_compile: bool | str = "auto",
         **model_overrides: Any,
     ):
@@ -83,7 +85,7 @@ class ZooHyperModel(keras_tuner.HyperModel):
         check_overrides(model, model_overrides)
         make_optimizer(optimizer, learning_rate, learning_rate_schedule)  # validates all three
         check_int(early_stopping_patience, "early_stopping_patience", minimum=0)
-        check_bool(mixed_precision, "mixed_precision")
+        check_choice(precision, POLICIES, "precision")
         self.model_name = model
         self.search_space = search_space if search_space is not None else SearchSpace()
         if not isinstance(self.search_space, SearchSpace):
@@ -93,7 +95,7 @@ class ZooHyperModel(keras_tuner.HyperModel):
         self.learning_rate_schedule = learning_rate_schedule
         self.schedule_steps = schedule_steps
         self.early_stopping_patience = early_stopping_patience
-        self.mixed_precision = mixed_precision
+        self.precision = precision
         self.jit_compile = jit_compile
         self.model_overrides = model_overrides
         enable_gpu_memory_growth()  # before TensorFlow touches a GPU, if it has not yet
@@ -108,8 +110,7 @@ class ZooHyperModel(keras_tuner.HyperModel):
         if None), compiled: one configuration of the space, outside a search."""
         # keras.backend.clear_session() (Keras Tuner calls it before every
         # build) resets the dtype policy, so it is set again for each model.
-        keras.mixed_precision.set_global_policy(
-            MIXED_PRECISION_POLICY if self.mixed_precision else "float32")
+        keras.mixed_precision.set_global_policy(self.precision)
         model = create_model(self.model_name, weight_decay=weight_decay, dropout_rate=dropout_rate,
                              **self.model_overrides)
         optimizer = make_optimizer(self.optimizer,

@@ -26,8 +26,10 @@ SearchConfig is refused, since Keras Tuner would silently keep the stored one.
 Devices: GPU memory growth is turned on before anything touches a GPU;
 with two or more GPUs each trial runs under ``tf.distribute.MirroredStrategy``
 (``distribution_strategy="auto"``), with per-replica ``batch_size`` and
-``drop_remainder=True``; ``mixed_precision=True`` builds the models under
-the "mixed_float16" policy. The same code runs on the CPU unchanged. Across
+``drop_remainder=True``; ``precision`` ("auto": the fastest precision the
+device computes natively, ``zoo.training.precision``) sets the dtype policy
+the models are built under, and is part of what a resumed search must keep.
+The same code runs on the CPU unchanged. Across
 processes or machines, use Keras Tuner's chief/worker mode (``tuning.tuners``),
 one GPU per worker via ``CUDA_VISIBLE_DEVICES``.
 """
@@ -39,6 +41,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -48,7 +51,7 @@ import keras_tuner
 import tensorflow as tf
 
 from custom_layers.arguments import check_bool, check_choice, check_int, invalid
-from tuning.hypermodel import MIXED_PRECISION_POLICY, TUNED_ARGUMENTS, ZooHyperModel, release_memory
+from tuning.hypermodel import TUNED_ARGUMENTS, ZooHyperModel, release_memory
 from tuning.report import plot_search, read_json, trial_table
 from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
 from tuning.tuners import TUNERS, TrialObserver, distributed_role, make_tuner
@@ -63,6 +66,7 @@ from zoo.training import (
     train,
     training_defaults,
 )
+from zoo.training.precision import announce, choose_precision, precision_scope
 
 DEFAULT_DIRECTORY = Path("runs") / "tuning"
 DEFAULT_MAX_TRIALS = 10  # bayesian and random; Hyperband sets its own unless capped
@@ -145,14 +149,14 @@ class SearchConfig:
         """``asdict`` of the config as it reads back from JSON."""
         return _json_ready(dataclasses.asdict(self))
 
-    def hypermodel(self, mixed_precision: bool = False, jit_compile: bool | str = "auto") -> ZooHyperModel:
+    def hypermodel(self, precision: str = "float32", jit_compile: bool | str = "auto") -> ZooHyperModel:
         """The Keras Tuner hypermodel of this search (checks the model and its arguments)."""
         info = datasets.info(self.dataset)
         return ZooHyperModel(
             self.model, self.search_space, input_shape=info.input_shape,
             num_classes=info.num_classes, learning_rate=self.learning_rate,
             optimizer=self.optimizer, learning_rate_schedule=self.learning_rate_schedule,
-            early_stopping_patience=self.early_stopping_patience, mixed_precision=mixed_precision,
+            early_stopping_patience=self.early_stopping_patience, precision=precision,
             jit_compile=jit_compile, **self.model_arguments)
 
 
@@ -235,7 +239,8 @@ def tune(
     overwrite: bool = False,
     seed: int | None = None,
     data_dir: str | os.PathLike | None = None,
-    mixed_precision: bool = False,
+    precision: str = "auto",
+    mixed_precision: bool | None = None,
     distribution_strategy: str | tf.distribute.Strategy | None = "auto",
     retrain: bool = True,
     export_dir: str | os.PathLike | None = None,
@@ -267,7 +272,10 @@ def tune(
             unless ``overwrite``.
         seed: seeds Keras (weights, data order) and the oracle's sampling;
             Keras Tuner takes an oracle seed of 0 as "none" (random).
-        mixed_precision: build the models under the "mixed_float16" policy.
+        precision: "auto" (default: the fastest the device computes
+            natively), "float32", "mixed_bfloat16" or "mixed_float16"
+            (``zoo.training.precision``); recorded in ``results.json``.
+        mixed_precision: deprecated; ``True`` is ``precision="mixed_float16"``.
         distribution_strategy: "auto" (MirroredStrategy when there are 2+
             GPUs), "none", "mirrored" or a ``tf.distribute.Strategy``.
         export_dir: also export the best model as a SavedModel there
@@ -287,8 +295,18 @@ def tune(
     check_int(seed, "seed", minimum=0, allow_none=True)
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise invalid("verbose", "0, 1 or 2", verbose)
-    check_bool(mixed_precision, "mixed_precision")
-    hypermodel = config.hypermodel(mixed_precision, jit_compile)  # checks the model and optimizer
+    if mixed_precision is not None:
+        check_bool(mixed_precision, "mixed_precision")
+        warnings.warn("tune(mixed_precision=...) is deprecated; pass precision='mixed_float16' "
+                      "(or 'auto', 'float32', 'mixed_bfloat16') instead.", DeprecationWarning,
+                      stacklevel=2)
+        if mixed_precision:
+            if precision not in ("auto", "mixed_float16"):
+                raise ValueError(f"mixed_precision=True contradicts precision={precision!r}; "
+                                 "pass precision alone.")
+            precision = "mixed_float16"
+    chosen = choose_precision(precision)
+    hypermodel = config.hypermodel(chosen.policy, jit_compile)  # checks the model and optimizer
     role = distributed_role()
     if max_trials is None and config.tuner != "hyperband":
         max_trials = DEFAULT_MAX_TRIALS
@@ -296,8 +314,10 @@ def tune(
     project_dir = directory / (project_name or f"{config.model}-{config.dataset}-{config.tuner}")
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"Tuning directory {directory} exists and is not a directory.")
+    fingerprint = {**config.fingerprint(), "precision": chosen.policy}
     if not overwrite and role != "worker":
-        _check_same_search(project_dir, config.fingerprint())
+        _check_same_search(project_dir, fingerprint)
+    announce(chosen, verbose=verbose != 0)
 
     enable_gpu_memory_growth()  # before the strategy (or anything) initialises the GPUs
     strategy = resolve_strategy(distribution_strategy)
@@ -313,6 +333,7 @@ def tune(
         train_data = datasets.load(config.dataset, "train", **load)
         validation_data = datasets.load(config.dataset, "validation", **load)
 
+    previous_policy = keras.mixed_precision.global_policy()
     try:
         search_tuner = make_tuner(
             config.tuner, hypermodel, max_trials=max_trials, max_epochs=config.max_epochs,
@@ -322,7 +343,7 @@ def tune(
             release_custom_gradients=release_custom_gradients)
         if role != "worker":
             project_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(config.fingerprint(), project_dir / SETTINGS_FILE)
+            atomic_write_json(fingerprint, project_dir / SETTINGS_FILE)
         callbacks = [keras.callbacks.TensorBoard(str(project_dir / "logs"))] if tensorboard else []
         if role == "worker":
             print(f"Worker {os.environ['KERASTUNER_TUNER_ID']}: asking the oracle at "
@@ -351,16 +372,15 @@ def tune(
                           "early_stopping_patience": config.early_stopping_patience,
                           "best_trial_id": best_trial.trial_id}
         if retrain:
-            if mixed_precision:
-                keras.mixed_precision.set_global_policy(MIXED_PRECISION_POLICY)
             final = retrain_best(config, best, project_dir, final_settings, strategy=strategy,
                                  seed=seed, data_dir=data_dir, jit_compile=jit_compile,
-                                 verbose=verbose)
+                                 precision=chosen.policy, verbose=verbose)
             final_model, test_loss = final.model, final.metrics["test_loss"]
             test_accuracy = final.metrics["test_accuracy"]
         else:
             release_memory()
-            final_model = search_tuner.get_best_models(1)[0]
+            with precision_scope(chosen.policy):
+                final_model = search_tuner.get_best_models(1)[0]
             test_metrics = evaluate(final_model, config.dataset, batch_size=config.batch_size * replicas,
                                     data_dir=data_dir)
             test_loss, test_accuracy = test_metrics["test_loss"], test_metrics["test_accuracy"]
@@ -369,13 +389,12 @@ def tune(
         exported = None
         if export_dir is not None:
             exported = export_savedmodel(final_model, export_dir, replace=True)
-        fingerprint = config.fingerprint()
         results = {
             **fingerprint,
+            "precision_reason": chosen.reason,
             "objective": "val_accuracy",
             "max_trials": max_trials,
             "replicas": replicas,
-            "mixed_precision": mixed_precision,
             "seed": seed,
             "best_trial_id": best_trial.trial_id,
             "best_hyperparameters": best,
@@ -404,8 +423,7 @@ def tune(
             test_accuracy=test_accuracy, test_loss=test_loss, model=final_model, trials=trials,
             results_path=results_path, plot_path=plot_path, export_dir=exported)
     finally:
-        if mixed_precision:
-            keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy(previous_policy)  # the trials' builds set it
 
 
 def retrain_best(config: SearchConfig, values: dict[str, float | None], project_dir: Path,
@@ -431,7 +449,8 @@ def train_and_evaluate(config: SearchConfig, values: dict[str, float | None], *,
                        run_dir: str | os.PathLike, seed: int | None = None,
                        data_dir: str | os.PathLike | None = None,
                        strategy: tf.distribute.Strategy | None = None, verbose: int = 0,
-                       jit_compile: bool | str = "auto", overwrite: bool = False) -> TrainResult:
+                       jit_compile: bool | str = "auto", precision: str = "auto",
+                       overwrite: bool = False) -> TrainResult:
     """Trains one configuration of the space (``values``: weight_decay,
     dropout_rate, optionally learning_rate) from scratch with ``zoo.train``
     and the search's training settings (up to ``max_epochs``, early stopping
@@ -446,7 +465,8 @@ def train_and_evaluate(config: SearchConfig, values: dict[str, float | None], *,
         learning_rate_schedule=config.learning_rate_schedule,
         early_stopping_patience=config.early_stopping_patience, run_dir=run_dir,
         overwrite=overwrite, strategy=strategy, seed=seed, data_dir=data_dir,
-        jit_compile=jit_compile, verbose=verbose, weight_decay=values[WEIGHT_DECAY],
+        jit_compile=jit_compile, precision=precision, verbose=verbose,
+        weight_decay=values[WEIGHT_DECAY],
         dropout_rate=values[DROPOUT_RATE], **config.model_arguments)
 
 
@@ -473,6 +493,9 @@ def _check_same_search(project_dir: Path, fingerprint: dict[str, Any]) -> None:
                              "tuning.tune; choose another project name or overwrite it.")
         return
     stored = read_json(path)
+    # Searches recorded before precision was a setting ran in float32 (unless
+    # their caller asked for mixed_float16, which was not recorded).
+    stored.setdefault("precision", "float32")
     changed = sorted(key for key in set(stored) | set(fingerprint)
                      if stored.get(key) != fingerprint.get(key))
     if changed:

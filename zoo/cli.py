@@ -21,7 +21,7 @@ import sys
 from typing import Sequence
 
 from zoo import commands
-from zoo.commands import Parser, non_negative_float, positive_int, rate
+from zoo.commands import Parser, add_precision_argument, non_negative_float, positive_int, rate
 
 
 def build_parser() -> Parser:
@@ -63,6 +63,7 @@ def build_parser() -> Parser:
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     train.add_argument("--augment", action="store_true", help="random shifts/rotations of images")
+    add_precision_argument(train)
 
     evaluate = subcommands.add_parser("evaluate", help="re-evaluate a finished run on its test split")
     evaluate.add_argument("run_dir")
@@ -122,12 +123,12 @@ def _train(args) -> None:
         learning_rate_schedule=args.schedule,
         early_stopping_patience=args.patience, run_dir=args.run_dir, overwrite=args.overwrite,
         strategy=args.strategy, seed=args.seed, data_dir=args.data_dir, augment=args.augment,
-        **overrides,
+        precision=args.precision, **overrides,
     )
     metrics = result.metrics
     print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}  "
           f"epochs {metrics['epochs_run']}  params {metrics['params']:,}  "
-          f"time {metrics['wall_time_s']:.1f}s  -> {result.run_dir}")
+          f"time {metrics['wall_time_s']:.1f}s  {metrics['precision']}  -> {result.run_dir}")
 
 
 def _evaluate(args) -> None:

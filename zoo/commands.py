@@ -86,6 +86,17 @@ def rate(text: str) -> float:
     return value
 
 
+def add_precision_argument(parser) -> None:
+    """``--precision`` of every command that trains; the library checks the
+    name (``zoo.training.precision``), so an unknown one gets its one-line
+    error naming the allowed values."""
+    parser.add_argument(
+        "--precision", default="auto", metavar="{auto,float32,mixed_bfloat16,mixed_float16}",
+        help="dtype policy; auto (default): mixed_bfloat16 where the device computes bfloat16 "
+             "natively (CPUs with AMX-BF16/AVX512-BF16, GPUs of compute capability 8.0+), "
+             "mixed_float16 on older GPUs with tensor cores, else float32")
+
+
 def add_contributed_commands(subparsers) -> list[str]:
     """Adds the subcommands registered under the ``zoo.commands`` entry-point
     group to ``subparsers``; returns their names."""

@@ -27,6 +27,8 @@ from tests.tuning.helpers import TINY_CNN
      "Received: learning_rate_schedule='step'"),
     (dict(distribution_strategy="tpu"), "argument `distribution_strategy`. Expected one of 'auto'"),
     (dict(distribution_strategy="multi-worker"), "chief/worker mode"),
+    (dict(precision="fp8"), "Invalid value for argument `precision`. Expected one of 'auto', "
+                            "'float32', 'mixed_bfloat16', 'mixed_float16'. Received: precision='fp8'."),
     (dict(search_space={"dropout_rate": (0.0, 1.0)}),
      "argument `dropout_rate`. Expected rates with 0 <= low < high < 1"),
 ])
@@ -54,6 +56,9 @@ def test_tune_refuses_bad_input_before_any_work(tmp_path, arguments, message):
     (["cnn1d", "--dataset", "imagenet42"], "unknown dataset 'imagenet42'"),
     (["cnn1d", "--model-arg", "nonsense=1"], "Unknown argument(s) nonsense"),
     (["cnn1d", "--patience", "-1"], "early_stopping_patience"),
+    (["cnn1d", "--precision", "fp8"], "Received: precision='fp8'"),
+    (["cnn1d", "--mixed-precision", "--precision", "float32"],
+     "--mixed-precision contradicts --precision float32"),
 ])
 def test_cli_prints_one_line_and_exits_2(capsys, tmp_path, args, message):
     assert main(["tune", *args, "--directory", str(tmp_path / "search")]) == 2

@@ -105,6 +105,18 @@ def test_resuming_with_other_settings_is_refused(random_search):
     assert "search_space" in str(error.value) and "--overwrite" in str(error.value)
 
 
+def test_a_search_records_its_precision_and_refuses_another_on_resume(random_search):
+    project, _, _ = random_search
+    results = json.loads((project / "results.json").read_text())
+    assert results["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")
+    assert results["precision_reason"].startswith("auto: ")
+    other = "mixed_float16" if results["precision"] == "float32" else "float32"
+    with pytest.raises(ValueError, match=f"precision: '{results['precision']}' -> '{other}'"):
+        tune("cnn1d", dataset="mnist1d", tuner="random", max_trials=2, max_epochs=1,
+             directory=project.parent, project_name=project.name, batch_size=64,
+             search_space=SearchSpace(dropout_rate=(0.1, 0.5)), precision=other, **TINY_CNN)
+
+
 def test_hyperband_continues_promoted_trials_from_their_checkpoints(data_dir, tmp_path, monkeypatch):
     import tuning.tuners
 

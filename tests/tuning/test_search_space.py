@@ -127,10 +127,12 @@ def test_each_fit_anneals_its_own_epochs_and_a_continued_round_restarts_the_cosi
     assert int(model.optimizer.iterations) == 16
 
 
-def test_hypermodel_builds_under_mixed_precision():
+@pytest.mark.parametrize("policy, compute_dtype", [("mixed_float16", "float16"),
+                                                   ("mixed_bfloat16", "bfloat16")])
+def test_hypermodel_builds_under_its_precision(policy, compute_dtype):
     hypermodel = ZooHyperModel("cnn1d", input_shape=(40, 1), num_classes=10,
-                               mixed_precision=True, **TINY_CNN)
+                               precision=policy, **TINY_CNN)
     keras.backend.clear_session()  # as Keras Tuner does before each build: resets the policy
     model = hypermodel.build(keras_tuner.HyperParameters())
-    assert find_layers(model, "Conv1D")[0].compute_dtype == "float16"
+    assert find_layers(model, "Conv1D")[0].compute_dtype == compute_dtype
     assert model.output.dtype == "float32"  # the softmax stays float32

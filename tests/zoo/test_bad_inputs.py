@@ -161,13 +161,18 @@ API_ROWS = [
      r"The mnist1d training data are empty"),
     ("unwritable run directory", unwritable_run_dir, OSError,
      r"Run directory .*run is not writable: (Permission denied|Not a directory)"),
-    ("corrupt backup state", lambda c: train_mlp(c, run_dir=c.files.root / "corrupt_backup_state"),
+    ("corrupt backup state",
+     lambda c: train_mlp(c, run_dir=c.files.root / "corrupt_backup_state", epochs=2),
      ValueError, r"The backup in .*corrupt_backup_state/backup is corrupt or from another model "
                  r"\(state\.json: .*\); delete that directory"),
     ("corrupt backup weights",
      lambda c: train_mlp(c, run_dir=c.files.root / "corrupt_backup_weights", epochs=2),
      ValueError, r"The backup in .*corrupt_backup_weights/backup is corrupt or from another model "
                  r"\(epoch-1\.weights\.h5"),
+    ("other settings on resume",
+     lambda c: train_mlp(c, run_dir=c.files.root / "unfinished", epochs=3), ValueError,
+     r"unfinished holds an unfinished run with other settings \(epochs 2 -> 3\); repeat its "
+     r"settings to resume it, or pass overwrite=True \(--overwrite\)"),
     ("corrupt metrics.json", lambda c: evaluate_run(c.path("corrupt_metrics")), ValueError,
      r"metrics\.json is corrupt: cannot read the dataset name"),
     # model files, export and prediction
@@ -218,6 +223,9 @@ TRAINING_ROWS = [
     ("unknown strategy", dict(strategy="tpu-pod"),
      r"Invalid value for argument `strategy`\. Expected one of 'none', 'mirrored', 'multi-worker'"),
     ("unknown dataset to train on", dict(dataset="imagenet42"), r"unknown dataset 'imagenet42'"),
+    ("unknown precision", dict(precision="half"),
+     r"Invalid value for argument `precision`\. Expected one of 'auto', 'float32', "
+     r"'mixed_bfloat16', 'mixed_float16'\. Received: precision='half'\."),
 ]
 
 
@@ -252,7 +260,7 @@ CLI_ROWS = [
      r"argument --epochs: expected a positive integer, received '0'"),
     ("unknown model to describe", ["info", "resnet50"], r"Unknown model 'resnet50'"),
     ("corrupt backup", ["train", "mlp", "--dataset", "mnist1d", "--batch-size", "400",
-                        "--run-dir", "{corrupt_backup_state}", "--data-dir", "{data_dir}"],
+                        "--epochs", "2", "--run-dir", "{corrupt_backup_state}", "--data-dir", "{data_dir}"],
      r"The backup in .*corrupt_backup_state/backup is corrupt"),
     ("missing model file", ["predict", "{tmp}/missing.keras", "{good.npy}"],
      r"Model file .*missing\.keras does not exist"),
@@ -267,6 +275,9 @@ CLI_ROWS = [
     ("negative learning rate", ["train", "mlp", "--learning-rate", "-1"],
      r"Invalid value for argument `learning_rate`\. .*Received: learning_rate=-1\.0\."),
     ("unknown layer set", ["train", "mlp", "--layers", "torch"], r"argument --layers: invalid choice"),
+    ("unknown precision", ["train", "mlp", "--precision", "fp8"],
+     r"Invalid value for argument `precision`\. Expected one of 'auto', 'float32', "
+     r"'mixed_bfloat16', 'mixed_float16'\. Received: precision='fp8'\."),
     ("unknown command", ["frobnicate"], r"invalid choice: 'frobnicate'"),
 ]
 

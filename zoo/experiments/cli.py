@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zoo.commands import int_at_least
+from zoo.commands import add_precision_argument, int_at_least
 
 
 def add_reproduce_command(subparsers) -> argparse.ArgumentParser:
     """Adds ``reproduce [NAME] [--quick] [--list] [--out DIR] [--dataset D]
-    [--seed N] [--data-dir DIR]`` to an argparse ``subparsers`` object."""
+    [--seed N] [--data-dir DIR] [--precision P]`` to an argparse ``subparsers`` object."""
     parser = subparsers.add_parser(
         "reproduce", help="reproduce the lecture's claims: plots and results.json",
         description="Runs one experiment (or all, without NAME) and writes its plot and "
@@ -33,6 +33,7 @@ def add_reproduce_command(subparsers) -> argparse.ArgumentParser:
                         help="any zoo dataset (default: each experiment's offline one)")
     parser.add_argument("--seed", type=int_at_least(0), default=0, help="default: %(default)s")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    add_precision_argument(parser)
     parser.set_defaults(handler=run_reproduce)
     return parser
 
@@ -53,5 +54,5 @@ def run_reproduce(args: argparse.Namespace) -> list[dict]:
         names = list_experiments()
         out_dirs = [None if args.out is None else Path(args.out) / f"reproduce-{name}" for name in names]
     return [run(name, out_dir=out_dir, quick=args.quick, dataset=args.dataset, seed=args.seed,
-                data_dir=args.data_dir)
+                data_dir=args.data_dir, precision=args.precision)
             for name, out_dir in zip(names, out_dirs)]

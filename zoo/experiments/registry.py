@@ -76,7 +76,7 @@ def default_out_dir(name: str) -> Path:
 
 
 def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None, seed: int = 0,
-        data_dir=None, verbose: bool = True, **settings) -> dict:
+        data_dir=None, precision: str = "auto", verbose: bool = True, **settings) -> dict:
     """Runs experiment ``name`` and returns its results (also written to
     ``out_dir/results.json``, beside the plot ``out_dir/<name>.png``).
 
@@ -88,6 +88,9 @@ def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None
             (an embedded offline one).
         seed: seeds the data subsets, initialisations and shuffles.
         data_dir: tensorflow-datasets data directory (default tfds').
+        precision: the dtype policy the experiment's models are built under:
+            "auto" (the fastest the device computes natively), "float32",
+            "mixed_bfloat16" or "mixed_float16" (``zoo.training.precision``).
         verbose: print the results table.
         settings: overrides of individual settings (e.g. ``epochs=3``);
             unknown ones raise ValueError listing the valid ones.
@@ -96,6 +99,7 @@ def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None
     from zoo import datasets
     from zoo.experiments.common import Context, format_table
     from zoo.io import atomic_write_json
+    from zoo.training.precision import announce, choose_precision, precision_scope
 
     experiment = get_experiment(name)
     check_int(seed, "seed", minimum=0)
@@ -106,6 +110,7 @@ def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None
         raise ValueError(f"Unknown setting(s) {', '.join(unknown)} for experiment {name!r}. "
                          f"Valid settings: {', '.join(experiment.full)}.")
     chosen = {**(experiment.quick if quick else experiment.full), **settings}
+    precision = choose_precision(precision)
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,8 +119,10 @@ def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None
 
     context = Context(name=name, dataset=dataset, seed=seed, quick=quick, out_dir=out_dir,
                       data_dir=None if data_dir is None else str(data_dir))
+    announce(precision, verbose)
     started = time.perf_counter()
-    measured = experiment.function(context, **chosen)
+    with precision_scope(precision.policy):
+        measured = experiment.function(context, **chosen)
     results = {
         "experiment": name,
         "claim": experiment.claim,
@@ -123,6 +130,8 @@ def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None
         "quick": quick,
         "seed": seed,
         "settings": chosen,
+        "precision": precision.policy,
+        "precision_reason": precision.reason,
         "plot": context.plot_path.name,
         **measured,
         "wall_time_s": round(time.perf_counter() - started, 1),

@@ -5,6 +5,8 @@
     run_state.py    weights, optimizer, early-stopping state and history,
                     committed atomically every epoch; resumption
     custom_loop.py  the loop for MultiWorkerMirroredStrategy (keras-team/keras#20585)
+    precision.py    which dtype policy (float32, mixed_bfloat16, mixed_float16)
+                    a device trains fastest in, and why
     run.py          ``train``: data → model → fit → evaluate → save a run directory
 
 ``zoo train``, Keras Tuner's trials, a search's final retraining and the
@@ -24,16 +26,27 @@ from zoo.training.engine import (
     training_callbacks,
     training_defaults,
 )
-from zoo.training.run import RunFinishedError, TrainResult, evaluate_run, train
+from zoo.training.precision import PRECISIONS, EmulatedPrecisionWarning, choose_precision
+from zoo.training.run import (
+    RunFinishedError,
+    RunSettingsChangedError,
+    TrainResult,
+    evaluate_run,
+    train,
+)
 from zoo.training.run_state import RunState
 
 __all__ = [
+    "EmulatedPrecisionWarning",
     "NonFiniteLossError",
+    "PRECISIONS",
     "RunFinishedError",
+    "RunSettingsChangedError",
     "RunState",
     "TerminateOnNonFiniteLoss",
     "TrainResult",
     "WeightPenaltyLogger",
+    "choose_precision",
     "compile_model",
     "enable_gpu_memory_growth",
     "evaluate_run",

@@ -5,7 +5,8 @@ with early stopping → evaluate → save.
 
     model.keras            the trained model (best epoch's weights)
     metrics.json           test accuracy and loss, epochs run, parameters, wall time,
-                           training examples per second
+                           training examples per second, precision
+    settings.json          what defines the run; a resumed run must repeat it
     history.csv            one row per epoch (E, E_D, λE_W, accuracy; train and validation)
     training_curves.png    loss and accuracy per epoch
     logs/                  TensorBoard logs
@@ -13,7 +14,9 @@ with early stopping → evaluate → save.
 
 Re-running the same call on an unfinished run directory resumes from the last
 completed epoch, whenever the earlier process was killed (even during the
-final evaluation and saving); a finished run is kept unless ``overwrite=True``.
+final evaluation and saving); a finished run is kept unless ``overwrite=True``,
+and an unfinished one resumes only with the same settings (model, data,
+optimisation, precision) unless ``overwrite=True``.
 A multi-worker run resumes and stops early the same way (the engine's custom
 loop drives the same callbacks).
 """
@@ -33,17 +36,55 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from custom_layers.arguments import check_int
+from custom_layers.arguments import check_choice, check_int
 from zoo import datasets
 from zoo.io import atomic_save_model, atomic_write_json
 from zoo.models import create_model
 from zoo.models.registry import check_overrides
 from zoo.training.custom_loop import evaluate_custom_loop, worker_run_dir
 from zoo.training import engine
+from zoo.training.precision import (
+    PRECISIONS,
+    Precision,
+    announce,
+    choose_precision,
+    precision_scope,
+)
 
 
 class RunFinishedError(RuntimeError):
     """The run directory already holds a finished run."""
+
+
+class RunSettingsChangedError(ValueError):
+    """An unfinished run was resumed with other settings than it started with."""
+
+
+SETTINGS_FILE = "settings.json"
+
+
+def check_same_settings(run_dir: Path, settings: dict[str, Any]) -> None:
+    """Records the settings of a new run in ``run_dir/settings.json``, or, for
+    an unfinished run, raises :class:`RunSettingsChangedError` naming each
+    setting that differs from the recorded ones."""
+    path = run_dir / SETTINGS_FILE
+    settings = json.loads(json.dumps(settings))  # tuples → lists, as read back
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise ValueError(f"{path} is corrupt; pass overwrite=True (--overwrite) to "
+                             "train afresh.") from None
+        changed = [f"{key} {recorded.get(key)!r} -> {settings.get(key)!r}"
+                   for key in sorted(set(recorded) | set(settings))
+                   if recorded.get(key) != settings.get(key)]
+        if changed:
+            raise RunSettingsChangedError(
+                f"{run_dir} holds an unfinished run with other settings ({'; '.join(changed)}); "
+                "repeat its settings to resume it, or pass overwrite=True (--overwrite) to "
+                "train afresh.")
+        return
+    atomic_write_json(settings, path)
 
 
 @dataclass
@@ -83,6 +124,7 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
     elif overwrite:  # an unfinished run: start it afresh
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
         (run_dir / "history.csv").unlink(missing_ok=True)
+        (run_dir / SETTINGS_FILE).unlink(missing_ok=True)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -145,6 +187,7 @@ def train(
     data_dir: str | os.PathLike | None = None,
     augment: bool = False,
     jit_compile: bool | str = "auto",
+    precision: str = "auto",
     verbose: int | str = "auto",
     callbacks: list[keras.callbacks.Callback] = (),
     **model_overrides,
@@ -158,6 +201,10 @@ def train(
     the run's own (backup, early stopping, history, TensorBoard). ``epochs``,
     ``batch_size`` and ``learning_rate`` left None come from
     :func:`zoo.training.engine.training_defaults` for the dataset.
+    ``precision`` is "auto" (the fastest the device computes natively),
+    "float32", "mixed_bfloat16" or "mixed_float16"
+    (:mod:`zoo.training.precision`); a built ``model`` keeps the policy it
+    was built with, so for one only "auto" or that policy is accepted.
     """
     defaults = engine.training_defaults(dataset)
     epochs = defaults["epochs"] if epochs is None else epochs
@@ -166,11 +213,15 @@ def train(
     check_int(epochs, "epochs", minimum=1)
     check_int(batch_size, "batch_size", minimum=1)
     check_int(early_stopping_patience, "early_stopping_patience", minimum=0)
+    check_choice(precision, PRECISIONS, "precision")
     # A multi-worker strategy must exist before TensorFlow runs any op.
     distribution = engine.make_strategy(strategy)
     engine.make_optimizer(optimizer, learning_rate, learning_rate_schedule)  # validate before any work
     if isinstance(model, str):
         check_overrides(model, model_overrides)
+        chosen = choose_precision(precision)
+    else:
+        chosen = _built_model_precision(model, precision)
     dataset_info = datasets.info(dataset)
     engine.enable_gpu_memory_growth()
 
@@ -180,6 +231,13 @@ def train(
     if multi_worker:
         run_dir = worker_run_dir(run_dir)
     _prepare_run_dir(run_dir, overwrite)
+    check_same_settings(run_dir, {
+        "model": model_name, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
+        "learning_rate": learning_rate, "optimizer": optimizer,
+        "learning_rate_schedule": learning_rate_schedule,
+        "early_stopping_patience": early_stopping_patience, "seed": seed, "augment": augment,
+        "precision": chosen.policy, "model_arguments": model_overrides})
+    announce(chosen, verbose=verbose != 0)
 
     if seed is not None:  # seeds the data pipeline's shuffling
         engine.make_deterministic(seed)
@@ -197,7 +255,7 @@ def train(
     if seed is not None:  # again: building a dataset the first time draws from Python's RNG
         engine.make_deterministic(seed)
 
-    with distribution.scope():
+    with distribution.scope(), precision_scope(chosen.policy):
         if isinstance(model, str):
             model = create_model(model, input_shape=dataset_info.input_shape,
                                  num_classes=dataset_info.num_classes, **model_overrides)
@@ -240,6 +298,8 @@ def train(
         # finished fit).
         "train_examples_per_second": (
             round(examples_per_epoch / statistics.median(timer.seconds), 1) if timer.seconds else None),
+        "precision": chosen.policy,
+        "precision_reason": chosen.reason,
         "batch_size": batch_size,
         "replicas": replicas,
         "learning_rate": learning_rate,
@@ -253,6 +313,17 @@ def train(
     atomic_write_json(metrics, run_dir / "metrics.json")
     shutil.rmtree(run_dir / "backup", ignore_errors=True)  # the run is finished
     return TrainResult(model=model, metrics=metrics, run_dir=run_dir, history=history)
+
+
+def _built_model_precision(model: keras.Model, requested: str) -> Precision:
+    """The precision of an already built model: its own dtype policy."""
+    policy = model.dtype_policy.name
+    choose_precision(requested)  # the name is checked whatever the model
+    if requested not in ("auto", policy):
+        raise ValueError(
+            f"precision={requested!r} applies to a model given by name; this model was built "
+            f"with the {policy!r} policy. Build it under that policy, or pass precision='auto'.")
+    return Precision(policy, True, "the model's own dtype policy")
 
 
 def evaluate_run(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
