@@ -46,6 +46,34 @@ def positive_tuple(value, rank: int, name: str) -> tuple[int, ...]:
     return values
 
 
+DATA_FORMATS = ("channels_last", "channels_first")
+
+
+def standardize_data_format(value) -> str:
+    """Keras' ``data_format``: None (``keras.config.image_data_format()``),
+    "channels_last" or "channels_first", in Keras' wording when it is neither."""
+    if value is None:
+        import keras
+
+        return keras.config.image_data_format()
+    value = str(value).lower()
+    if value not in DATA_FORMATS:
+        raise ValueError("The `data_format` argument must be one of "
+                         f"{{'channels_first', 'channels_last'}}. Received: data_format={value}")
+    return value
+
+
+def not_implemented_unless_default(owner: str, feature: str, **arguments: tuple[Any, Any]) -> None:
+    """Refuses Keras arguments given a value whose computation ``owner`` does
+    not implement: ``arguments`` maps each name to (value, the one accepted
+    value); accepted values pass, so Keras configs with them load."""
+    for name, (value, accepted) in arguments.items():
+        if value != accepted:
+            raise NotImplementedError(
+                f"{owner} does not implement {feature}: {name}={value!r} is not supported "
+                f"(only {name}={accepted!r}).")
+
+
 def choice(value, allowed: Iterable[str], name: str) -> str:
     """A case-insensitive choice among ``allowed``, returned lower-case."""
     allowed = tuple(allowed)

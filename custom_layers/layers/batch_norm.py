@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
+from custom_layers.arguments import not_implemented_unless_default
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -18,9 +19,13 @@ class BatchNormalization(keras.layers.Layer):
     when).
 
     As in Keras: ``moving = momentum·moving + (1 − momentum)·batch`` with the
-    biased batch variance; float16/bfloat16 inputs are normalised in float32;
+    biased batch variance; a mask (``Masking``, ``Embedding(mask_zero=True)``)
+    restricts the batch statistics to the unmasked positions and is passed
+    on; float16/bfloat16 inputs are normalised in float32;
     a layer with ``trainable=False`` runs in inference mode; weights are
-    gamma, beta, moving_mean, moving_variance in that order.
+    gamma, beta, moving_mean, moving_variance in that order; the config keys
+    are Keras'. Batch renormalization and ``synchronized=True`` are not
+    implemented: their arguments are accepted at their defaults only.
     """
 
     def __init__(
@@ -38,9 +43,20 @@ class BatchNormalization(keras.layers.Layer):
         gamma_regularizer=None,
         beta_constraint=None,
         gamma_constraint=None,
+        synchronized=False,
+        renorm=False,
+        renorm_clipping=None,
+        renorm_momentum=0.99,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        not_implemented_unless_default(
+            "custom_layers.BatchNormalization", "batch renormalization",
+            renorm=(renorm, False), renorm_clipping=(renorm_clipping, None))
+        not_implemented_unless_default(
+            "custom_layers.BatchNormalization", "cross-replica (synchronized) statistics",
+            synchronized=(synchronized, False))
+        self.renorm_momentum = float(renorm_momentum)
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise ValueError(
                 f"Invalid value for argument `axis`. Expected an int. Received axis={axis!r}."
@@ -104,7 +120,10 @@ class BatchNormalization(keras.layers.Layer):
             ndim=rank, axes={self.axis: input_shape[self.axis]}
         )
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None and len(mask.shape) != len(inputs.shape) - 1:
+            raise ValueError("The mask provided should be one dimension less than the inputs. "
+                             f"Received: mask.shape={mask.shape}, inputs.shape={inputs.shape}")
         dtype = keras.backend.result_type(inputs.dtype, "float32")
         gamma = None if self.gamma is None else tf.cast(self.gamma, dtype)
         beta = None if self.beta is None else tf.cast(self.beta, dtype)
@@ -115,7 +134,7 @@ class BatchNormalization(keras.layers.Layer):
             # float16/bfloat16 inputs go in as they are: the op normalises them in
             # float32 (in the fused kernel, without a cast of the whole tensor).
             outputs, mean, variance = ops.batch_norm_training(
-                inputs, gamma, beta, self.axis, self.epsilon
+                inputs, gamma, beta, self.axis, self.epsilon, mask=mask
             )
             mean, variance = tf.cast(mean, dtype), tf.cast(variance, dtype)
             self.moving_mean.assign(
@@ -150,4 +169,8 @@ class BatchNormalization(keras.layers.Layer):
             "gamma_regularizer": keras.regularizers.serialize(self.gamma_regularizer),
             "beta_constraint": keras.constraints.serialize(self.beta_constraint),
             "gamma_constraint": keras.constraints.serialize(self.gamma_constraint),
+            "synchronized": False,
+            "renorm": False,
+            "renorm_clipping": None,
+            "renorm_momentum": self.renorm_momentum,
         }

@@ -10,7 +10,13 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.arguments import choice, positive_int, positive_tuple
+from custom_layers.arguments import (
+    choice,
+    not_implemented_unless_default,
+    positive_int,
+    positive_tuple,
+    standardize_data_format,
+)
 
 
 class BaseConv(keras.layers.Layer):
@@ -18,7 +24,9 @@ class BaseConv(keras.layers.Layer):
     gradients (:mod:`custom_layers.ops.conv`); subclasses set ``rank`` and
     ``convolve(inputs, kernel)``, the bias-free op of that rank. Kernel shape is
     ``kernel_size + (input_channels, filters)`` and the bias ``(filters,)``,
-    as in Keras, so weights transfer both ways."""
+    as in Keras, so weights transfer both ways; the config keys are Keras'
+    too. ``data_format="channels_first"``, ``groups`` > 1 and LoRA are not
+    implemented: those arguments are accepted at their defaults only."""
 
     rank: int
     paddings: tuple[str, ...] = ("valid", "same")
@@ -29,7 +37,9 @@ class BaseConv(keras.layers.Layer):
         kernel_size,
         strides=1,
         padding="valid",
+        data_format=None,
         dilation_rate=1,
+        groups=1,
         activation=None,
         use_bias=True,
         kernel_initializer="glorot_uniform",
@@ -39,10 +49,20 @@ class BaseConv(keras.layers.Layer):
         activity_regularizer=None,
         kernel_constraint=None,
         bias_constraint=None,
+        lora_rank=None,
+        lora_alpha=None,
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.filters = positive_int(filters, "filters")
+        owner = f"custom_layers.{type(self).__name__}"
+        self.data_format = standardize_data_format(data_format)
+        not_implemented_unless_default(owner, "channels-first inputs",
+                                       data_format=(self.data_format, "channels_last"))
+        self.groups = positive_int(groups, "groups")
+        not_implemented_unless_default(owner, "grouped convolution", groups=(self.groups, 1))
+        not_implemented_unless_default(owner, "LoRA",
+                                       lora_rank=(lora_rank, None), lora_alpha=(lora_alpha, None))
         self.kernel_size = positive_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = positive_tuple(strides, self.rank, "strides")
         self.padding = choice(padding, self.paddings, "padding")
@@ -107,7 +127,9 @@ class BaseConv(keras.layers.Layer):
             "kernel_size": self.kernel_size,
             "strides": self.strides,
             "padding": self.padding,
+            "data_format": self.data_format,
             "dilation_rate": self.dilation_rate,
+            "groups": self.groups,
             "activation": keras.activations.serialize(self.activation),
             "use_bias": self.use_bias,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
@@ -116,6 +138,7 @@ class BaseConv(keras.layers.Layer):
             "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
             "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
             "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+            "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
         }
 
 
@@ -137,10 +160,10 @@ class Conv2D(BaseConv):
 
     rank = 2
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), **kwargs):
         super().__init__(filters, kernel_size, strides=strides, padding=padding,
-                         dilation_rate=dilation_rate, **kwargs)
+                         data_format=data_format, dilation_rate=dilation_rate, **kwargs)
 
     def convolve(self, inputs, kernel):
         return ops.conv2d(inputs, kernel, self.strides, self.padding, self.dilation_rate)

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.arguments import positive_int
+from custom_layers.arguments import not_implemented_unless_default, positive_int
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -15,7 +15,9 @@ class Dense(keras.layers.Layer):
 
     Same arguments, weight names, shapes and order as ``keras.layers.Dense``
     (kernel ``(input_dim, units)``, then bias ``(units,)``), so weights transfer
-    with ``set_weights(builtin.get_weights())``.
+    with ``set_weights(builtin.get_weights())``, and the same config keys, so
+    configs load both ways. LoRA and quantization are not implemented: their
+    arguments are accepted at their defaults only.
     """
 
     def __init__(
@@ -30,10 +32,17 @@ class Dense(keras.layers.Layer):
         activity_regularizer=None,
         kernel_constraint=None,
         bias_constraint=None,
+        lora_rank=None,
+        lora_alpha=None,
+        quantization_config=None,
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = positive_int(units, "units")
+        not_implemented_unless_default("custom_layers.Dense", "LoRA",
+                                       lora_rank=(lora_rank, None), lora_alpha=(lora_alpha, None))
+        not_implemented_unless_default("custom_layers.Dense", "quantization",
+                                       quantization_config=(quantization_config, None))
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -92,4 +101,5 @@ class Dense(keras.layers.Layer):
             "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
             "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
             "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+            "quantization_config": None,
         }

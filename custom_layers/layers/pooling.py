@@ -5,17 +5,28 @@ from __future__ import annotations
 import keras
 
 from custom_layers import ops
-from custom_layers.arguments import choice, positive_tuple
+from custom_layers.arguments import (
+    choice,
+    not_implemented_unless_default,
+    positive_tuple,
+    standardize_data_format,
+)
 
 
 class BaseMaxPooling(keras.layers.Layer):
     """Max pooling over ``rank`` spatial axes, channels last; the gradient is
-    routed to each window's argmax (:mod:`custom_layers.ops.pooling`)."""
+    routed to each window's argmax (:mod:`custom_layers.ops.pooling`).
+    ``data_format="channels_first"`` is not implemented (accepted as
+    "channels_last" only, the Keras default)."""
 
     rank: int
 
-    def __init__(self, pool_size, strides=None, padding="valid", **kwargs):
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
+        self.data_format = standardize_data_format(data_format)
+        not_implemented_unless_default(f"custom_layers.{type(self).__name__}",
+                                       "channels-first inputs",
+                                       data_format=(self.data_format, "channels_last"))
         self.pool_size = positive_tuple(pool_size, self.rank, "pool_size")
         self.strides = (
             self.pool_size if strides is None else positive_tuple(strides, self.rank, "strides")
@@ -40,6 +51,7 @@ class BaseMaxPooling(keras.layers.Layer):
             "pool_size": self.pool_size,
             "strides": self.strides,
             "padding": self.padding,
+            "data_format": self.data_format,
         }
 
 
@@ -49,8 +61,8 @@ class MaxPooling1D(BaseMaxPooling):
 
     rank = 1
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
-        super().__init__(pool_size, strides, padding, **kwargs)
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
     def call(self, inputs):
         return ops.max_pool1d(inputs, self.pool_size[0], self.strides[0], self.padding)
@@ -62,8 +74,9 @@ class MaxPooling2D(BaseMaxPooling):
 
     rank = 2
 
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
-        super().__init__(pool_size, strides, padding, **kwargs)
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
+                 **kwargs):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
     def call(self, inputs):
         return ops.max_pool2d(inputs, self.pool_size, self.strides, self.padding)

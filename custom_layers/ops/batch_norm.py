@@ -18,6 +18,23 @@ At inference μ and σ² are the moving averages, constants with respect to x:
     dE/dμ   = −Σ_i γ/√(σ² + ε) · dE/dy_i,
     dE/dσ²  = −½ Σ_i dE/dy_i · γ (x_i − μ) (σ² + ε)^(−3/2).
 
+With a mask (padded steps of a sequence, ``Embedding(mask_zero=True)``), the
+statistics run over the unmasked positions only, with weights w_i ∈ {0, 1}
+and W = Σ_i w_i + δ (δ = 1e-7, Keras' guard against an all-masked batch):
+
+    μ = (1/W) Σ_i w_i x_i                σ² = (1/W) Σ_i w_i (x_i − μ)²
+
+and every position, masked or not, is normalised with them. Its backward
+follows the chain rule through μ and σ², which now see only the unmasked
+x_i (s = 1/√(σ² + ε)):
+
+    dE/dσ²  = −½ γ s³ Σ_j dE/dy_j (x_j − μ)
+    dE/dμ   = −γ s Σ_j dE/dy_j − (2/W) dE/dσ² Σ_j w_j (x_j − μ)
+    dE/dx_i = γ s dE/dy_i + (w_i/W) dE/dμ + (2 w_i (x_i − μ)/W) dE/dσ²
+
+(Σ_j w_j (x_j − μ) = δμ, zero but for the guard.) With every w_i = 1 and
+δ = 0 this is the unmasked formula above.
+
 The output is computed as y = x·a + (β − μ·a) with a = γ/√(σ² + ε), the same
 arithmetic as ``tf.nn.batch_normalization`` so float32 results agree with
 Keras' layer to rounding.
@@ -46,9 +63,12 @@ back to the input's dtype.
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
 IMPLEMENTATIONS = ("auto", "fused", "reference")
+MASK_GUARD = 1e-7  # δ: keras.backend.epsilon(), as Keras' masked moments
 _HALF_PRECISION = (tf.float16, tf.bfloat16)
 _FUSED_DTYPES = (tf.float32, *_HALF_PRECISION)
 
@@ -84,6 +104,7 @@ def batch_norm_training(
     axis: int = -1,
     epsilon: float = 1e-3,
     implementation: str = "auto",
+    mask: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Normalises ``x`` with its own batch statistics along ``axis``.
 
@@ -92,20 +113,33 @@ def batch_norm_training(
     gradient; the gradient of y with respect to x already accounts for μ_B
     and σ²_B depending on x (module docstring). ``implementation`` is
     "auto", "fused" or "reference" (module docstring); "fused" needs the
-    channel axis last and a float32, float16 or bfloat16 ``x``.
+    channel axis last and a float32, float16 or bfloat16 ``x``. ``mask``
+    (the shape of ``x`` without its last axis; true where a position counts)
+    restricts the statistics to the unmasked positions, through the
+    reference (module docstring).
     """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(
             "Invalid value for argument `implementation`. Expected one of "
             f"{IMPLEMENTATIONS}. Received: implementation={implementation!r}")
-    if implementation == "fused" or (implementation == "auto" and fused_kernel_applies(x, axis)):
+    if mask is not None:
+        if implementation == "fused":
+            raise ValueError("The fused batch-norm kernel cannot skip masked positions; use "
+                             "implementation='reference' (or 'auto') with a mask.")
+        if mask.shape.rank != x.shape.rank - 1:
+            raise ValueError("The mask provided should be one dimension less than the inputs. "
+                             f"Received: mask.shape={mask.shape}, inputs.shape={x.shape}")
+        reference = functools.partial(_masked_training, mask=mask)
+    elif implementation == "fused" or (implementation == "auto" and fused_kernel_applies(x, axis)):
         return _fused_training(x, gamma, beta, axis, epsilon)
+    else:
+        reference = _reference_training
     if x.dtype in _HALF_PRECISION:
-        y, mean, variance = _reference_training(
+        y, mean, variance = reference(
             tf.cast(x, tf.float32), _maybe_cast(gamma, tf.float32),
             _maybe_cast(beta, tf.float32), axis, epsilon)
         return tf.cast(y, x.dtype), mean, variance
-    return _reference_training(x, gamma, beta, axis, epsilon)
+    return reference(x, gamma, beta, axis, epsilon)
 
 
 def _maybe_cast(value, dtype):
@@ -185,6 +219,45 @@ def _reference_training(x, gamma, beta, axis, epsilon):
         return y, grad
 
     return forward(x, gamma, beta), mean, variance
+
+
+def _masked_training(x, gamma, beta, axis, epsilon, mask):
+    """The training-mode op with statistics over the unmasked positions
+    (module docstring, "With a mask")."""
+    rank = x.shape.rank
+    axes = _reduction_axes(rank, axis)
+    channel_shape = _channel_shape(rank, axis, x.shape[axis])
+    gamma = _parameter_or(gamma, 1.0, x, axis)
+    beta = _parameter_or(beta, 0.0, x, axis)
+    weights = tf.broadcast_to(tf.cast(tf.cast(tf.expand_dims(mask, -1), tf.bool), x.dtype),
+                              tf.shape(x))
+    total = tf.reduce_sum(weights, axes, keepdims=True) + MASK_GUARD  # W
+    constant_x = tf.stop_gradient(x)
+    mean = tf.reduce_sum(weights * constant_x, axes, keepdims=True) / total
+    variance = tf.reduce_sum(weights * tf.square(constant_x - mean), axes, keepdims=True) / total
+
+    @tf.custom_gradient
+    def forward(x, gamma, beta):
+        inv_std = tf.math.rsqrt(variance + epsilon)  # s
+        gamma_c = tf.reshape(gamma, channel_shape)
+        y = (x - mean) * (gamma_c * inv_std) + tf.reshape(beta, channel_shape)
+
+        def grad(upstream):
+            centered = x - mean
+            grad_beta = tf.reduce_sum(upstream, axes)
+            grad_gamma = tf.reduce_sum(upstream * centered * inv_std, axes)
+            grad_variance = -0.5 * gamma_c * inv_std**3 * tf.reduce_sum(
+                upstream * centered, axes, keepdims=True)
+            grad_mean = (-gamma_c * inv_std * tf.reduce_sum(upstream, axes, keepdims=True)
+                         - 2.0 / total * grad_variance
+                         * tf.reduce_sum(weights * centered, axes, keepdims=True))
+            grad_x = (gamma_c * inv_std * upstream + weights / total * grad_mean
+                      + 2.0 * weights * centered / total * grad_variance)
+            return grad_x, grad_gamma, grad_beta
+
+        return y, grad
+
+    return forward(x, gamma, beta), tf.reshape(mean, [-1]), tf.reshape(variance, [-1])
 
 
 def batch_norm_inference(

@@ -173,3 +173,42 @@ def test_implementation_is_checked():
         ops.batch_norm_training(x, implementation="fast")
     with pytest.raises(ValueError, match="channel axis last"):
         ops.batch_norm_training(x, axis=1, implementation="fused")
+
+
+# -------------------------------------------------------------------------- masks
+
+def _masked_sequence_models(layer_set):
+    inputs = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(4, 3, mask_zero=True, name="embedding")(inputs)
+    x = layer_set.BatchNormalization(momentum=0.5, name="bn")(x)
+    return keras.Model(inputs, x)
+
+
+def test_masked_positions_are_left_out_of_the_statistics_as_in_keras():
+    custom, builtin = _masked_sequence_models(custom_layers), _masked_sequence_models(keras.layers)
+    builtin.set_weights(custom.get_weights())
+    tokens = tf.constant([[1, 2, 0, 0], [3, 1, 1, 0]])  # 0 is padding
+    outputs, gradients = [], []
+    for model in (custom, builtin):
+        with tf.GradientTape() as tape:
+            y = model(tokens, training=True)
+            energy = tf.reduce_sum(y * tf.range(1.0, 4.0))
+        outputs.append(y)
+        gradients.append(tape.gradient(energy, model.trainable_weights))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+    for actual, expected in zip(*gradients):
+        np.testing.assert_allclose(tf.convert_to_tensor(actual), tf.convert_to_tensor(expected),
+                                   rtol=1e-4, atol=1e-5)
+    for actual, expected in zip(custom.get_layer("bn").non_trainable_weights,
+                                builtin.get_layer("bn").non_trainable_weights):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    # The statistics are those of the five unmasked embeddings, not of all eight rows.
+    embedded = custom.get_layer("embedding")(tokens).numpy()[tokens.numpy() != 0]
+    np.testing.assert_allclose(custom.get_layer("bn").moving_mean.numpy(),
+                               0.5 * 0.0 + 0.5 * embedded.mean(axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_a_mask_of_the_wrong_rank_is_refused():
+    layer = custom_layers.BatchNormalization()
+    with pytest.raises(ValueError, match="one dimension less than the inputs"):
+        layer(tf.zeros((2, 3, 4)), training=True, mask=tf.ones((2, 3, 4), tf.bool))

@@ -330,3 +330,31 @@ def test_check_gradients_names_the_input_whose_gradient_is_wrong():
                         numeric=False)
     with pytest.raises(GradientMismatchError, match="input 1"):
         check_gradients(_scale_with_wrong_second_gradient, None, [x, w], numeric=True)
+
+
+MASKED_BN_CASES = [((6, 3), (6,)), ((4, 5, 3), (4, 5)), ((2, 3, 4, 2), (2, 3, 4))]
+
+
+@pytest.mark.parametrize("x_shape, mask_shape", MASKED_BN_CASES, ids=str)
+def test_masked_batch_norm_training(x_shape, mask_shape):
+    rng = np.random.default_rng(sum(x_shape))
+    mask = rng.uniform(size=mask_shape) > 0.4
+    mask.flat[0] = True  # at least one position counts
+    mask = tf.constant(mask)
+    axes = list(range(len(x_shape) - 1))
+
+    def reference(x, gamma, beta):
+        # Keras' masked moments, differentiated by autodiff.
+        weights = tf.broadcast_to(tf.cast(mask[..., None], x.dtype), tf.shape(x))
+        total = tf.reduce_sum(weights, axes) + 1e-7
+        mean = tf.reduce_sum(weights * x, axes) / total
+        variance = tf.reduce_sum(weights * tf.square(x - mean), axes) / total
+        y = (x - mean) * tf.math.rsqrt(variance + EPSILON) * gamma + beta
+        return y, mean, variance
+
+    def op(x, gamma, beta):
+        return ops.batch_norm_training(x, gamma, beta, epsilon=EPSILON, mask=mask)
+
+    channels = x_shape[-1]
+    inputs = [_normal(rng, x_shape) * 2 + 1, _normal(rng, channels), _normal(rng, channels)]
+    assert_op_matches_reference(op, reference, inputs, differentiable_outputs=[0])

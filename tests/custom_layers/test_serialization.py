@@ -84,3 +84,49 @@ def test_export_serves_what_predict_returns(trained_model, tmp_path):
     reloaded = tf.saved_model.load(path)  # keep a reference: it owns the variables
     served = reloaded.serve(tf.constant(x))
     np.testing.assert_allclose(served, model.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+#: (class name, constructor arguments): configs that both implementations run.
+CROSSOVER = [
+    ("Dense", dict(units=4, activation="relu", use_bias=False)),
+    ("Conv1D", dict(filters=3, kernel_size=5, strides=2, padding="causal", dilation_rate=1)),
+    ("Conv2D", dict(filters=3, kernel_size=(3, 1), padding="same", dilation_rate=2)),
+    ("MaxPooling1D", dict(pool_size=3, strides=2, padding="same")),
+    ("MaxPooling2D", dict(pool_size=(2, 3))),
+    ("BatchNormalization", dict(axis=1, momentum=0.9, center=False)),
+    ("Dropout", dict(rate=0.3, noise_shape=(None, 1, 4), seed=3)),
+]
+
+
+@pytest.mark.parametrize("name, arguments", CROSSOVER, ids=[row[0] for row in CROSSOVER])
+def test_configs_cross_over_between_keras_and_custom_layers_both_ways(name, arguments):
+    builtin_class, custom_class = getattr(keras.layers, name), getattr(custom_layers, name)
+    builtin_config = builtin_class(**arguments).get_config()
+    custom = custom_class.from_config(builtin_config)
+    assert type(custom) is custom_class
+    custom_config = custom.get_config()
+    assert set(custom_config) == set(builtin_config)  # the same keys, Keras-only ones included
+    back = builtin_class.from_config(json.loads(json.dumps(custom_config)))
+    assert type(back) is builtin_class
+    assert json.loads(json.dumps(back.get_config())) == json.loads(json.dumps(builtin_config))
+
+
+@pytest.mark.parametrize("name, arguments, feature", [
+    ("Dense", dict(units=2, lora_rank=4), "LoRA"),
+    ("Dense", dict(units=2, quantization_config={"mode": "int8"}), "quantization"),
+    ("Conv2D", dict(filters=4, kernel_size=3, groups=2), "grouped convolution"),
+    ("Conv1D", dict(filters=2, kernel_size=3, data_format="channels_first"), "channels-first inputs"),
+    ("MaxPooling2D", dict(data_format="channels_first"), "channels-first inputs"),
+    ("BatchNormalization", dict(renorm=True), "batch renormalization"),
+    ("BatchNormalization", dict(synchronized=True), "cross-replica"),
+])
+def test_keras_arguments_without_a_custom_computation_are_refused_by_name(name, arguments, feature):
+    with pytest.raises(NotImplementedError, match=f"custom_layers.{name} does not implement {feature}"):
+        getattr(custom_layers, name)(**arguments)
+
+
+def test_an_unknown_data_format_gets_keras_message():
+    with pytest.raises(ValueError, match=r"The `data_format` argument must be one of "
+                                         r"\{'channels_first', 'channels_last'\}\. "
+                                         r"Received: data_format=nchw"):
+        custom_layers.MaxPooling1D(data_format="NCHW")
