@@ -85,14 +85,13 @@ def choice(value, allowed: Iterable[str], name: str) -> str:
     return value.lower()
 
 
-def dropout_rate(value, name: str = "rate") -> float:
-    """A probability in [0, 1)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a float in [0, 1). "
-            f"Received {name}={value!r}."
-        )
-    return float(value)
+def build_at_init(layer) -> None:
+    """Marks a layer without weights built at construction, as Keras' own
+    stateless layers are — unless a subclass defines ``build``, which must run."""
+    import keras
+
+    if type(layer).build is keras.layers.Layer.build:
+        layer.built = True
 
 
 def invalid(name: str, expected: str, value: Any) -> ValueError:

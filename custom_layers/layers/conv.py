@@ -54,23 +54,33 @@ class BaseConv(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if isinstance(filters, (int, float)) and not isinstance(filters, bool) and filters <= 0:
+            raise ValueError("Invalid value for argument `filters`. Expected a strictly positive "
+                             f"value. Received filters={filters}.")
         self.filters = positive_int(filters, "filters")
         owner = f"custom_layers.{type(self).__name__}"
         self.data_format = standardize_data_format(data_format)
         not_implemented_unless_default(owner, "channels-first inputs",
                                        data_format=(self.data_format, "channels_last"))
-        self.groups = positive_int(groups, "groups")
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
+            raise ValueError("The number of groups must be a positive integer. "
+                             f"Received: groups={groups}.")
+        self.groups = groups
         not_implemented_unless_default(owner, "grouped convolution", groups=(self.groups, 1))
         not_implemented_unless_default(owner, "LoRA",
                                        lora_rank=(lora_rank, None), lora_alpha=(lora_alpha, None))
+        for name, value in (("kernel_size", kernel_size), ("strides", strides)):
+            if 0 in ((value,) if isinstance(value, int) else tuple(value)):
+                raise ValueError(f"The argument `{name}` cannot contain{'s' * (name == 'strides')} "
+                                 f"0. Received {name}={value}.")
         self.kernel_size = positive_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = positive_tuple(strides, self.rank, "strides")
         self.padding = choice(padding, self.paddings, "padding")
         self.dilation_rate = positive_tuple(dilation_rate, self.rank, "dilation_rate")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(
-                "`strides > 1` is not supported together with `dilation_rate > 1`. "
-                f"Received strides={self.strides} and dilation_rate={self.dilation_rate}."
+                "`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
+                f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}"
             )
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -83,6 +93,7 @@ class BaseConv(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2)
 
     def build(self, input_shape):
+        self.compute_output_shape(input_shape)  # a kernel larger than the input: Keras' error
         input_channels = input_shape[-1]
         self.kernel = self.add_weight(
             name="kernel",
@@ -118,6 +129,12 @@ class BaseConv(keras.layers.Layer):
                 spatial.append((size - (k - 1) * d - 1) // s + 1)
             else:  # "same" and "causal" keep ceil(size / stride) positions
                 spatial.append(-(-size // s))
+        if any(size is not None and size <= 0 for size in spatial):
+            raise ValueError(
+                "Computed output size would be zero or negative. Received "
+                f"`inputs shape={tuple(input_shape)}`, `kernel shape={self.kernel_size}`, "
+                f"`dilation_rate={self.dilation_rate}`, `strides={self.strides}`, "
+                f"`padding={self.padding}`.")
         return (input_shape[0], *spatial, self.filters)
 
     def get_config(self):

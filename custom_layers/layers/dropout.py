@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.arguments import dropout_rate
+from custom_layers.arguments import build_at_init
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -21,13 +21,16 @@ class Dropout(keras.layers.Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.rate = dropout_rate(rate, "rate")
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ValueError("Invalid value received for argument `rate`. Expected a float value "
+                             f"between 0 and 1. Received: rate={rate}")
+        self.rate = rate
+        self.noise_shape = _noise_shape(noise_shape)
         self.seed = seed
         if self.rate > 0:
             self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
-        self.built = True
+        build_at_init(self)
 
     def _concrete_noise_shape(self, inputs):
         if self.noise_shape is None:
@@ -54,3 +57,30 @@ class Dropout(keras.layers.Layer):
             "noise_shape": self.noise_shape,
             "seed": self.seed,
         }
+
+
+def _noise_shape(noise_shape) -> tuple | None:
+    """Keras' check of ``noise_shape``: None, or integers > 0 and Nones."""
+    if noise_shape is None:
+        return None
+    if isinstance(noise_shape, str):
+        raise ValueError("Invalid value received for argument `noise_shape`. Expected a tuple or "
+                         f"list of integers. Received: noise_shape={noise_shape}")
+    try:
+        noise_shape = tuple(noise_shape)
+    except TypeError:
+        raise ValueError("Invalid value received for argument `noise_shape`. Expected an iterable "
+                         f"of integers (e.g., a tuple or list). Received: noise_shape={noise_shape}"
+                         ) from None
+    for index, size in enumerate(noise_shape):
+        if size is None:
+            continue
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise ValueError("Invalid value received for argument `noise_shape`. Expected all "
+                             "elements to be integers or None. Received element at index "
+                             f"{index}: {size} (type: {type(size).__name__})")
+        if size <= 0:
+            raise ValueError("Invalid value received for argument `noise_shape`. Expected all "
+                             "dimensions to be positive integers or None. Received negative or "
+                             f"zero value at index {index}: {size}")
+    return noise_shape

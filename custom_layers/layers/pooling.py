@@ -6,6 +6,7 @@ import keras
 
 from custom_layers import ops
 from custom_layers.arguments import (
+    build_at_init,
     choice,
     not_implemented_unless_default,
     positive_tuple,
@@ -33,6 +34,7 @@ class BaseMaxPooling(keras.layers.Layer):
         )
         self.padding = choice(padding, ("valid", "same"), "padding")
         self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2)
+        build_at_init(self)
 
     def compute_output_shape(self, input_shape):
         spatial = []
@@ -43,6 +45,11 @@ class BaseMaxPooling(keras.layers.Layer):
                 spatial.append((size - k) // s + 1)
             else:
                 spatial.append(-(-size // s))
+        if any(size is not None and size <= 0 for size in spatial):
+            raise ValueError(
+                "Computed output size would be zero or negative. Received: "
+                f"`inputs.shape={tuple(input_shape)}`, `pool_size={self.pool_size}`, "
+                f"`strides={self.strides}`, `padding={self.padding}`.")
         return (input_shape[0], *spatial, input_shape[-1])
 
     def get_config(self):
@@ -65,6 +72,7 @@ class MaxPooling1D(BaseMaxPooling):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
     def call(self, inputs):
+        self.compute_output_shape(inputs.shape)  # a window larger than the input: Keras' error
         return ops.max_pool1d(inputs, self.pool_size[0], self.strides[0], self.padding)
 
 
@@ -79,4 +87,5 @@ class MaxPooling2D(BaseMaxPooling):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
     def call(self, inputs):
+        self.compute_output_shape(inputs.shape)
         return ops.max_pool2d(inputs, self.pool_size, self.strides, self.padding)

@@ -8,6 +8,8 @@ identity ("consistent o/p in testing"):
     y = x ⊙ m / (1 − r)
 
 The backward pass multiplies by the same mask: dE/dx = dE/dy ⊙ m / (1 − r).
+At r = 1 every unit is dropped: y = 0 and dE/dx = 0 (the scale m/(1 − r) is
+taken as 0, as Keras does, rather than 0/0).
 The mask is an input of the op (drawn by the layer from its seed generator),
 so the forward and backward passes see the very same units dropped.
 """
@@ -20,12 +22,13 @@ import tensorflow as tf
 def dropout(x: tf.Tensor, keep_mask: tf.Tensor, rate: float) -> tf.Tensor:
     """y = x ⊙ m / (1 − r); dE/dx = dE/dy ⊙ m / (1 − r). ``keep_mask`` is 0/1
     (or bool) and broadcasts against ``x`` (dropout's ``noise_shape``)."""
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"Invalid dropout rate: expected 0 <= rate < 1, received rate={rate}.")
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"Invalid dropout rate: expected 0 <= rate <= 1, received rate={rate}.")
+    scale = 0.0 if rate == 1.0 else 1.0 / (1.0 - rate)
 
     @tf.custom_gradient
     def forward(x):
-        scaled_mask = tf.cast(keep_mask, x.dtype) * tf.constant(1.0 / (1.0 - rate), x.dtype)
+        scaled_mask = tf.cast(keep_mask, x.dtype) * tf.constant(scale, x.dtype)
         y = x * scaled_mask
 
         def grad(upstream):

@@ -1,6 +1,7 @@
 """Bad arguments and bad inputs fail early with a ValueError that names the
 argument (and quotes what was received)."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -54,8 +55,27 @@ def test_bad_constructor_argument_is_named(name, kwargs, argument):
 
 #: (id, call, exception type, the whole message's pattern)
 MESSAGES = [
-    ("Dropout rate 1", lambda: custom_layers.Dropout(1.0), ValueError,
-     r"`rate`\. Expected a float in \[0, 1\)\. Received rate=1\.0"),
+    ("Dropout rate above 1", lambda: custom_layers.Dropout(1.5), ValueError,
+     r"Invalid value received for argument `rate`\. Expected a float value between 0 and 1\. "
+     r"Received: rate=1\.5"),
+    ("Dropout noise_shape a string", lambda: custom_layers.Dropout(0.5, noise_shape="Invalid"),
+     ValueError, r"`noise_shape`\. Expected a tuple or list of integers\. Received: noise_shape=Invalid"),
+    ("Dropout noise_shape of 0", lambda: custom_layers.Dropout(0.5, noise_shape=(None, 0)),
+     ValueError, r"`noise_shape`\. Expected all dimensions to be positive integers or None\. "
+                 r"Received negative or zero value at index 1: 0"),
+    ("Conv2D of 0 filters", lambda: custom_layers.Conv2D(0, 3), ValueError,
+     r"Invalid value for argument `filters`\. Expected a strictly positive value\. "
+     r"Received filters=0\."),
+    ("Conv1D with a 0 stride", lambda: custom_layers.Conv1D(2, 3, strides=0), ValueError,
+     r"The argument `strides` cannot contains 0\. Received strides=0\."),
+    ("Conv2D kernel larger than its input",
+     lambda: custom_layers.Conv2D(1, 5)(keras.Input((3, 3, 1))), ValueError,
+     r"Computed output size would be zero or negative\. Received `inputs shape=\(None, 3, 3, 1\)`, "
+     r"`kernel shape=\(5, 5\)`"),
+    ("MaxPooling1D window larger than its input",
+     lambda: custom_layers.MaxPooling1D(4)(keras.Input((3, 2))), ValueError,
+     r"Computed output size would be zero or negative\. Received: `inputs\.shape=\(None, 3, 2\)`, "
+     r"`pool_size=\(4,\)`"),
     ("Dense of 0 units", lambda: custom_layers.Dense(0), ValueError,
      r"`units`\. Expected a strictly positive integer\. Received units=0"),
     ("Dense on strings", lambda: custom_layers.Dense(3)(tf.constant([["a", "b"]])), TypeError,
@@ -99,7 +119,7 @@ def test_built_layer_rejects_a_different_channel_count():
 @pytest.mark.parametrize(
     "call, argument",
     [
-        (lambda: ops.dropout(tf.ones(3), tf.ones(3), 1.0), "rate"),
+        (lambda: ops.dropout(tf.ones(3), tf.ones(3), 1.5), "rate"),
         (lambda: ops.dropout(tf.ones(3), tf.ones(3), -0.1), "rate"),
         (lambda: ops.conv2d(tf.ones((1, 6, 6, 1)), tf.ones((3, 3, 1, 1)), (2, 2), "valid",
                             (2, 2)), "dilation_rate"),
@@ -107,7 +127,7 @@ def test_built_layer_rejects_a_different_channel_count():
          "padding"),
         (lambda: ops.max_pool2d(tf.ones((1, 4, 4, 1)), padding="causal"), "padding"),
     ],
-    ids=["dropout-rate-1", "dropout-rate-negative", "conv-strides-and-dilation",
+    ids=["dropout-rate-above-1", "dropout-rate-negative", "conv-strides-and-dilation",
          "conv-padding", "pool-padding"],
 )
 def test_ops_reject_bad_arguments(call, argument):

@@ -65,3 +65,27 @@ def test_identity_at_inference_and_at_rate_zero(rate, training):
     layer = custom_layers.Dropout(rate, seed=0)
     y = layer(x) if training is None else layer(x, training=training)
     np.testing.assert_array_equal(y, x)
+
+
+def test_rate_one_drops_every_unit_as_keras_does():
+    layer = custom_layers.Dropout(1.0, seed=1)
+    x = tf.ones((2, 3))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+    np.testing.assert_array_equal(y, np.zeros((2, 3)))
+    np.testing.assert_array_equal(tape.gradient(y, x), np.zeros((2, 3)))
+    np.testing.assert_array_equal(layer(x, training=False), x)
+
+
+def test_stateless_layers_are_built_at_construction_unless_a_subclass_builds():
+    assert custom_layers.Dropout(0.5).built and custom_layers.MaxPooling2D().built
+
+    class Noisy(custom_layers.Dropout):
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(), initializer="ones", trainable=False)
+
+    layer = Noisy(0.5)
+    assert not layer.built
+    layer(tf.ones((2, 3)))
+    assert layer.built and len(layer.weights) == 1
