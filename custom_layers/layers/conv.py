@@ -25,8 +25,10 @@ class BaseConv(keras.layers.Layer):
     ``convolve(inputs, kernel)``, the bias-free op of that rank. Kernel shape is
     ``kernel_size + (input_channels, filters)`` and the bias ``(filters,)``,
     as in Keras, so weights transfer both ways; the config keys are Keras'
-    too. ``data_format="channels_first"``, ``groups`` > 1 and LoRA are not
-    implemented: those arguments are accepted at their defaults only."""
+    too. ``groups`` = G splits the input channels and the filters into G
+    groups, each convolved with the same op; ``data_format="channels_first"``
+    transposes to channels last around the op. LoRA is not implemented: its
+    arguments are accepted at their defaults only."""
 
     rank: int
     paddings: tuple[str, ...] = ("valid", "same")
@@ -60,13 +62,13 @@ class BaseConv(keras.layers.Layer):
         self.filters = positive_int(filters, "filters")
         owner = f"custom_layers.{type(self).__name__}"
         self.data_format = standardize_data_format(data_format)
-        not_implemented_unless_default(owner, "channels-first inputs",
-                                       data_format=(self.data_format, "channels_last"))
         if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
             raise ValueError("The number of groups must be a positive integer. "
                              f"Received: groups={groups}.")
+        if self.filters % groups != 0:
+            raise ValueError("The number of filters must be evenly divisible by the number of "
+                             f"groups. Received: groups={groups}, filters={self.filters}.")
         self.groups = groups
-        not_implemented_unless_default(owner, "grouped convolution", groups=(self.groups, 1))
         not_implemented_unless_default(owner, "LoRA",
                                        lora_rank=(lora_rank, None), lora_alpha=(lora_alpha, None))
         for name, value in (("kernel_size", kernel_size), ("strides", strides)):
@@ -92,12 +94,21 @@ class BaseConv(keras.layers.Layer):
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2)
 
+    @property
+    def _channel_axis(self) -> int:
+        return -1 if self.data_format == "channels_last" else 1
+
     def build(self, input_shape):
         self.compute_output_shape(input_shape)  # a kernel larger than the input: Keras' error
-        input_channels = input_shape[-1]
+        input_channels = input_shape[self._channel_axis]
+        if input_channels % self.groups != 0:
+            raise ValueError(
+                "The number of input channels must be evenly divisible by the number of groups. "
+                f"Received groups={self.groups}, but the input has {input_channels} channels "
+                f"(full input shape is {input_shape}).")
         self.kernel = self.add_weight(
             name="kernel",
-            shape=self.kernel_size + (input_channels, self.filters),
+            shape=self.kernel_size + (input_channels // self.groups, self.filters),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
@@ -111,18 +122,35 @@ class BaseConv(keras.layers.Layer):
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
             )
-        self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2, axes={-1: input_channels})
+        self.input_spec = keras.layers.InputSpec(
+            ndim=self.rank + 2, axes={self._channel_axis: input_channels})
 
     def call(self, inputs):
-        outputs = self.convolve(inputs, tf.convert_to_tensor(self.kernel))
+        if self.data_format == "channels_first":  # the ops take channels last
+            inputs = tf.transpose(inputs, [0, *range(2, self.rank + 2), 1])
+        kernel = tf.convert_to_tensor(self.kernel)
+        if self.groups == 1:
+            outputs = self.convolve(inputs, kernel)
+        else:
+            # Group g convolves its C_in/G input channels with its F/G filters:
+            # the op's two sums, once per group.
+            outputs = tf.concat([
+                self.convolve(group_inputs, group_kernel) for group_inputs, group_kernel in zip(
+                    tf.split(inputs, self.groups, axis=-1), tf.split(kernel, self.groups, axis=-1))
+            ], axis=-1)
         if self.use_bias:
             outputs = ops.bias_add(outputs, tf.convert_to_tensor(self.bias))
-        return self.activation(outputs) if self.activation is not None else outputs
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        if self.data_format == "channels_first":
+            outputs = tf.transpose(outputs, [0, self.rank + 1, *range(1, self.rank + 1)])
+        return outputs
 
     def compute_output_shape(self, input_shape):
+        channels_first = self.data_format == "channels_first"
+        sizes = input_shape[2:] if channels_first else input_shape[1:-1]
         spatial = []
-        for size, k, s, d in zip(input_shape[1:-1], self.kernel_size, self.strides,
-                                 self.dilation_rate):
+        for size, k, s, d in zip(sizes, self.kernel_size, self.strides, self.dilation_rate):
             if size is None:
                 spatial.append(None)
             elif self.padding == "valid":
@@ -135,6 +163,8 @@ class BaseConv(keras.layers.Layer):
                 f"`inputs shape={tuple(input_shape)}`, `kernel shape={self.kernel_size}`, "
                 f"`dilation_rate={self.dilation_rate}`, `strides={self.strides}`, "
                 f"`padding={self.padding}`.")
+        if channels_first:
+            return (input_shape[0], self.filters, *spatial)
         return (input_shape[0], *spatial, self.filters)
 
     def get_config(self):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from custom_layers import ops
 from custom_layers.arguments import (
     build_at_init,
     choice,
-    not_implemented_unless_default,
     positive_tuple,
     standardize_data_format,
 )
@@ -17,17 +17,14 @@ from custom_layers.arguments import (
 class BaseMaxPooling(keras.layers.Layer):
     """Max pooling over ``rank`` spatial axes, channels last; the gradient is
     routed to each window's argmax (:mod:`custom_layers.ops.pooling`).
-    ``data_format="channels_first"`` is not implemented (accepted as
-    "channels_last" only, the Keras default)."""
+    ``data_format="channels_first"`` transposes to channels last around the
+    op; subclasses set ``rank`` and ``pool(inputs)``, the channels-last op."""
 
     rank: int
 
     def __init__(self, pool_size, strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.data_format = standardize_data_format(data_format)
-        not_implemented_unless_default(f"custom_layers.{type(self).__name__}",
-                                       "channels-first inputs",
-                                       data_format=(self.data_format, "channels_last"))
         self.pool_size = positive_tuple(pool_size, self.rank, "pool_size")
         self.strides = (
             self.pool_size if strides is None else positive_tuple(strides, self.rank, "strides")
@@ -36,9 +33,20 @@ class BaseMaxPooling(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2)
         build_at_init(self)
 
+    def call(self, inputs):
+        self.compute_output_shape(inputs.shape)  # a window larger than the input: Keras' error
+        if self.data_format == "channels_first":  # the ops take channels last
+            inputs = tf.transpose(inputs, [0, *range(2, self.rank + 2), 1])
+        outputs = self.pool(inputs)
+        if self.data_format == "channels_first":
+            outputs = tf.transpose(outputs, [0, self.rank + 1, *range(1, self.rank + 1)])
+        return outputs
+
     def compute_output_shape(self, input_shape):
+        channels_first = self.data_format == "channels_first"
         spatial = []
-        for size, k, s in zip(input_shape[1:-1], self.pool_size, self.strides):
+        for size, k, s in zip(input_shape[2:] if channels_first else input_shape[1:-1],
+                              self.pool_size, self.strides):
             if size is None:
                 spatial.append(None)
             elif self.padding == "valid":
@@ -50,6 +58,8 @@ class BaseMaxPooling(keras.layers.Layer):
                 "Computed output size would be zero or negative. Received: "
                 f"`inputs.shape={tuple(input_shape)}`, `pool_size={self.pool_size}`, "
                 f"`strides={self.strides}`, `padding={self.padding}`.")
+        if channels_first:
+            return (input_shape[0], input_shape[1], *spatial)
         return (input_shape[0], *spatial, input_shape[-1])
 
     def get_config(self):
@@ -71,8 +81,7 @@ class MaxPooling1D(BaseMaxPooling):
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
-    def call(self, inputs):
-        self.compute_output_shape(inputs.shape)  # a window larger than the input: Keras' error
+    def pool(self, inputs):
         return ops.max_pool1d(inputs, self.pool_size[0], self.strides[0], self.padding)
 
 
@@ -86,6 +95,5 @@ class MaxPooling2D(BaseMaxPooling):
                  **kwargs):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
-    def call(self, inputs):
-        self.compute_output_shape(inputs.shape)
+    def pool(self, inputs):
         return ops.max_pool2d(inputs, self.pool_size, self.strides, self.padding)

@@ -66,6 +66,13 @@ MESSAGES = [
     ("Conv2D of 0 filters", lambda: custom_layers.Conv2D(0, 3), ValueError,
      r"Invalid value for argument `filters`\. Expected a strictly positive value\. "
      r"Received filters=0\."),
+    ("Conv2D filters not divisible by groups", lambda: custom_layers.Conv2D(5, 3, groups=2),
+     ValueError, r"The number of filters must be evenly divisible by the number of groups\. "
+                 r"Received: groups=2, filters=5\."),
+    ("Conv2D input channels not divisible by groups",
+     lambda: custom_layers.Conv2D(4, 3, groups=2)(keras.Input((5, 5, 3))), ValueError,
+     r"The number of input channels must be evenly divisible by the number of groups\. "
+     r"Received groups=2, but the input has 3 channels"),
     ("Conv1D with a 0 stride", lambda: custom_layers.Conv1D(2, 3, strides=0), ValueError,
      r"The argument `strides` cannot contains 0\. Received strides=0\."),
     ("Conv2D kernel larger than its input",

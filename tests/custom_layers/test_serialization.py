@@ -91,8 +91,9 @@ CROSSOVER = [
     ("Dense", dict(units=4, activation="relu", use_bias=False)),
     ("Conv1D", dict(filters=3, kernel_size=5, strides=2, padding="causal", dilation_rate=1)),
     ("Conv2D", dict(filters=3, kernel_size=(3, 1), padding="same", dilation_rate=2)),
+    ("Conv2D", dict(filters=4, kernel_size=2, groups=2, data_format="channels_first")),
     ("MaxPooling1D", dict(pool_size=3, strides=2, padding="same")),
-    ("MaxPooling2D", dict(pool_size=(2, 3))),
+    ("MaxPooling2D", dict(pool_size=(2, 3), data_format="channels_first")),
     ("BatchNormalization", dict(axis=1, momentum=0.9, center=False)),
     ("Dropout", dict(rate=0.3, noise_shape=(None, 1, 4), seed=3)),
 ]
@@ -114,9 +115,7 @@ def test_configs_cross_over_between_keras_and_custom_layers_both_ways(name, argu
 @pytest.mark.parametrize("name, arguments, feature", [
     ("Dense", dict(units=2, lora_rank=4), "LoRA"),
     ("Dense", dict(units=2, quantization_config={"mode": "int8"}), "quantization"),
-    ("Conv2D", dict(filters=4, kernel_size=3, groups=2), "grouped convolution"),
-    ("Conv1D", dict(filters=2, kernel_size=3, data_format="channels_first"), "channels-first inputs"),
-    ("MaxPooling2D", dict(data_format="channels_first"), "channels-first inputs"),
+    ("Conv2D", dict(filters=4, kernel_size=3, lora_rank=2), "LoRA"),
     ("BatchNormalization", dict(renorm=True), "batch renormalization"),
     ("BatchNormalization", dict(synchronized=True), "cross-replica"),
 ])
