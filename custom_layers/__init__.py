@@ -4,7 +4,8 @@ Drop-in counterparts of ``keras.layers`` (same class names, arguments, weight
 shapes and order): ``Dense``, ``Conv1D``, ``Conv2D``, ``MaxPooling1D``,
 ``MaxPooling2D``, ``BatchNormalization``, ``Dropout``. Their math lives in
 :mod:`custom_layers.ops`; :func:`custom_layers.testing.check_gradients` checks
-a backward pass against autodiff and finite differences.
+a backward pass against autodiff and finite differences;
+:func:`custom_layers.convert` swaps them into an existing Keras model.
 """
 
 from custom_layers.layers import (
@@ -16,6 +17,7 @@ from custom_layers.layers import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from custom_layers.convert import UncoveredLayersWarning, convert
 
 __all__ = [
     "BatchNormalization",
@@ -25,5 +27,7 @@ __all__ = [
     "Dropout",
     "MaxPooling1D",
     "MaxPooling2D",
+    "UncoveredLayersWarning",
+    "convert",
 ]
 __version__ = "0.1.0"

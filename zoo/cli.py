@@ -6,6 +6,7 @@
     zoo evaluate RUN_DIR         re-evaluate a finished run on its test split
     zoo export RUN_DIR PATH      export a run's model as a SavedModel
     zoo predict MODEL INPUT...   classify .npy arrays or images
+    zoo convert IN.keras OUT.keras  a Keras model with custom_layers' twins swapped in
     zoo tune MODEL [...]         search λ and the dropout rate with Keras Tuner
     zoo reproduce NAME [--quick] reproduce a lecture claim (plot + results.json)
 
@@ -76,6 +77,11 @@ def build_parser() -> Parser:
     predict = subcommands.add_parser("predict", help="classify .npy arrays or PNG/JPEG images")
     predict.add_argument("model_path", help="a .keras file or an exported SavedModel directory")
     predict.add_argument("inputs", nargs="+", help=".npy files (one example or a batch) or images")
+
+    convert = subcommands.add_parser(
+        "convert", help="swap custom_layers' twins into a saved Keras model (same weights)")
+    convert.add_argument("model_path", help="the .keras file to convert")
+    convert.add_argument("out_path", help="the .keras file to write (replaced if it exists)")
 
     for name, handler in HANDLERS.items():
         subcommands.choices[name].set_defaults(handler=handler)
@@ -154,8 +160,25 @@ def _predict(args) -> None:
         print(f"{index}\tclass {int(row.argmax())}\tprobability {float(row.max()):.4f}")
 
 
+def _convert(args) -> None:
+    import warnings
+
+    from custom_layers import convert
+    from zoo.io import atomic_save_model, load_model
+
+    model = load_model(args.model_path)
+    with warnings.catch_warnings():  # the kept layers are printed below instead
+        warnings.simplefilter("ignore")
+        converted = convert(model)
+    atomic_save_model(converted, args.out_path)
+    kept = ", ".join(converted.kept_layers) or "none"
+    print(f"converted {len(converted.converted_layers)} layer(s) to custom_layers; "
+          f"kept as they were: {kept} "
+          f"-> {args.out_path}")
+
+
 HANDLERS = {"list": _list, "info": _info, "train": _train, "evaluate": _evaluate,
-            "export": _export, "predict": _predict}
+            "export": _export, "predict": _predict, "convert": _convert}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

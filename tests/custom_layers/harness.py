@@ -89,7 +89,7 @@ LAYER_CASES = [
 ]
 
 # Every class the package exports has at least one row.
-assert {case.name for case in LAYER_CASES} == set(custom_layers.__all__)
+assert {case.name for case in LAYER_CASES} == set(custom_layers.layers.__all__)
 
 
 def layer_cases(*names: str):

@@ -272,6 +272,8 @@ CLI_ROWS = [
      r"truncated\.keras is not a valid \.keras file"),
     ("corrupt metrics.json", ["evaluate", "{corrupt_metrics}"], r"metrics\.json is corrupt"),
     ("export of a missing run", ["export", "{tmp}/no_run", "{tmp}/out"], r"does not exist"),
+    ("conversion of a missing model", ["convert", "{tmp}/missing.keras", "{tmp}/out.keras"],
+     r"Model file .*missing\.keras does not exist"),
     ("negative learning rate", ["train", "mlp", "--learning-rate", "-1"],
      r"Invalid value for argument `learning_rate`\. .*Received: learning_rate=-1\.0\."),
     ("unknown layer set", ["train", "mlp", "--layers", "torch"], r"argument --layers: invalid choice"),

@@ -48,3 +48,22 @@ def test_evaluate_of_a_missing_run_dir_fails_cleanly_in_a_subprocess(tmp_path):
     assert "is not a finished run" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_convert_swaps_custom_layers_into_a_saved_keras_model(tmp_path, capsys):
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"),
+                              keras.layers.Dropout(0.2), keras.layers.Dense(2)])
+    model.save(tmp_path / "model.keras")
+    assert main(["convert", str(tmp_path / "model.keras"), str(tmp_path / "custom.keras")]) == 0
+    out = capsys.readouterr().out
+    assert "converted 3 layer(s) to custom_layers; kept as they were: none" in out
+
+    from zoo.io import load_model
+
+    converted = load_model(tmp_path / "custom.keras")
+    assert [type(layer).__module__.split(".")[0] for layer in converted.layers] == ["custom_layers"] * 3
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype("float32")
+    np.testing.assert_allclose(converted(x), model(x), rtol=1e-5, atol=1e-6)
