@@ -12,14 +12,14 @@ import tensorflow as tf
 from custom_layers import ops
 from custom_layers.arguments import (
     choice,
-    not_implemented_unless_default,
     positive_int,
     positive_tuple,
     standardize_data_format,
 )
+from custom_layers.layers.lora import LoRAKernel
 
 
-class BaseConv(keras.layers.Layer):
+class BaseConv(LoRAKernel, keras.layers.Layer):
     """Convolution over ``rank`` spatial axes, channels last, with hand-written
     gradients (:mod:`custom_layers.ops.conv`); subclasses set ``rank`` and
     ``convolve(inputs, kernel)``, the bias-free op of that rank. Kernel shape is
@@ -27,8 +27,9 @@ class BaseConv(keras.layers.Layer):
     as in Keras, so weights transfer both ways; the config keys are Keras'
     too. ``groups`` = G splits the input channels and the filters into G
     groups, each convolved with the same op; ``data_format="channels_first"``
-    transposes to channels last around the op. LoRA is not implemented: its
-    arguments are accepted at their defaults only."""
+    transposes to channels last around the op; LoRA (``lora_rank``,
+    ``enable_lora``) adapts the kernel as Keras' does, with the gradients of
+    :mod:`custom_layers.ops.lora`."""
 
     rank: int
     paddings: tuple[str, ...] = ("valid", "same")
@@ -60,7 +61,6 @@ class BaseConv(keras.layers.Layer):
             raise ValueError("Invalid value for argument `filters`. Expected a strictly positive "
                              f"value. Received filters={filters}.")
         self.filters = positive_int(filters, "filters")
-        owner = f"custom_layers.{type(self).__name__}"
         self.data_format = standardize_data_format(data_format)
         if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
             raise ValueError("The number of groups must be a positive integer. "
@@ -69,8 +69,7 @@ class BaseConv(keras.layers.Layer):
             raise ValueError("The number of filters must be evenly divisible by the number of "
                              f"groups. Received: groups={groups}, filters={self.filters}.")
         self.groups = groups
-        not_implemented_unless_default(owner, "LoRA",
-                                       lora_rank=(lora_rank, None), lora_alpha=(lora_alpha, None))
+        self._init_lora(lora_rank, lora_alpha)
         for name, value in (("kernel_size", kernel_size), ("strides", strides)):
             if 0 in ((value,) if isinstance(value, int) else tuple(value)):
                 raise ValueError(f"The argument `{name}` cannot contain{'s' * (name == 'strides')} "
@@ -106,7 +105,7 @@ class BaseConv(keras.layers.Layer):
                 "The number of input channels must be evenly divisible by the number of groups. "
                 f"Received groups={self.groups}, but the input has {input_channels} channels "
                 f"(full input shape is {input_shape}).")
-        self.kernel = self.add_weight(
+        self._kernel = self.add_weight(
             name="kernel",
             shape=self.kernel_size + (input_channels // self.groups, self.filters),
             initializer=self.kernel_initializer,
@@ -124,6 +123,8 @@ class BaseConv(keras.layers.Layer):
             )
         self.input_spec = keras.layers.InputSpec(
             ndim=self.rank + 2, axes={self._channel_axis: input_channels})
+        self.built = True
+        self._build_lora()
 
     def call(self, inputs):
         if self.data_format == "channels_first":  # the ops take channels last
@@ -186,6 +187,7 @@ class BaseConv(keras.layers.Layer):
             "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
             "bias_constraint": keras.constraints.serialize(self.bias_constraint),
             "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
+            **self._lora_config(),
         }
 
 

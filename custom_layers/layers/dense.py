@@ -7,17 +7,20 @@ import tensorflow as tf
 
 from custom_layers import ops
 from custom_layers.arguments import not_implemented_unless_default, positive_int
+from custom_layers.layers.lora import LoRAKernel
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
-class Dense(keras.layers.Layer):
+class Dense(LoRAKernel, keras.layers.Layer):
     """Fully connected layer whose gradients are :func:`custom_layers.ops.dense`'s.
 
     Same arguments, weight names, shapes and order as ``keras.layers.Dense``
     (kernel ``(input_dim, units)``, then bias ``(units,)``), so weights transfer
     with ``set_weights(builtin.get_weights())``, and the same config keys, so
-    configs load both ways. LoRA and quantization are not implemented: their
-    arguments are accepted at their defaults only.
+    configs load both ways. LoRA (``lora_rank``, ``enable_lora``) adapts the
+    kernel as Keras' does, with the gradients of :mod:`custom_layers.ops.lora`.
+    Quantization is not implemented: ``quantization_config`` is accepted as
+    None only.
     """
 
     def __init__(
@@ -39,8 +42,7 @@ class Dense(keras.layers.Layer):
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = positive_int(units, "units")
-        not_implemented_unless_default("custom_layers.Dense", "LoRA",
-                                       lora_rank=(lora_rank, None), lora_alpha=(lora_alpha, None))
+        self._init_lora(lora_rank, lora_alpha)
         not_implemented_unless_default("custom_layers.Dense", "quantization",
                                        quantization_config=(quantization_config, None))
         self.activation = keras.activations.get(activation)
@@ -56,7 +58,7 @@ class Dense(keras.layers.Layer):
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
-        self.kernel = self.add_weight(
+        self._kernel = self.add_weight(
             name="kernel",
             shape=(input_dim, self.units),
             initializer=self.kernel_initializer,
@@ -73,6 +75,8 @@ class Dense(keras.layers.Layer):
                 constraint=self.bias_constraint,
             )
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: input_dim})
+        self.built = True
+        self._build_lora(keep_alpha=False)  # Keras' Dense builds with α = r
 
     def call(self, inputs):
         inputs = tf.convert_to_tensor(inputs)
@@ -102,4 +106,5 @@ class Dense(keras.layers.Layer):
             "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
             "bias_constraint": keras.constraints.serialize(self.bias_constraint),
             "quantization_config": None,
+            **self._lora_config(),
         }

@@ -358,3 +358,20 @@ def test_masked_batch_norm_training(x_shape, mask_shape):
     channels = x_shape[-1]
     inputs = [_normal(rng, x_shape) * 2 + 1, _normal(rng, channels), _normal(rng, channels)]
     assert_op_matches_reference(op, reference, inputs, differentiable_outputs=[0])
+
+
+@pytest.mark.parametrize("kernel_shape", [(5, 4), (3, 2, 3, 4)], ids=["dense", "conv2d"])
+def test_lora_kernel(kernel_shape):
+    rng = np.random.default_rng(len(kernel_shape))
+    rank, scale = 2, 1.5
+
+    def reference(kernel, lora_a, lora_b):
+        return kernel + scale * tf.reshape(
+            tf.reshape(lora_a, [-1, rank]) @ lora_b, tf.shape(kernel))
+
+    def op(kernel, lora_a, lora_b):
+        return ops.lora_kernel(kernel, lora_a, lora_b, scale)
+
+    inputs = [_normal(rng, kernel_shape), _normal(rng, kernel_shape[:-1] + (rank,)),
+              _normal(rng, (rank, kernel_shape[-1]))]
+    assert_op_matches_reference(op, reference, inputs)

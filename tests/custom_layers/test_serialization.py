@@ -89,6 +89,7 @@ def test_export_serves_what_predict_returns(trained_model, tmp_path):
 #: (class name, constructor arguments): configs that both implementations run.
 CROSSOVER = [
     ("Dense", dict(units=4, activation="relu", use_bias=False)),
+    ("Dense", dict(units=4, lora_rank=2, lora_alpha=4)),
     ("Conv1D", dict(filters=3, kernel_size=5, strides=2, padding="causal", dilation_rate=1)),
     ("Conv2D", dict(filters=3, kernel_size=(3, 1), padding="same", dilation_rate=2)),
     ("Conv2D", dict(filters=4, kernel_size=2, groups=2, data_format="channels_first")),
@@ -113,9 +114,7 @@ def test_configs_cross_over_between_keras_and_custom_layers_both_ways(name, argu
 
 
 @pytest.mark.parametrize("name, arguments, feature", [
-    ("Dense", dict(units=2, lora_rank=4), "LoRA"),
     ("Dense", dict(units=2, quantization_config={"mode": "int8"}), "quantization"),
-    ("Conv2D", dict(filters=4, kernel_size=3, lora_rank=2), "LoRA"),
     ("BatchNormalization", dict(renorm=True), "batch renormalization"),
     ("BatchNormalization", dict(synchronized=True), "cross-replica"),
 ])
