@@ -24,8 +24,8 @@ class BatchNormalization(keras.layers.Layer):
     on; float16/bfloat16 inputs are normalised in float32;
     a layer with ``trainable=False`` runs in inference mode; weights are
     gamma, beta, moving_mean, moving_variance in that order; the config keys
-    are Keras'. Batch renormalization and ``synchronized=True`` are not
-    implemented: their arguments are accepted at their defaults only.
+    are Keras'. ``renorm=True`` is batch renormalization as Keras computes it;
+    ``synchronized=True`` (cross-replica statistics) is not implemented.
     """
 
     def __init__(
@@ -51,12 +51,13 @@ class BatchNormalization(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         not_implemented_unless_default(
-            "custom_layers.BatchNormalization", "batch renormalization",
-            renorm=(renorm, False), renorm_clipping=(renorm_clipping, None))
-        not_implemented_unless_default(
             "custom_layers.BatchNormalization", "cross-replica (synchronized) statistics",
             synchronized=(synchronized, False))
-        self.renorm_momentum = float(renorm_momentum)
+        self.renorm = bool(renorm)
+        if self.renorm:
+            renorm_clipping = _check_renorm_clipping(renorm_clipping or {})
+        self.renorm_clipping = renorm_clipping
+        self.renorm_momentum = renorm_momentum
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise ValueError(
                 f"Invalid value for argument `axis`. Expected an int. Received axis={axis!r}."
@@ -116,6 +117,20 @@ class BatchNormalization(keras.layers.Layer):
             shape=shape, name="moving_variance", initializer=self.moving_variance_initializer,
             trainable=False, autocast=False,
         )
+        if self.renorm:
+            # As Keras: the moving standard deviation is tracked (the moving
+            # variance derived from it), and the renorm statistics apart.
+            def moving_stddev_initializer(shape, dtype=None):
+                return keras.ops.sqrt(keras.initializers.get(
+                    keras.initializers.serialize(self.moving_variance_initializer))(shape, dtype))
+
+            for name, initializer in (("moving_stddev", moving_stddev_initializer),
+                                      ("renorm_mean", keras.initializers.get(
+                                          keras.initializers.serialize(
+                                              self.moving_mean_initializer))),
+                                      ("renorm_stddev", moving_stddev_initializer)):
+                setattr(self, name, self.add_weight(shape=shape, name=name, initializer=initializer,
+                                                    trainable=False, autocast=False))
         self.input_spec = keras.layers.InputSpec(
             ndim=rank, axes={self.axis: input_shape[self.axis]}
         )
@@ -131,23 +146,65 @@ class BatchNormalization(keras.layers.Layer):
         moving_variance = tf.cast(self.moving_variance, dtype)
 
         if training and self.trainable:
+            if self.renorm:
+                gamma, beta = self._renorm_scale_and_offset(inputs, gamma, beta, mask, dtype)
             # float16/bfloat16 inputs go in as they are: the op normalises them in
             # float32 (in the fused kernel, without a cast of the whole tensor).
             outputs, mean, variance = ops.batch_norm_training(
                 inputs, gamma, beta, self.axis, self.epsilon, mask=mask
             )
             mean, variance = tf.cast(mean, dtype), tf.cast(variance, dtype)
-            self.moving_mean.assign(
-                moving_mean * self.momentum + mean * (1.0 - self.momentum)
-            )
-            self.moving_variance.assign(
-                moving_variance * self.momentum + variance * (1.0 - self.momentum)
-            )
+            if self.renorm:
+                self._update_renorm_statistics(mean, variance)
+            else:
+                self.moving_mean.assign(
+                    moving_mean * self.momentum + mean * (1.0 - self.momentum)
+                )
+                self.moving_variance.assign(
+                    moving_variance * self.momentum + variance * (1.0 - self.momentum)
+                )
         else:
             outputs = ops.batch_norm_inference(
                 tf.cast(inputs, dtype), moving_mean, moving_variance, gamma, beta, self.axis, self.epsilon
             )
         return tf.cast(outputs, self.compute_dtype)
+
+    def _renorm_scale_and_offset(self, inputs, gamma, beta, mask, dtype):
+        """Batch renormalization (Ioffe, 2017): x̂·r·γ + (d·γ + β) with
+        r = σ_B/σ and d = (μ_B − μ)/σ against the renorm moving statistics,
+        clipped; r and d are constants of the backward pass (stop_gradient),
+        so the op's derived gradients pass to γ and β through the products."""
+        mean, variance = ops.batch_norm.batch_moments(inputs, self.axis, mask)
+        mean, variance = tf.cast(mean, dtype), tf.cast(variance, dtype)
+        stddev = tf.sqrt(variance + self.epsilon)
+        renorm_stddev = tf.maximum(tf.cast(self.renorm_stddev, dtype),
+                                   tf.sqrt(tf.cast(self.epsilon, dtype)))
+        r = stddev / renorm_stddev
+        d = (mean - tf.cast(self.renorm_mean, dtype)) / renorm_stddev
+        clipping = self.renorm_clipping
+        if clipping.get("rmin") is not None:
+            r = tf.maximum(r, clipping["rmin"])
+        if clipping.get("rmax") is not None:
+            r = tf.minimum(r, clipping["rmax"])
+        if clipping.get("dmax") is not None:
+            d = tf.clip_by_value(d, -clipping["dmax"], clipping["dmax"])
+        r, d = tf.stop_gradient(r), tf.stop_gradient(d)
+        scale = r if gamma is None else r * gamma
+        offset = d if gamma is None else d * gamma
+        return scale, offset if beta is None else offset + beta
+
+    def _update_renorm_statistics(self, mean, variance):
+        """Keras' updates: renorm mean and stddev with ``renorm_momentum``; the
+        moving mean and stddev with ``momentum``, the variance from the stddev."""
+        stddev = tf.sqrt(variance + self.epsilon)
+        for variable, value, momentum in (
+                (self.renorm_mean, mean, self.renorm_momentum),
+                (self.renorm_stddev, stddev, self.renorm_momentum),
+                (self.moving_mean, mean, self.momentum),
+                (self.moving_stddev, stddev, self.momentum)):
+            variable.assign(tf.cast(variable, value.dtype) * momentum + value * (1.0 - momentum))
+        moving_stddev = tf.cast(self.moving_stddev, stddev.dtype)
+        self.moving_variance.assign(tf.nn.relu(moving_stddev * moving_stddev - self.epsilon))
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -170,7 +227,23 @@ class BatchNormalization(keras.layers.Layer):
             "beta_constraint": keras.constraints.serialize(self.beta_constraint),
             "gamma_constraint": keras.constraints.serialize(self.gamma_constraint),
             "synchronized": False,
-            "renorm": False,
-            "renorm_clipping": None,
+            "renorm": self.renorm,
+            "renorm_clipping": self.renorm_clipping,
             "renorm_momentum": self.renorm_momentum,
         }
+
+
+def _check_renorm_clipping(clipping: dict) -> dict:
+    """Keras' checks of ``renorm_clipping`` (keys rmax, rmin, dmax)."""
+    keys = ["rmax", "rmin", "dmax"]
+    if set(clipping) - set(keys):
+        raise ValueError(f"Received invalid keys for `renorm_clipping` argument: {clipping}. "
+                         f"Supported values: {keys}.")
+    rmax, rmin, dmax = (clipping.get(key) for key in keys)
+    if rmax is not None and rmin is not None and rmax < rmin:
+        raise ValueError("rmax should be greater than rmin in the `renorm_clipping` argument. "
+                         f"Received: rmax={rmax}, rmin={rmin}.")
+    if dmax is not None and dmax < 0:
+        raise ValueError("dmax should be non-negative in the `renorm_clipping` argument. "
+                         f"Received: dmax={dmax}.")
+    return clipping

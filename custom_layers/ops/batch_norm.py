@@ -142,6 +142,25 @@ def batch_norm_training(
     return reference(x, gamma, beta, axis, epsilon)
 
 
+def batch_moments(x: tf.Tensor, axis: int = -1,
+                  mask: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    """(μ_B, σ²_B) per channel as ``batch_norm_training`` computes them (over
+    the unmasked positions with a mask; float32 for half-precision ``x``),
+    without gradient: what batch renormalization needs before normalising."""
+    x = tf.stop_gradient(x)
+    if x.dtype in _HALF_PRECISION:
+        x = tf.cast(x, tf.float32)
+    axes = _reduction_axes(x.shape.rank, axis)
+    if mask is None:
+        return tf.nn.moments(x, axes)
+    weights = tf.broadcast_to(tf.cast(tf.cast(tf.expand_dims(mask, -1), tf.bool), x.dtype),
+                              tf.shape(x))
+    total = tf.reduce_sum(weights, axes, keepdims=True) + MASK_GUARD
+    mean = tf.reduce_sum(weights * x, axes, keepdims=True) / total
+    variance = tf.reduce_sum(weights * tf.square(x - mean), axes, keepdims=True) / total
+    return tf.reshape(mean, [-1]), tf.reshape(variance, [-1])
+
+
 def _maybe_cast(value, dtype):
     return None if value is None else tf.cast(value, dtype)
 
@@ -232,9 +251,8 @@ def _masked_training(x, gamma, beta, axis, epsilon, mask):
     weights = tf.broadcast_to(tf.cast(tf.cast(tf.expand_dims(mask, -1), tf.bool), x.dtype),
                               tf.shape(x))
     total = tf.reduce_sum(weights, axes, keepdims=True) + MASK_GUARD  # W
-    constant_x = tf.stop_gradient(x)
-    mean = tf.reduce_sum(weights * constant_x, axes, keepdims=True) / total
-    variance = tf.reduce_sum(weights * tf.square(constant_x - mean), axes, keepdims=True) / total
+    mean, variance = (tf.reshape(statistic, channel_shape)
+                      for statistic in batch_moments(x, axis, mask))
 
     @tf.custom_gradient
     def forward(x, gamma, beta):

@@ -73,6 +73,13 @@ MESSAGES = [
      lambda: custom_layers.Conv2D(4, 3, groups=2)(keras.Input((5, 5, 3))), ValueError,
      r"The number of input channels must be evenly divisible by the number of groups\. "
      r"Received groups=2, but the input has 3 channels"),
+    ("renorm clipping with an unknown key",
+     lambda: custom_layers.BatchNormalization(renorm=True, renorm_clipping={"rmaxx": 2}), ValueError,
+     r"Received invalid keys for `renorm_clipping` argument: \{'rmaxx': 2\}\. "
+     r"Supported values: \['rmax', 'rmin', 'dmax'\]\."),
+    ("renorm clipping rmax below rmin",
+     lambda: custom_layers.BatchNormalization(renorm=True, renorm_clipping={"rmax": 1, "rmin": 2}),
+     ValueError, r"rmax should be greater than rmin in the `renorm_clipping` argument"),
     ("Conv1D with a 0 stride", lambda: custom_layers.Conv1D(2, 3, strides=0), ValueError,
      r"The argument `strides` cannot contains 0\. Received strides=0\."),
     ("Conv2D kernel larger than its input",
