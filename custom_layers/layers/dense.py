@@ -79,6 +79,11 @@ class Dense(LoRAKernel, keras.layers.Layer):
         self._build_lora(keep_alpha=False)  # Keras' Dense builds with α = r
 
     def call(self, inputs):
+        if isinstance(inputs, tf.SparseTensor):
+            bias = None if self.bias is None else tf.convert_to_tensor(self.bias)
+            outputs = ops.dense(tf.cast(inputs, self.compute_dtype),
+                                tf.convert_to_tensor(self.kernel), bias)
+            return self.activation(outputs) if self.activation is not None else outputs
         inputs = tf.convert_to_tensor(inputs)
         if not inputs.dtype.is_floating:
             # keras.layers.Dense promotes integer inputs to its float dtype.

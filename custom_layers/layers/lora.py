@@ -76,5 +76,12 @@ class LoRAKernel:
         self.lora_kernel_a.assign(keras.ops.zeros(self.lora_kernel_a.shape))
         self.lora_kernel_b.assign(keras.ops.zeros(self.lora_kernel_b.shape))
 
+    def quantize(self, mode=None, *args, **kwargs):
+        """Refused: the hand-written backward passes are for float weights."""
+        raise NotImplementedError(
+            f"custom_layers.{type(self).__name__} does not support quantization "
+            f"(quantize({mode!r})): its backward passes are written for float weights; "
+            "quantize a model of keras.layers instead.")
+
     def _lora_config(self) -> dict:
         return {"lora_rank": self.lora_rank, "lora_alpha": self.lora_alpha} if self.lora_rank else {}

@@ -1,5 +1,5 @@
-"""LoRA on Dense and the convolutions: Keras' API and behaviour, the
-gradients of custom_layers.ops.lora (their check is in test_ops.py)."""
+"""LoRA, quantization and sparse inputs on Dense and the convolutions:
+Keras' API and behaviour (the gradients' checks are in test_ops.py)."""
 
 import keras
 import numpy as np
@@ -62,3 +62,30 @@ def test_a_lora_model_converts_from_keras_with_its_factors():
     assert converted.layers[1].lora_enabled
     x = tf.constant(np.random.default_rng(2).standard_normal((5, 3)), tf.float32)
     np.testing.assert_allclose(converted(x), original(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer, shape", [(lambda: custom_layers.Dense(2), (None, 3)),
+                                          (lambda: custom_layers.Conv2D(2, 3), (None, 5, 5, 1))],
+                         ids=["dense", "conv2d"])
+def test_quantization_is_refused_by_name(layer, shape):
+    layer = layer()
+    layer.build(shape)
+    with pytest.raises(NotImplementedError, match=r"does not support quantization \(quantize\('int8'\)\)"):
+        layer.quantize("int8")
+
+
+def test_a_sparse_input_gives_keras_outputs_and_a_sparse_kernel_gradient():
+    x = np.random.default_rng(3).uniform(size=(8, 6)).astype("float32")
+    sparse = tf.sparse.from_dense(x * (x > 0.7))
+    custom, builtin = custom_layers.Dense(3), keras.layers.Dense(3)
+    custom.build((None, 6))
+    builtin.build((None, 6))
+    custom.set_weights(builtin.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        outputs = [custom(sparse), builtin(sparse)]
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6, atol=1e-6)
+    gradient = tape.gradient(outputs[0], custom.kernel)
+    assert isinstance(gradient, tf.IndexedSlices)
+    np.testing.assert_allclose(tf.convert_to_tensor(gradient),
+                               tf.convert_to_tensor(tape.gradient(outputs[1], builtin.kernel)),
+                               rtol=1e-6, atol=1e-6)

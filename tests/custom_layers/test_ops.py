@@ -375,3 +375,22 @@ def test_lora_kernel(kernel_shape):
     inputs = [_normal(rng, kernel_shape), _normal(rng, kernel_shape[:-1] + (rank,)),
               _normal(rng, (rank, kernel_shape[-1]))]
     assert_op_matches_reference(op, reference, inputs)
+
+
+def test_dense_with_a_sparse_input():
+    rng = np.random.default_rng(5)
+    dense_x = rng.standard_normal((6, 5)) * (rng.uniform(size=(6, 5)) > 0.6)
+    sparse = tf.sparse.from_dense(tf.constant(dense_x))
+    kernel = tf.constant(rng.standard_normal((5, 3)))
+
+    def op(values, kernel):
+        return ops.dense(tf.SparseTensor(sparse.indices, values, sparse.dense_shape), kernel)
+
+    def reference(values, kernel):
+        return tf.scatter_nd(sparse.indices, values, [6, 5]) @ kernel
+
+    assert_op_matches_reference(op, reference, [sparse.values, kernel])
+    with tf.GradientTape() as tape:
+        tape.watch(kernel)
+        y = ops.dense(sparse, kernel)
+    assert isinstance(tape.gradient(y, kernel), tf.IndexedSlices)  # only the rows x touches
