@@ -52,6 +52,7 @@ class Case:
 CASES: tuple[Case, ...] = (
     Case("dense_784x256", "Dense", {"units": 256}, (128, 784)),
     Case("dense_256x10", "Dense", {"units": 10}, (128, 256)),
+    Case("dense_784x256_lora8", "Dense", {"units": 256, "lora_rank": 8}, (128, 784)),
     Case("conv2d_1to32_k3_same", "Conv2D",
          {"filters": 32, "kernel_size": 3, "padding": "same"}, (64, 28, 28, 1)),
     Case("conv2d_32to64_k3_same", "Conv2D",
@@ -79,6 +80,8 @@ CASES: tuple[Case, ...] = (
     Case("maxpool1d_2", "MaxPooling1D", {"pool_size": 2}, (100, 40, 25)),
     Case("batchnorm_128x256", "BatchNormalization", {}, (128, 256)),
     Case("batchnorm_64x14x14x64", "BatchNormalization", {}, (64, 14, 14, 64)),
+    Case("batchnorm_renorm_64x14x14x64", "BatchNormalization", {"renorm": True},
+         (64, 14, 14, 64)),
     Case("dropout_0.5_128x1024", "Dropout", {"rate": 0.5}, (128, 1024), seeded=True),
     Case("dropout_0.25_64x14x14x64", "Dropout", {"rate": 0.25}, (64, 14, 14, 64), seeded=True),
 )

@@ -146,12 +146,14 @@ class BatchNormalization(keras.layers.Layer):
         moving_variance = tf.cast(self.moving_variance, dtype)
 
         if training and self.trainable:
-            if self.renorm:
-                gamma, beta = self._renorm_scale_and_offset(inputs, gamma, beta, mask, dtype)
+            statistics = None
+            if self.renorm:  # r and d need the batch statistics first
+                statistics = ops.batch_norm.batch_moments(inputs, self.axis, mask)
+                gamma, beta = self._renorm_scale_and_offset(statistics, gamma, beta, dtype)
             # float16/bfloat16 inputs go in as they are: the op normalises them in
             # float32 (in the fused kernel, without a cast of the whole tensor).
             outputs, mean, variance = ops.batch_norm_training(
-                inputs, gamma, beta, self.axis, self.epsilon, mask=mask
+                inputs, gamma, beta, self.axis, self.epsilon, mask=mask, statistics=statistics
             )
             mean, variance = tf.cast(mean, dtype), tf.cast(variance, dtype)
             if self.renorm:
@@ -169,13 +171,12 @@ class BatchNormalization(keras.layers.Layer):
             )
         return tf.cast(outputs, self.compute_dtype)
 
-    def _renorm_scale_and_offset(self, inputs, gamma, beta, mask, dtype):
+    def _renorm_scale_and_offset(self, statistics, gamma, beta, dtype):
         """Batch renormalization (Ioffe, 2017): x̂·r·γ + (d·γ + β) with
         r = σ_B/σ and d = (μ_B − μ)/σ against the renorm moving statistics,
         clipped; r and d are constants of the backward pass (stop_gradient),
         so the op's derived gradients pass to γ and β through the products."""
-        mean, variance = ops.batch_norm.batch_moments(inputs, self.axis, mask)
-        mean, variance = tf.cast(mean, dtype), tf.cast(variance, dtype)
+        mean, variance = (tf.cast(statistic, dtype) for statistic in statistics)
         stddev = tf.sqrt(variance + self.epsilon)
         renorm_stddev = tf.maximum(tf.cast(self.renorm_stddev, dtype),
                                    tf.sqrt(tf.cast(self.epsilon, dtype)))

@@ -105,6 +105,7 @@ def batch_norm_training(
     epsilon: float = 1e-3,
     implementation: str = "auto",
     mask: tf.Tensor | None = None,
+    statistics: tuple[tf.Tensor, tf.Tensor] | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Normalises ``x`` with its own batch statistics along ``axis``.
 
@@ -116,24 +117,29 @@ def batch_norm_training(
     channel axis last and a float32, float16 or bfloat16 ``x``. ``mask``
     (the shape of ``x`` without its last axis; true where a position counts)
     restricts the statistics to the unmasked positions, through the
-    reference (module docstring).
+    reference (module docstring). ``statistics`` — (μ_B, σ²_B) from
+    :func:`batch_moments` of the same ``x`` and ``mask`` — are used instead of
+    being computed again (batch renormalization needs them first), through the
+    reference.
     """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(
             "Invalid value for argument `implementation`. Expected one of "
             f"{IMPLEMENTATIONS}. Received: implementation={implementation!r}")
+    if implementation == "fused" and (mask is not None or statistics is not None):
+        raise ValueError("The fused batch-norm kernel computes its own statistics over every "
+                         "position; use implementation='reference' (or 'auto') with a mask or "
+                         "given statistics.")
     if mask is not None:
-        if implementation == "fused":
-            raise ValueError("The fused batch-norm kernel cannot skip masked positions; use "
-                             "implementation='reference' (or 'auto') with a mask.")
         if mask.shape.rank != x.shape.rank - 1:
             raise ValueError("The mask provided should be one dimension less than the inputs. "
                              f"Received: mask.shape={mask.shape}, inputs.shape={x.shape}")
-        reference = functools.partial(_masked_training, mask=mask)
-    elif implementation == "fused" or (implementation == "auto" and fused_kernel_applies(x, axis)):
+        reference = functools.partial(_masked_training, mask=mask, statistics=statistics)
+    elif statistics is None and (implementation == "fused" or (
+            implementation == "auto" and fused_kernel_applies(x, axis))):
         return _fused_training(x, gamma, beta, axis, epsilon)
     else:
-        reference = _reference_training
+        reference = functools.partial(_reference_training, statistics=statistics)
     if x.dtype in _HALF_PRECISION:
         y, mean, variance = reference(
             tf.cast(x, tf.float32), _maybe_cast(gamma, tf.float32),
@@ -208,14 +214,17 @@ def _fused_training(x, gamma, beta, axis, epsilon):
     return y, mean, variance
 
 
-def _reference_training(x, gamma, beta, axis, epsilon):
+def _reference_training(x, gamma, beta, axis, epsilon, statistics=None):
     """The training-mode op as the module docstring's equations."""
     rank = x.shape.rank
     axes = _reduction_axes(rank, axis)
     channel_shape = _channel_shape(rank, axis, x.shape[axis])
     gamma = _parameter_or(gamma, 1.0, x, axis)
     beta = _parameter_or(beta, 0.0, x, axis)
-    mean, variance = tf.nn.moments(tf.stop_gradient(x), axes)
+    if statistics is None:
+        mean, variance = tf.nn.moments(tf.stop_gradient(x), axes)
+    else:
+        mean, variance = (tf.stop_gradient(tf.cast(statistic, x.dtype)) for statistic in statistics)
 
     @tf.custom_gradient
     def forward(x, gamma, beta):
@@ -240,7 +249,7 @@ def _reference_training(x, gamma, beta, axis, epsilon):
     return forward(x, gamma, beta), mean, variance
 
 
-def _masked_training(x, gamma, beta, axis, epsilon, mask):
+def _masked_training(x, gamma, beta, axis, epsilon, mask, statistics=None):
     """The training-mode op with statistics over the unmasked positions
     (module docstring, "With a mask")."""
     rank = x.shape.rank
@@ -251,8 +260,8 @@ def _masked_training(x, gamma, beta, axis, epsilon, mask):
     weights = tf.broadcast_to(tf.cast(tf.cast(tf.expand_dims(mask, -1), tf.bool), x.dtype),
                               tf.shape(x))
     total = tf.reduce_sum(weights, axes, keepdims=True) + MASK_GUARD  # W
-    mean, variance = (tf.reshape(statistic, channel_shape)
-                      for statistic in batch_moments(x, axis, mask))
+    mean, variance = (tf.reshape(tf.cast(statistic, x.dtype), channel_shape)
+                      for statistic in statistics or batch_moments(x, axis, mask))
 
     @tf.custom_gradient
     def forward(x, gamma, beta):
