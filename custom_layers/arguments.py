@@ -24,25 +24,24 @@ def positive_int(value, name: str) -> int:
 
 
 def positive_tuple(value, rank: int, name: str) -> tuple[int, ...]:
-    """An int or a length-``rank`` sequence of ints > 0, as a tuple of length ``rank``."""
+    """An int or a length-``rank`` sequence of ints > 0, as a tuple of length
+    ``rank``; refused in the words of Keras' own layers (its ``standardize_tuple``)."""
+    message = f"The `{name}` argument must be a tuple of {rank} integers. Received {name}={value}"
     if isinstance(value, int) and not isinstance(value, bool):
         values = (value,) * rank
     else:
         try:
             values = tuple(value)
         except TypeError:
-            values = ()
+            raise ValueError(message) from None
         if len(values) != rank:
-            raise ValueError(
-                f"Invalid value for argument `{name}`. Expected an int or a tuple of {rank} "
-                f"ints. Received {name}={value!r}."
-            )
-    for item in values:
-        if isinstance(item, bool) or not isinstance(item, int) or item <= 0:
-            raise ValueError(
-                f"Invalid value for argument `{name}`. Expected strictly positive integers. "
-                f"Received {name}={value!r}."
-            )
+            raise ValueError(message)
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise ValueError(f"{message}including element {item} of type {type(item)}")
+    bad = {item for item in values if item <= 0}
+    if bad:
+        raise ValueError(f"{message}, including values {bad} that do not satisfy `value > 0`")
     return values
 
 

@@ -70,10 +70,6 @@ class BaseConv(LoRAKernel, keras.layers.Layer):
                              f"groups. Received: groups={groups}, filters={self.filters}.")
         self.groups = groups
         self._init_lora(lora_rank, lora_alpha)
-        for name, value in (("kernel_size", kernel_size), ("strides", strides)):
-            if 0 in ((value,) if isinstance(value, int) else tuple(value)):
-                raise ValueError(f"The argument `{name}` cannot contain{'s' * (name == 'strides')} "
-                                 f"0. Received {name}={value}.")
         self.kernel_size = positive_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = positive_tuple(strides, self.rank, "strides")
         self.padding = choice(padding, self.paddings, "padding")

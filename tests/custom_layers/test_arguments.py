@@ -80,8 +80,9 @@ MESSAGES = [
     ("renorm clipping rmax below rmin",
      lambda: custom_layers.BatchNormalization(renorm=True, renorm_clipping={"rmax": 1, "rmin": 2}),
      ValueError, r"rmax should be greater than rmin in the `renorm_clipping` argument"),
-    ("Conv1D with a 0 stride", lambda: custom_layers.Conv1D(2, 3, strides=0), ValueError,
-     r"The argument `strides` cannot contains 0\. Received strides=0\."),
+    ("Conv2D with a 0 stride", lambda: custom_layers.Conv2D(2, 3, strides=(1, 0)), ValueError,
+     r"The `strides` argument must be a tuple of 2 integers\. Received strides=\(1, 0\), "
+     r"including values \{0\} that do not satisfy `value > 0`"),
     ("Conv2D kernel larger than its input",
      lambda: custom_layers.Conv2D(1, 5)(keras.Input((3, 3, 1))), ValueError,
      r"Computed output size would be zero or negative\. Received `inputs shape=\(None, 3, 3, 1\)`, "
