@@ -6,7 +6,6 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
-from custom_layers.arguments import not_implemented_unless_default
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -25,7 +24,8 @@ class BatchNormalization(keras.layers.Layer):
     a layer with ``trainable=False`` runs in inference mode; weights are
     gamma, beta, moving_mean, moving_variance in that order; the config keys
     are Keras'. ``renorm=True`` is batch renormalization as Keras computes it;
-    ``synchronized=True`` (cross-replica statistics) is not implemented.
+    ``synchronized=True`` takes the statistics over all replicas of a
+    ``tf.distribute`` strategy, its backward's sums too.
     """
 
     def __init__(
@@ -50,9 +50,7 @@ class BatchNormalization(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        not_implemented_unless_default(
-            "custom_layers.BatchNormalization", "cross-replica (synchronized) statistics",
-            synchronized=(synchronized, False))
+        self.synchronized = bool(synchronized)
         self.renorm = bool(renorm)
         if self.renorm:
             renorm_clipping = _check_renorm_clipping(renorm_clipping or {})
@@ -153,7 +151,8 @@ class BatchNormalization(keras.layers.Layer):
             # float16/bfloat16 inputs go in as they are: the op normalises them in
             # float32 (in the fused kernel, without a cast of the whole tensor).
             outputs, mean, variance = ops.batch_norm_training(
-                inputs, gamma, beta, self.axis, self.epsilon, mask=mask, statistics=statistics
+                inputs, gamma, beta, self.axis, self.epsilon, mask=mask, statistics=statistics,
+                synchronized=self.synchronized,
             )
             mean, variance = tf.cast(mean, dtype), tf.cast(variance, dtype)
             if self.renorm:
@@ -227,7 +226,7 @@ class BatchNormalization(keras.layers.Layer):
             "gamma_regularizer": keras.regularizers.serialize(self.gamma_regularizer),
             "beta_constraint": keras.constraints.serialize(self.beta_constraint),
             "gamma_constraint": keras.constraints.serialize(self.gamma_constraint),
-            "synchronized": False,
+            "synchronized": self.synchronized,
             "renorm": self.renorm,
             "renorm_clipping": self.renorm_clipping,
             "renorm_momentum": self.renorm_momentum,

@@ -35,6 +35,13 @@ x_i (s = 1/√(σ² + ε)):
 (Σ_j w_j (x_j − μ) = δμ, zero but for the guard.) With every w_i = 1 and
 δ = 0 this is the unmasked formula above.
 
+Synchronized over the replicas of a ``tf.distribute`` strategy, the batch is
+the union of the replicas' batches (M values in all): μ and σ² come from
+all-reduced sums (σ² = E[x²] − μ², as Keras computes it), and so do the two
+sums of the backward, Σ_j dE/dy_j and Σ_j dE/dy_j·x̂_j, which each replica's
+dE/dx_i needs over the whole batch; dE/dγ and dE/dβ stay each replica's own
+sums, which the strategy adds up like every other gradient.
+
 The output is computed as y = x·a + (β − μ·a) with a = γ/√(σ² + ε), the same
 arithmetic as ``tf.nn.batch_normalization`` so float32 results agree with
 Keras' layer to rounding.
@@ -106,6 +113,7 @@ def batch_norm_training(
     implementation: str = "auto",
     mask: tf.Tensor | None = None,
     statistics: tuple[tf.Tensor, tf.Tensor] | None = None,
+    synchronized: bool = False,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Normalises ``x`` with its own batch statistics along ``axis``.
 
@@ -120,26 +128,29 @@ def batch_norm_training(
     reference (module docstring). ``statistics`` — (μ_B, σ²_B) from
     :func:`batch_moments` of the same ``x`` and ``mask`` — are used instead of
     being computed again (batch renormalization needs them first), through the
-    reference.
+    reference. ``synchronized`` takes the statistics over the batches of all
+    replicas of the current ``tf.distribute`` replica context (module
+    docstring); without a mask only.
     """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(
             "Invalid value for argument `implementation`. Expected one of "
             f"{IMPLEMENTATIONS}. Received: implementation={implementation!r}")
-    if implementation == "fused" and (mask is not None or statistics is not None):
+    if implementation == "fused" and (mask is not None or statistics is not None or synchronized):
         raise ValueError("The fused batch-norm kernel computes its own statistics over every "
-                         "position; use implementation='reference' (or 'auto') with a mask or "
-                         "given statistics.")
+                         "position of this replica; use implementation='reference' (or 'auto') "
+                         "with a mask, given statistics or synchronized=True.")
     if mask is not None:
         if mask.shape.rank != x.shape.rank - 1:
             raise ValueError("The mask provided should be one dimension less than the inputs. "
                              f"Received: mask.shape={mask.shape}, inputs.shape={x.shape}")
         reference = functools.partial(_masked_training, mask=mask, statistics=statistics)
-    elif statistics is None and (implementation == "fused" or (
+    elif statistics is None and not synchronized and (implementation == "fused" or (
             implementation == "auto" and fused_kernel_applies(x, axis))):
         return _fused_training(x, gamma, beta, axis, epsilon)
     else:
-        reference = functools.partial(_reference_training, statistics=statistics)
+        reference = functools.partial(_reference_training, statistics=statistics,
+                                      synchronized=synchronized)
     if x.dtype in _HALF_PRECISION:
         y, mean, variance = reference(
             tf.cast(x, tf.float32), _maybe_cast(gamma, tf.float32),
@@ -214,15 +225,23 @@ def _fused_training(x, gamma, beta, axis, epsilon):
     return y, mean, variance
 
 
-def _reference_training(x, gamma, beta, axis, epsilon, statistics=None):
-    """The training-mode op as the module docstring's equations."""
+def _reference_training(x, gamma, beta, axis, epsilon, statistics=None, synchronized=False):
+    """The training-mode op as the module docstring's equations; with
+    ``synchronized`` its sums run over the batches of all replicas."""
     rank = x.shape.rank
     axes = _reduction_axes(rank, axis)
     channel_shape = _channel_shape(rank, axis, x.shape[axis])
     gamma = _parameter_or(gamma, 1.0, x, axis)
     beta = _parameter_or(beta, 0.0, x, axis)
-    if statistics is None:
-        mean, variance = tf.nn.moments(tf.stop_gradient(x), axes)
+    all_sum = _sum_over_replicas if synchronized else (lambda value: value)
+    count = all_sum(tf.cast(tf.size(x) // x.shape[axis], x.dtype))  # m (M over the replicas)
+    constant_x = tf.stop_gradient(x)
+    if synchronized:  # as Keras: σ² = E[x²] − μ² from all-reduced sums
+        mean = all_sum(tf.reduce_sum(constant_x, axes)) / count
+        variance = tf.maximum(
+            all_sum(tf.reduce_sum(tf.square(constant_x), axes)) / count - tf.square(mean), 0.0)
+    elif statistics is None:
+        mean, variance = tf.nn.moments(constant_x, axes)
     else:
         mean, variance = (tf.stop_gradient(tf.cast(statistic, x.dtype)) for statistic in statistics)
 
@@ -233,20 +252,25 @@ def _reference_training(x, gamma, beta, axis, epsilon, statistics=None):
         y = x * a + tf.reshape(beta - mean * gamma * inv_std, channel_shape)
 
         def grad(upstream):
-            count = tf.cast(tf.size(x) // tf.size(mean), x.dtype)
             x_hat = (x - tf.reshape(mean, channel_shape)) * tf.reshape(inv_std, channel_shape)
             grad_beta = tf.reduce_sum(upstream, axes)
             grad_gamma = tf.reduce_sum(upstream * x_hat, axes)
             grad_x = (a / count) * (
                 count * upstream
-                - tf.reshape(grad_beta, channel_shape)
-                - x_hat * tf.reshape(grad_gamma, channel_shape)
+                - tf.reshape(all_sum(grad_beta), channel_shape)
+                - x_hat * tf.reshape(all_sum(grad_gamma), channel_shape)
             )
-            return grad_x, grad_gamma, grad_beta
+            return grad_x, grad_gamma, grad_beta  # dE/dγ, dE/dβ: this replica's own sums
 
         return y, grad
 
     return forward(x, gamma, beta), mean, variance
+
+
+def _sum_over_replicas(value: tf.Tensor) -> tf.Tensor:
+    """Σ over the replicas of the current ``tf.distribute`` replica context."""
+    context = tf.distribute.get_replica_context()
+    return value if context is None else context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 def _masked_training(x, gamma, beta, axis, epsilon, mask, statistics=None):

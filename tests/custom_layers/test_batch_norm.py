@@ -212,3 +212,43 @@ def test_a_mask_of_the_wrong_rank_is_refused():
     layer = custom_layers.BatchNormalization()
     with pytest.raises(ValueError, match="one dimension less than the inputs"):
         layer(tf.zeros((2, 3, 4)), training=True, mask=tf.ones((2, 3, 4), tf.bool))
+
+
+# ------------------------------------------------------------- synchronized statistics
+
+def test_synchronized_statistics_and_gradients_equal_keras_across_two_replicas():
+    cpus = [device.name for device in tf.config.list_logical_devices("CPU")][:2]
+    strategy = tf.distribute.MirroredStrategy(
+        cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    shape = (4, 3, 3, 2)
+    with strategy.scope():
+        layers = [keras.layers.BatchNormalization(synchronized=True, momentum=0.5),
+                  custom_layers.BatchNormalization(synchronized=True, momentum=0.5)]
+        for layer in layers:
+            layer.build(shape)
+    # Each replica sees a batch of its own mean, so local statistics would differ.
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((8, *shape[1:])) + np.arange(8)[:, None, None, None]).astype("float32")
+    batches = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(x))
+
+    @tf.function
+    def step(batch):
+        def replica(inputs):
+            results = []
+            for layer in layers:
+                with tf.GradientTape() as tape:
+                    tape.watch(inputs)
+                    y = layer(inputs, training=True)
+                    energy = tf.reduce_sum(y * y * inputs)
+                results.append([y, *tape.gradient(energy, [inputs, *layer.trainable_weights])])
+            return results
+        return strategy.run(replica, args=(batch,))
+
+    builtin, custom = step(next(iter(batches)))
+    for expected, actual in zip(builtin, custom):  # y, dE/dx, dE/dγ, dE/dβ on each replica
+        for e, a in zip(strategy.experimental_local_results(expected),
+                        strategy.experimental_local_results(actual)):
+            np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-4)
+    for expected, actual in zip(layers[0].non_trainable_weights, layers[1].non_trainable_weights):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(layers[1].moving_mean.numpy(), 0.5 * x[:4].mean(axis=(0, 1, 2)))

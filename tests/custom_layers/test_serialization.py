@@ -95,7 +95,7 @@ CROSSOVER = [
     ("Conv2D", dict(filters=4, kernel_size=2, groups=2, data_format="channels_first")),
     ("MaxPooling1D", dict(pool_size=3, strides=2, padding="same")),
     ("MaxPooling2D", dict(pool_size=(2, 3), data_format="channels_first")),
-    ("BatchNormalization", dict(axis=1, momentum=0.9, center=False)),
+    ("BatchNormalization", dict(axis=1, momentum=0.9, center=False, synchronized=True)),
     ("BatchNormalization", dict(renorm=True, renorm_clipping={"rmax": 2.0}, renorm_momentum=0.9)),
     ("Dropout", dict(rate=0.3, noise_shape=(None, 1, 4), seed=3)),
 ]
@@ -116,7 +116,6 @@ def test_configs_cross_over_between_keras_and_custom_layers_both_ways(name, argu
 
 @pytest.mark.parametrize("name, arguments, feature", [
     ("Dense", dict(units=2, quantization_config={"mode": "int8"}), "quantization"),
-    ("BatchNormalization", dict(synchronized=True), "cross-replica"),
 ])
 def test_keras_arguments_without_a_custom_computation_are_refused_by_name(name, arguments, feature):
     with pytest.raises(NotImplementedError, match=f"custom_layers.{name} does not implement {feature}"):
