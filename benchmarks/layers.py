@@ -42,6 +42,7 @@ class Case:
     config: dict[str, Any]
     input_shape: tuple[int, ...]
     seeded: bool = field(default=False)  # pass a seed (Dropout)
+    masked: bool = field(default=False)  # call with a fixed mask over all axes but the last
 
     @property
     def target(self) -> float:
@@ -82,6 +83,7 @@ CASES: tuple[Case, ...] = (
     Case("batchnorm_64x14x14x64", "BatchNormalization", {}, (64, 14, 14, 64)),
     Case("batchnorm_renorm_64x14x14x64", "BatchNormalization", {"renorm": True},
          (64, 14, 14, 64)),
+    Case("batchnorm_masked_64x50x128", "BatchNormalization", {}, (64, 50, 128), masked=True),
     Case("dropout_0.5_128x1024", "Dropout", {"rate": 0.5}, (128, 1024), seeded=True),
     Case("dropout_0.25_64x14x14x64", "Dropout", {"rate": 0.25}, (64, 14, 14, 64), seeded=True),
 )
@@ -215,13 +217,13 @@ def _build_pair(case: Case, control: bool = False):
     return custom, builtin
 
 
-def _make_step(layer, jit: bool):
+def _make_step(layer, jit: bool, mask=None):
     import tensorflow as tf
 
     def step(x, upstream):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            y = layer(x, training=True)
+            y = layer(x, training=True) if mask is None else layer(x, training=True, mask=mask)
         sources = [x, *layer.trainable_variables]
         return tape.gradient(y, sources, output_gradients=upstream)
 
@@ -317,8 +319,12 @@ def run_case(case: Case, jit: bool, repeats: int, min_rep_s: float,
     y = builtin(x, training=False)
     upstream = tf.constant(rng.standard_normal(y.shape, dtype=np.float32))
 
-    custom_step = _make_step(custom, jit)
-    keras_step = _make_step(builtin, jit)
+    mask = None
+    if case.masked:  # padded sequences: the last quarter of the steps masked out
+        steps = case.input_shape[1]
+        mask = tf.sequence_mask(tf.fill([case.input_shape[0]], steps - steps // 4), steps)
+    custom_step = _make_step(custom, jit, mask)
+    keras_step = _make_step(builtin, jit, mask)
     args = (x, upstream)
     first_call_s = {}
     for side, step in (("custom", custom_step), ("keras", keras_step)):

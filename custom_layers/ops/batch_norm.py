@@ -170,12 +170,23 @@ def batch_moments(x: tf.Tensor, axis: int = -1,
     axes = _reduction_axes(x.shape.rank, axis)
     if mask is None:
         return tf.nn.moments(x, axes)
-    weights = tf.broadcast_to(tf.cast(tf.cast(tf.expand_dims(mask, -1), tf.bool), x.dtype),
-                              tf.shape(x))
-    total = tf.reduce_sum(weights, axes, keepdims=True) + MASK_GUARD
+    weights, total = _mask_weights(x, axis, mask)
     mean = tf.reduce_sum(weights * x, axes, keepdims=True) / total
     variance = tf.reduce_sum(weights * tf.square(x - mean), axes, keepdims=True) / total
     return tf.reshape(mean, [-1]), tf.reshape(variance, [-1])
+
+
+def _mask_weights(x: tf.Tensor, axis: int, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The weights w_i (the mask as 0/1, broadcastable against ``x``) and
+    W = Σ_i w_i + δ per channel (keepdims)."""
+    rank = x.shape.rank
+    weights = tf.cast(tf.cast(tf.expand_dims(mask, -1), tf.bool), x.dtype)
+    if axis % rank == rank - 1:  # every channel counts the same positions
+        total = tf.reduce_sum(weights) + MASK_GUARD
+    else:
+        total = tf.reduce_sum(tf.broadcast_to(weights, tf.shape(x)),
+                              _reduction_axes(rank, axis), keepdims=True) + MASK_GUARD
+    return weights, total
 
 
 def _maybe_cast(value, dtype):
@@ -281,9 +292,7 @@ def _masked_training(x, gamma, beta, axis, epsilon, mask, statistics=None):
     channel_shape = _channel_shape(rank, axis, x.shape[axis])
     gamma = _parameter_or(gamma, 1.0, x, axis)
     beta = _parameter_or(beta, 0.0, x, axis)
-    weights = tf.broadcast_to(tf.cast(tf.cast(tf.expand_dims(mask, -1), tf.bool), x.dtype),
-                              tf.shape(x))
-    total = tf.reduce_sum(weights, axes, keepdims=True) + MASK_GUARD  # W
+    weights, total = _mask_weights(x, axis, mask)  # w_i, W
     mean, variance = (tf.reshape(tf.cast(statistic, x.dtype), channel_shape)
                       for statistic in statistics or batch_moments(x, axis, mask))
 
@@ -295,16 +304,16 @@ def _masked_training(x, gamma, beta, axis, epsilon, mask, statistics=None):
 
         def grad(upstream):
             centered = x - mean
-            grad_beta = tf.reduce_sum(upstream, axes)
-            grad_gamma = tf.reduce_sum(upstream * centered * inv_std, axes)
-            grad_variance = -0.5 * gamma_c * inv_std**3 * tf.reduce_sum(
-                upstream * centered, axes, keepdims=True)
-            grad_mean = (-gamma_c * inv_std * tf.reduce_sum(upstream, axes, keepdims=True)
-                         - 2.0 / total * grad_variance
-                         * tf.reduce_sum(weights * centered, axes, keepdims=True))
-            grad_x = (gamma_c * inv_std * upstream + weights / total * grad_mean
-                      + 2.0 * weights * centered / total * grad_variance)
-            return grad_x, grad_gamma, grad_beta
+            grad_beta = tf.reduce_sum(upstream, axes, keepdims=True)
+            upstream_centered = tf.reduce_sum(upstream * centered, axes, keepdims=True)
+            grad_variance = -0.5 * gamma_c * inv_std**3 * upstream_centered
+            # Σ_j w_j (x_j − μ) = δ·μ, since μ·W = Σ_j w_j x_j and W = Σ_j w_j + δ.
+            grad_mean = (-gamma_c * inv_std * grad_beta
+                         - 2.0 / total * grad_variance * (MASK_GUARD * mean))
+            grad_x = gamma_c * inv_std * upstream + weights * (
+                (grad_mean + 2.0 * grad_variance * centered) / total)
+            return (grad_x, tf.reshape(upstream_centered * inv_std, [-1]),
+                    tf.reshape(grad_beta, [-1]))
 
         return y, grad
 
