@@ -2,13 +2,14 @@
 
 Drop-in counterparts of ``keras.layers`` (same class names, arguments, weight
 shapes and order): ``Dense``, ``Conv1D``, ``Conv2D``, ``MaxPooling1D``,
-``MaxPooling2D``, ``BatchNormalization``, ``Dropout``. Their math lives in
+``MaxPooling2D``, ``BatchNormalization``, ``Dropout``, ``Activation``. Their math lives in
 :mod:`custom_layers.ops`; :func:`custom_layers.testing.check_gradients` checks
 a backward pass against autodiff and finite differences;
 :func:`custom_layers.convert` swaps them into an existing Keras model.
 """
 
 from custom_layers.layers import (
+    Activation,
     BatchNormalization,
     Conv1D,
     Conv2D,
@@ -20,6 +21,7 @@ from custom_layers.layers import (
 from custom_layers.convert import UncoveredLayersWarning, convert
 
 __all__ = [
+    "Activation",
     "BatchNormalization",
     "Conv1D",
     "Conv2D",

@@ -28,7 +28,8 @@ def convert(model: keras.Model) -> keras.Model:
     of any other class is kept as it is (a copy), and the names of the kept
     layers are listed in a warning and in the new model's ``kept_layers``
     (the replaced ones in ``converted_layers``).
-    Subclasses of a covered class are kept too: their ``call`` may differ.
+    Subclasses of a covered class are kept too: their ``call`` may differ, and
+    so is an ``Activation`` whose function has no derived backward here.
 
     Raises:
         TypeError: ``model`` is not a Keras model.
@@ -41,7 +42,7 @@ def convert(model: keras.Model) -> keras.Model:
 
     def twin(layer):
         name = type(layer).__name__
-        if name in COVERED and type(layer) is COVERED[name]:
+        if name in COVERED and type(layer) is COVERED[name] and _has_twin(layer):
             swapped.append(f"{layer.name} ({name})")
             return getattr(custom, name).from_config(layer.get_config())
         if not isinstance(layer, keras.layers.InputLayer):
@@ -65,3 +66,13 @@ def convert(model: keras.Model) -> keras.Model:
                       f"{', '.join(kept)}.", UncoveredLayersWarning, stacklevel=2)
     return converted
 
+
+
+def _has_twin(layer) -> bool:
+    """Whether the custom twin computes what ``layer`` does (an Activation's
+    function must be one of :mod:`custom_layers.ops.activations`)."""
+    if type(layer).__name__ != "Activation":
+        return True
+    from custom_layers.ops.activations import ACTIVATIONS
+
+    return layer.get_config()["activation"] in ACTIVATIONS

@@ -1,5 +1,6 @@
 """Keras layer classes wrapping :mod:`custom_layers.ops`."""
 
+from custom_layers.layers.activation import Activation
 from custom_layers.layers.batch_norm import BatchNormalization
 from custom_layers.layers.conv import Conv1D, Conv2D
 from custom_layers.layers.dense import Dense
@@ -7,6 +8,7 @@ from custom_layers.layers.dropout import Dropout
 from custom_layers.layers.pooling import MaxPooling1D, MaxPooling2D
 
 __all__ = [
+    "Activation",
     "BatchNormalization",
     "Conv1D",
     "Conv2D",

@@ -1,11 +1,12 @@
 """The layers' computations as pure functions, each with a hand-written backward pass.
 
 One module per derivation: ``dense``, ``conv`` (1-D and 2-D share the math),
-``pooling``, ``batch_norm``, ``dropout``, ``lora``. Every function here is
+``pooling``, ``batch_norm``, ``dropout``, ``lora``, ``activations``. Every function here is
 differentiable with ``tf.GradientTape``; the gradient it returns is the one
 written in its module, not TensorFlow's autodiff of the forward.
 """
 
+from custom_layers.ops import activations
 from custom_layers.ops.batch_norm import batch_norm_inference, batch_norm_training
 from custom_layers.ops.conv import bias_add, conv1d, conv2d, explicit_padding
 from custom_layers.ops.dense import dense
@@ -14,6 +15,7 @@ from custom_layers.ops.lora import lora_kernel
 from custom_layers.ops.pooling import max_pool1d, max_pool2d
 
 __all__ = [
+    "activations",
     "batch_norm_inference",
     "batch_norm_training",
     "bias_add",

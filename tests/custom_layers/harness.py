@@ -88,6 +88,11 @@ LAYER_CASES = [
                    renorm_momentum=0.8), (4, 3, 3, 2)),
     LayerCase("batchnorm-3d-no-center-scale", "BatchNormalization",
               dict(center=False, scale=False, epsilon=1e-2), (4, 3, 5)),
+    # 21 values 4/21 apart from -2: none at relu's kink, 0.
+    LayerCase("activation-relu", "Activation", dict(activation="relu"), (3, 7)),
+    LayerCase("activation-sigmoid-3d", "Activation", dict(activation="sigmoid"), (2, 3, 5)),
+    LayerCase("activation-softmax-3d", "Activation", dict(activation="softmax"), (2, 3, 5)),
+    LayerCase("activation-gelu", "Activation", dict(activation="gelu"), (4, 6)),
     LayerCase("dropout", "Dropout", dict(rate=0.4, seed=3), (4, 10), stochastic=True),
     LayerCase("dropout-noise-shape", "Dropout",
               dict(rate=0.5, noise_shape=(None, 1, 6), seed=1), (3, 4, 6), stochastic=True),

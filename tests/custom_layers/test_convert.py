@@ -33,11 +33,11 @@ def covered(model):
 
 def test_a_converted_model_computes_the_same_outputs_and_gradients_with_custom_layers():
     original = keras_model()
-    with pytest.warns(custom_layers.UncoveredLayersWarning, match=r"activation \(Activation\), "
-                                                                   r"flatten \(Flatten\)"):
+    with pytest.warns(custom_layers.UncoveredLayersWarning, match=r"kept 1 layer\(s\) without a "
+                                                                   r"custom twin: flatten \(Flatten\)"):
         converted = custom_layers.convert(original)
-    assert converted.kept_layers == ["activation (Activation)", "flatten (Flatten)"]
-    assert len(converted.converted_layers) == 6
+    assert converted.kept_layers == ["flatten (Flatten)"]
+    assert len(converted.converted_layers) == 7
     assert all(type(layer).__module__.startswith("custom_layers") for layer in covered(converted))
     assert all(type(layer).__module__.startswith("keras") for layer in covered(original))
     x = tf.constant(np.random.default_rng(0).standard_normal((4, 6, 6, 2)), tf.float32)
@@ -63,6 +63,15 @@ def test_a_sequential_model_converts_and_round_trips_through_a_keras_file(tmp_pa
     x = np.random.default_rng(1).standard_normal((2, 5, 3)).astype("float32")
     np.testing.assert_allclose(reloaded(x), original(x), rtol=1e-5, atol=1e-6)
     assert type(reloaded.layers[0]) is custom_layers.Conv1D
+
+
+def test_an_activation_without_a_derived_backward_is_kept():
+    original = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                                 keras.layers.Activation("hard_silu")])
+    with pytest.warns(custom_layers.UncoveredLayersWarning, match="activation"):
+        converted = custom_layers.convert(original)
+    assert type(converted.layers[-1]) is keras.layers.Activation
+    assert type(converted.layers[0]) is custom_layers.Dense
 
 
 def test_subclassed_models_and_non_models_are_refused():

@@ -394,3 +394,36 @@ def test_dense_with_a_sparse_input():
         tape.watch(kernel)
         y = ops.dense(sparse, kernel)
     assert isinstance(tape.gradient(y, kernel), tf.IndexedSlices)  # only the rows x touches
+
+
+ACTIVATION_REFERENCES = {
+    "linear": lambda z: z * 1.0,
+    "relu": tf.nn.relu,
+    "leaky_relu": lambda z: tf.where(z > 0, z, 0.2 * z),
+    "elu": tf.nn.elu,
+    "sigmoid": tf.math.sigmoid,
+    "tanh": tf.math.tanh,
+    "softplus": tf.math.softplus,
+    "silu": tf.nn.silu,
+    "gelu": lambda z: 0.5 * z * (1 + tf.math.erf(z / np.sqrt(2.0))),
+    "softmax": lambda z: tf.nn.softmax(z, axis=-1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATION_REFERENCES))
+def test_activation(name):
+    from custom_layers.ops import activations
+
+    assert set(ACTIVATION_REFERENCES) == set(activations.ACTIVATIONS)
+    rng = np.random.default_rng(len(name))
+    z = rng.standard_normal((3, 4, 5)) * 2
+    z[np.abs(z) < 1e-2] += 0.1  # away from the kinks, where finite differences straddle them
+    assert_op_matches_reference(activations.get(name), ACTIVATION_REFERENCES[name], [z])
+
+
+def test_unknown_activation_lists_the_known_ones():
+    from custom_layers.ops import activations
+
+    with pytest.raises(ValueError, match="Unknown activation 'swishy': custom_layers derives the "
+                                         "backward pass of elu, gelu, leaky_relu, linear, relu"):
+        activations.get("swishy")

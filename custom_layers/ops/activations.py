@@ -1,0 +1,152 @@
+"""Activation functions, each with its derivative written out.
+
+A unit's output is h = g(z). The backward pass of an element-wise g
+multiplies the upstream gradient by g'(z), so each function below is the
+pair (g, g'):
+
+    linear      g = z                          g' = 1
+    relu        g = max(z, 0)                  g' = 1[z > 0]
+    leaky_relu  g = z if z > 0 else a·z        g' = 1 if z > 0 else a        (a = 0.2, Keras')
+    elu         g = z if z > 0 else a(eᶻ − 1)  g' = 1 if z > 0 else g + a    (a = 1)
+    sigmoid     g = σ(z) = 1/(1 + e⁻ᶻ)         g' = σ(1 − σ)                 (the lecture's saturation)
+    tanh        g = tanh z                     g' = 1 − tanh² z
+    softplus    g = log(1 + eᶻ)                g' = σ(z)
+    silu        g = z·σ(z)                     g' = σ(z)(1 + z(1 − σ(z)))
+    gelu        g = z·Φ(z)                     g' = Φ(z) + z·φ(z)            (Φ, φ: the normal cdf, pdf)
+
+softmax is not element-wise: y = softmax(z) along the last axis has the
+Jacobian ∂y_i/∂z_j = y_i(δ_ij − y_j), whose product with the upstream
+gradient g is
+
+    dE/dz = y ⊙ (g − Σ_j g_j y_j)
+
+computed without ever forming the Jacobian.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import tensorflow as tf
+
+LEAKY_RELU_SLOPE = 0.2  # keras.activations.leaky_relu's default
+ELU_ALPHA = 1.0
+
+
+def _elementwise(forward: Callable, derivative: Callable) -> Callable:
+    """An op y = g(z) whose backward is upstream · g'(z, y)."""
+
+    @tf.custom_gradient
+    def op(z):
+        y = forward(z)
+
+        def grad(upstream):
+            return upstream * derivative(z, y)
+
+        return y, grad
+
+    return op
+
+
+def linear(z: tf.Tensor) -> tf.Tensor:
+    """g = z, g' = 1: the identity (no op is recorded)."""
+    return z
+
+
+def relu(z: tf.Tensor) -> tf.Tensor:
+    """g = max(z, 0); dE/dz = dE/dy where z > 0, else 0."""
+
+    @tf.custom_gradient
+    def op(z):
+        y = tf.maximum(z, tf.zeros([], z.dtype))
+
+        def grad(upstream):
+            return tf.where(z > 0, upstream, tf.zeros([], upstream.dtype))
+
+        return y, grad
+
+    return op(z)
+
+
+def leaky_relu(z: tf.Tensor, negative_slope: float = LEAKY_RELU_SLOPE) -> tf.Tensor:
+    """g = z (z > 0) or a·z; g' = 1 or a."""
+    slope = tf.constant(negative_slope, z.dtype)
+    return _elementwise(lambda z: tf.where(z > 0, z, slope * z),
+                        lambda z, y: tf.where(z > 0, tf.ones([], z.dtype), slope))(z)
+
+
+def elu(z: tf.Tensor, alpha: float = ELU_ALPHA) -> tf.Tensor:
+    """g = z (z > 0) or a(eᶻ − 1); g' = 1 or g + a."""
+    a = tf.constant(alpha, z.dtype)
+    return _elementwise(lambda z: tf.where(z > 0, z, a * (tf.exp(tf.minimum(z, 0)) - 1)),
+                        lambda z, y: tf.where(z > 0, tf.ones([], z.dtype), y + a))(z)
+
+
+def sigmoid(z: tf.Tensor) -> tf.Tensor:
+    """g = σ(z); g' = σ(1 − σ), from the output alone."""
+    return _elementwise(tf.math.sigmoid, lambda z, y: y * (1 - y))(z)
+
+
+def tanh(z: tf.Tensor) -> tf.Tensor:
+    """g = tanh z; g' = 1 − tanh², from the output alone."""
+    return _elementwise(tf.math.tanh, lambda z, y: 1 - tf.square(y))(z)
+
+
+def softplus(z: tf.Tensor) -> tf.Tensor:
+    """g = log(1 + eᶻ); g' = σ(z)."""
+    return _elementwise(tf.math.softplus, lambda z, y: tf.math.sigmoid(z))(z)
+
+
+def silu(z: tf.Tensor) -> tf.Tensor:
+    """g = z·σ(z); g' = σ(z)(1 + z(1 − σ(z)))."""
+
+    def derivative(z, y):
+        s = tf.math.sigmoid(z)
+        return s * (1 + z * (1 - s))
+
+    return _elementwise(lambda z: z * tf.math.sigmoid(z), derivative)(z)
+
+
+def gelu(z: tf.Tensor) -> tf.Tensor:
+    """g = z·Φ(z) (exact, as Keras' default); g' = Φ(z) + z·φ(z)."""
+    inv_sqrt2 = tf.constant(1 / math.sqrt(2), z.dtype)
+    inv_sqrt_2pi = tf.constant(1 / math.sqrt(2 * math.pi), z.dtype)
+
+    def cdf(z):
+        return 0.5 * (1 + tf.math.erf(z * inv_sqrt2))
+
+    return _elementwise(lambda z: z * cdf(z),
+                        lambda z, y: cdf(z) + z * inv_sqrt_2pi * tf.exp(-0.5 * tf.square(z)))(z)
+
+
+def softmax(z: tf.Tensor) -> tf.Tensor:
+    """y = softmax(z) over the last axis; dE/dz = y ⊙ (g − Σ g ⊙ y)."""
+
+    @tf.custom_gradient
+    def op(z):
+        y = tf.nn.softmax(z, axis=-1)
+
+        def grad(upstream):
+            return y * (upstream - tf.reduce_sum(upstream * y, axis=-1, keepdims=True))
+
+        return y, grad
+
+    return op(z)
+
+
+ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
+    "linear": linear, "relu": relu, "leaky_relu": leaky_relu, "elu": elu,
+    "sigmoid": sigmoid, "tanh": tanh, "softplus": softplus, "silu": silu, "gelu": gelu,
+    "softmax": softmax,
+}
+
+
+def get(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
+    """The activation called ``name`` (None: linear); a ValueError lists the known ones."""
+    if name is None:
+        return linear
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(f"Unknown activation {name!r}: custom_layers derives the backward pass of "
+                         f"{', '.join(sorted(ACTIVATIONS))}.")
+    return ACTIVATIONS[name]
