@@ -1,9 +1,10 @@
 """The layers' computations as pure functions, each with a hand-written backward pass.
 
 One module per derivation: ``dense``, ``conv`` (1-D and 2-D share the math),
-``pooling``, ``batch_norm``, ``dropout``, ``lora``, ``activations``. Every function here is
-differentiable with ``tf.GradientTape``; the gradient it returns is the one
-written in its module, not TensorFlow's autodiff of the forward.
+``pooling``, ``batch_norm``, ``dropout``, ``lora``, ``activations``,
+``penalty``. Every function here is differentiable with ``tf.GradientTape``;
+the gradient it returns is the one written in its module, not TensorFlow's
+autodiff of the forward.
 """
 
 from custom_layers.ops import activations
@@ -12,6 +13,7 @@ from custom_layers.ops.conv import bias_add, conv1d, conv2d, explicit_padding
 from custom_layers.ops.dense import dense
 from custom_layers.ops.dropout import dropout
 from custom_layers.ops.lora import lora_kernel
+from custom_layers.ops.penalty import l2_penalty
 from custom_layers.ops.pooling import max_pool1d, max_pool2d
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "dense",
     "dropout",
     "explicit_padding",
+    "l2_penalty",
     "lora_kernel",
     "max_pool1d",
     "max_pool2d",

@@ -427,3 +427,10 @@ def test_unknown_activation_lists_the_known_ones():
     with pytest.raises(ValueError, match="Unknown activation 'swishy': custom_layers derives the "
                                          "backward pass of elu, gelu, leaky_relu, linear, relu"):
         activations.get("swishy")
+
+
+def test_l2_penalty():
+    rng = np.random.default_rng(9)
+    assert_op_matches_reference(lambda w: ops.l2_penalty(w, 3e-3),
+                                lambda w: 3e-3 * tf.reduce_sum(tf.square(w)),
+                                [rng.standard_normal((4, 3))])
