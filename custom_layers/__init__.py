@@ -2,7 +2,9 @@
 
 Drop-in counterparts of ``keras.layers`` (same class names, arguments, weight
 shapes and order): ``Dense``, ``Conv1D``, ``Conv2D``, ``MaxPooling1D``,
-``MaxPooling2D``, ``BatchNormalization``, ``Dropout``, ``Activation``. Their math lives in
+``MaxPooling2D``, ``BatchNormalization``, ``Dropout``, ``Activation``,
+``Flatten``, ``Reshape``, ``AveragePooling1D/2D``,
+``GlobalAveragePooling1D/2D``. Their math lives in
 :mod:`custom_layers.ops`; :func:`custom_layers.testing.check_gradients` checks
 a backward pass against autodiff and finite differences;
 :class:`custom_layers.regularizers.L2` is weight decay's λ‖w‖² with its gradient;
@@ -11,26 +13,38 @@ a backward pass against autodiff and finite differences;
 
 from custom_layers.layers import (
     Activation,
+    AveragePooling1D,
+    AveragePooling2D,
     BatchNormalization,
     Conv1D,
     Conv2D,
     Dense,
     Dropout,
+    Flatten,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
     MaxPooling1D,
     MaxPooling2D,
+    Reshape,
 )
 from custom_layers import regularizers
 from custom_layers.convert import UncoveredLayersWarning, convert
 
 __all__ = [
     "Activation",
+    "AveragePooling1D",
+    "AveragePooling2D",
     "BatchNormalization",
     "Conv1D",
     "Conv2D",
     "Dense",
     "Dropout",
+    "Flatten",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
     "MaxPooling1D",
     "MaxPooling2D",
+    "Reshape",
     "UncoveredLayersWarning",
     "convert",
     "regularizers",

@@ -1,13 +1,14 @@
 """The layers' computations as pure functions, each with a hand-written backward pass.
 
 One module per derivation: ``dense``, ``conv`` (1-D and 2-D share the math),
-``pooling``, ``batch_norm``, ``dropout``, ``lora``, ``activations``,
-``penalty``. Every function here is differentiable with ``tf.GradientTape``;
+``pooling``, ``average_pooling``, ``batch_norm``, ``dropout``, ``lora``,
+``activations``, ``penalty``, ``reshaping``. Every function here is differentiable with ``tf.GradientTape``;
 the gradient it returns is the one written in its module, not TensorFlow's
 autodiff of the forward.
 """
 
 from custom_layers.ops import activations
+from custom_layers.ops.average_pooling import avg_pool1d, avg_pool2d, global_avg_pool
 from custom_layers.ops.batch_norm import batch_norm_inference, batch_norm_training
 from custom_layers.ops.conv import bias_add, conv1d, conv2d, explicit_padding
 from custom_layers.ops.dense import dense
@@ -15,9 +16,12 @@ from custom_layers.ops.dropout import dropout
 from custom_layers.ops.lora import lora_kernel
 from custom_layers.ops.penalty import l2_penalty
 from custom_layers.ops.pooling import max_pool1d, max_pool2d
+from custom_layers.ops.reshaping import flatten, reshape, transpose
 
 __all__ = [
     "activations",
+    "avg_pool1d",
+    "avg_pool2d",
     "batch_norm_inference",
     "batch_norm_training",
     "bias_add",
@@ -26,8 +30,12 @@ __all__ = [
     "dense",
     "dropout",
     "explicit_padding",
+    "flatten",
+    "global_avg_pool",
     "l2_penalty",
     "lora_kernel",
     "max_pool1d",
     "max_pool2d",
+    "reshape",
+    "transpose",
 ]

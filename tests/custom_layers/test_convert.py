@@ -18,6 +18,7 @@ def keras_model():
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.Activation("relu")(x)
     x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Rescaling(0.5)(x)
     x = keras.layers.Flatten()(x)
     x = block(x)
     outputs = keras.layers.Dense(3, activation="softmax", name="classifier")(x)
@@ -34,10 +35,10 @@ def covered(model):
 def test_a_converted_model_computes_the_same_outputs_and_gradients_with_custom_layers():
     original = keras_model()
     with pytest.warns(custom_layers.UncoveredLayersWarning, match=r"kept 1 layer\(s\) without a "
-                                                                   r"custom twin: flatten \(Flatten\)"):
+                                                                   r"custom twin: rescaling \(Rescaling\)"):
         converted = custom_layers.convert(original)
-    assert converted.kept_layers == ["flatten (Flatten)"]
-    assert len(converted.converted_layers) == 7
+    assert converted.kept_layers == ["rescaling (Rescaling)"]
+    assert len(converted.converted_layers) == 8
     assert all(type(layer).__module__.startswith("custom_layers") for layer in covered(converted))
     assert all(type(layer).__module__.startswith("keras") for layer in covered(original))
     x = tf.constant(np.random.default_rng(0).standard_normal((4, 6, 6, 2)), tf.float32)
