@@ -182,7 +182,9 @@ def _mask_weights(x: tf.Tensor, axis: int, mask: tf.Tensor) -> tuple[tf.Tensor, 
     rank = x.shape.rank
     weights = tf.cast(tf.cast(tf.expand_dims(mask, -1), tf.bool), x.dtype)
     if axis % rank == rank - 1:  # every channel counts the same positions
-        total = tf.reduce_sum(weights) + MASK_GUARD
+        # (the mask may broadcast over other axes too: count at x's shape, one channel)
+        positions = tf.concat([tf.shape(x)[:-1], [1]], axis=0)
+        total = tf.reduce_sum(tf.broadcast_to(weights, positions)) + MASK_GUARD
     else:
         total = tf.reduce_sum(tf.broadcast_to(weights, tf.shape(x)),
                               _reduction_axes(rank, axis), keepdims=True) + MASK_GUARD

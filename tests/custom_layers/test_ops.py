@@ -332,7 +332,9 @@ def test_check_gradients_names_the_input_whose_gradient_is_wrong():
         check_gradients(_scale_with_wrong_second_gradient, None, [x, w], numeric=True)
 
 
-MASKED_BN_CASES = [((6, 3), (6,)), ((4, 5, 3), (4, 5)), ((2, 3, 4, 2), (2, 3, 4))]
+# The last case's mask broadcasts over an axis of x, as Keras allows.
+MASKED_BN_CASES = [((6, 3), (6,)), ((4, 5, 3), (4, 5)), ((2, 3, 4, 2), (2, 3, 4)),
+                   ((2, 3, 4, 2), (2, 3, 1))]
 
 
 @pytest.mark.parametrize("x_shape, mask_shape", MASKED_BN_CASES, ids=str)
