@@ -7,7 +7,8 @@ shapes and order): ``Dense``, ``Conv1D``, ``Conv2D``, ``MaxPooling1D``,
 ``GlobalAveragePooling1D/2D``. Their math lives in
 :mod:`custom_layers.ops`; :func:`custom_layers.testing.check_gradients` checks
 a backward pass against autodiff and finite differences;
-:class:`custom_layers.regularizers.L2` is weight decay's λ‖w‖² with its gradient;
+:class:`custom_layers.regularizers.L2` is weight decay's λ‖w‖² with its gradient,
+:mod:`custom_layers.losses` the cross-entropies with theirs;
 :func:`custom_layers.convert` swaps them into an existing Keras model.
 """
 
@@ -27,7 +28,7 @@ from custom_layers.layers import (
     MaxPooling2D,
     Reshape,
 )
-from custom_layers import regularizers
+from custom_layers import losses, regularizers
 from custom_layers.convert import UncoveredLayersWarning, convert
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "Reshape",
     "UncoveredLayersWarning",
     "convert",
+    "losses",
     "regularizers",
 ]
 __version__ = "0.1.0"
