@@ -4,7 +4,7 @@ Drop-in counterparts of ``keras.layers`` (same class names, arguments, weight
 shapes and order): ``Dense``, ``Conv1D``, ``Conv2D``, ``MaxPooling1D``,
 ``MaxPooling2D``, ``BatchNormalization``, ``Dropout``, ``Activation``,
 ``Flatten``, ``Reshape``, ``AveragePooling1D/2D``,
-``GlobalAveragePooling1D/2D``. Their math lives in
+``GlobalAveragePooling1D/2D``, ``Add``. Their math lives in
 :mod:`custom_layers.ops`; :func:`custom_layers.testing.check_gradients` checks
 a backward pass against autodiff and finite differences;
 :class:`custom_layers.regularizers.L2` is weight decay's λ‖w‖² with its gradient,
@@ -14,6 +14,7 @@ a backward pass against autodiff and finite differences;
 
 from custom_layers.layers import (
     Activation,
+    Add,
     AveragePooling1D,
     AveragePooling2D,
     BatchNormalization,
@@ -33,6 +34,7 @@ from custom_layers.convert import UncoveredLayersWarning, convert
 
 __all__ = [
     "Activation",
+    "Add",
     "AveragePooling1D",
     "AveragePooling2D",
     "BatchNormalization",

@@ -2,7 +2,7 @@
 
 One module per derivation: ``dense``, ``conv`` (1-D and 2-D share the math),
 ``pooling``, ``average_pooling``, ``batch_norm``, ``dropout``, ``lora``,
-``activations``, ``penalty``, ``reshaping``. Every function here is differentiable with ``tf.GradientTape``;
+``activations``, ``penalty``, ``reshaping``, ``merge``. Every function here is differentiable with ``tf.GradientTape``;
 the gradient it returns is the one written in its module, not TensorFlow's
 autodiff of the forward.
 """
@@ -14,12 +14,14 @@ from custom_layers.ops.conv import bias_add, conv1d, conv2d, explicit_padding
 from custom_layers.ops.dense import dense
 from custom_layers.ops.dropout import dropout
 from custom_layers.ops.lora import lora_kernel
+from custom_layers.ops.merge import add
 from custom_layers.ops.penalty import l2_penalty
 from custom_layers.ops.pooling import max_pool1d, max_pool2d
 from custom_layers.ops.reshaping import flatten, reshape, transpose
 
 __all__ = [
     "activations",
+    "add",
     "avg_pool1d",
     "avg_pool2d",
     "batch_norm_inference",
