@@ -81,7 +81,9 @@ def test_best_model_and_saved_model_reproduce_the_test_accuracy(random_search, d
     x, _ = next(iter(test))
     saved_model = tf.saved_model.load(str(exported))
     served = saved_model.serve(x)
-    np.testing.assert_allclose(served.numpy(), model(x, training=False).numpy(), atol=1e-5)
+    # bfloat16 keeps 8 bits of mantissa: the two graphs may round once differently
+    tolerance = 1e-5 if results["precision"] == "float32" else 1e-2
+    np.testing.assert_allclose(served.numpy(), model(x, training=False).numpy(), atol=tolerance)
 
 
 def test_rerunning_a_finished_search_adds_no_trial_and_keeps_the_model(random_search):
