@@ -31,3 +31,39 @@ def unlocked_state(layer):
         yield
     finally:
         tracker.lock()
+
+
+@contextlib.contextmanager
+def recording_autodiff_gradients(record):
+    """Inside the block, every call of a gradient function from TensorFlow's
+    registry (its autodiff of a built-in op, by op type) appends that op type
+    to the list ``record``. Gradients written with ``tf.custom_gradient`` are
+    not looked up there, so they are not recorded; the registry is restored
+    on exit."""
+    from tensorflow.python.framework import ops as tf_ops
+
+    registry = getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", None)
+    if not isinstance(registry, dict):
+        raise UpstreamChanged(
+            "tensorflow.python.framework.ops._gradient_registry no longer holds its "
+            "gradient functions in a `_registry` dict; custom_layers needs updating "
+            "for this TensorFlow release.")
+    originals = {}
+    for op_type, entry in list(registry.items()):
+        function = entry.get("type")
+        if callable(function):
+            originals[op_type] = function
+            entry["type"] = _recorded(function, op_type, record)
+    try:
+        yield record
+    finally:
+        for op_type, function in originals.items():
+            registry[op_type]["type"] = function
+
+
+def _recorded(function, op_type, record):
+    def gradient(*args, **kwargs):
+        record.append(op_type)
+        return function(*args, **kwargs)
+
+    return gradient

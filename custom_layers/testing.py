@@ -7,15 +7,23 @@ E = Σ u ⊙ f(inputs) with a random cotangent u:
 2. TensorFlow's autodiff of a plain ``reference`` forward, and
 3. optionally, a central finite-difference Jacobian (``tf.test.compute_gradient``)
    of ``op`` itself, which is independent of any backward pass.
+
+``autodiff_gradients`` answers the other question — "which gradients in
+this training step are *not* written out?" — by recording every gradient
+function TensorFlow's autodiff calls inside a block.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from custom_layers._compat import recording_autodiff_gradients
 
 Forward = Callable[..., "tf.Tensor | Sequence[tf.Tensor]"]
 
@@ -125,3 +133,24 @@ def check_gradients(
                     f"by {error:.3g} (relative), allowed {numeric_rtol:g}."
                 )
     return report
+
+
+@contextlib.contextmanager
+def autodiff_gradients() -> Iterator[collections.Counter]:
+    """Counts, by op type, the gradient functions of TensorFlow's autodiff
+    called inside the block (e.g. ``{"MatMul": 2, "Relu": 1}``); the
+    backward passes written with ``tf.custom_gradient`` — every op of
+    :mod:`custom_layers.ops` — are not among them. Gradients are built when
+    a step is traced, so trace the step (a first ``fit``) inside the block::
+
+        with autodiff_gradients() as counts:
+            model.fit(x, y, epochs=1, verbose=0)
+        print(counts)   # only bookkeeping (Cast, Sum, …) for a custom model
+    """
+    record: list[str] = []
+    counts: collections.Counter = collections.Counter()
+    with recording_autodiff_gradients(record):
+        try:
+            yield counts
+        finally:
+            counts.update(record)

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
+from custom_layers.ops import activations
 from custom_layers.arguments import (
     choice,
     positive_int,
@@ -79,7 +80,8 @@ class BaseConv(LoRAKernel, keras.layers.Layer):
                 "`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
                 f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}"
             )
-        self.activation = keras.activations.get(activation)
+        self.activation = activations.layer_activation(activation)
+        self._activation_config = activations.activation_config(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -124,23 +126,22 @@ class BaseConv(LoRAKernel, keras.layers.Layer):
 
     def call(self, inputs):
         if self.data_format == "channels_first":  # the ops take channels last
-            inputs = tf.transpose(inputs, [0, *range(2, self.rank + 2), 1])
+            inputs = ops.transpose(inputs, [0, *range(2, self.rank + 2), 1])
         kernel = tf.convert_to_tensor(self.kernel)
         if self.groups == 1:
             outputs = self.convolve(inputs, kernel)
         else:
             # Group g convolves its C_in/G input channels with its F/G filters:
             # the op's two sums, once per group.
-            outputs = tf.concat([
+            outputs = ops.concat([
                 self.convolve(group_inputs, group_kernel) for group_inputs, group_kernel in zip(
-                    tf.split(inputs, self.groups, axis=-1), tf.split(kernel, self.groups, axis=-1))
-            ], axis=-1)
+                    ops.split(inputs, self.groups), ops.split(kernel, self.groups))
+            ])
         if self.use_bias:
             outputs = ops.bias_add(outputs, tf.convert_to_tensor(self.bias))
-        if self.activation is not None:
-            outputs = self.activation(outputs)
+        outputs = self.activation(outputs)
         if self.data_format == "channels_first":
-            outputs = tf.transpose(outputs, [0, self.rank + 1, *range(1, self.rank + 1)])
+            outputs = ops.transpose(outputs, [0, self.rank + 1, *range(1, self.rank + 1)])
         return outputs
 
     def compute_output_shape(self, input_shape):
@@ -174,7 +175,7 @@ class BaseConv(LoRAKernel, keras.layers.Layer):
             "data_format": self.data_format,
             "dilation_rate": self.dilation_rate,
             "groups": self.groups,
-            "activation": keras.activations.serialize(self.activation),
+            "activation": self._activation_config,
             "use_bias": self.use_bias,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from custom_layers import ops
+from custom_layers.ops import activations
 from custom_layers.arguments import not_implemented_unless_default, positive_int
 from custom_layers.layers.lora import LoRAKernel
 
@@ -45,7 +46,8 @@ class Dense(LoRAKernel, keras.layers.Layer):
         self._init_lora(lora_rank, lora_alpha)
         not_implemented_unless_default("custom_layers.Dense", "quantization",
                                        quantization_config=(quantization_config, None))
-        self.activation = keras.activations.get(activation)
+        self.activation = activations.layer_activation(activation)
+        self._activation_config = activations.activation_config(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -83,7 +85,7 @@ class Dense(LoRAKernel, keras.layers.Layer):
             bias = None if self.bias is None else tf.convert_to_tensor(self.bias)
             outputs = ops.dense(tf.cast(inputs, self.compute_dtype),
                                 tf.convert_to_tensor(self.kernel), bias)
-            return self.activation(outputs) if self.activation is not None else outputs
+            return self.activation(outputs)
         inputs = tf.convert_to_tensor(inputs)
         if not inputs.dtype.is_floating:
             # keras.layers.Dense promotes integer inputs to its float dtype.
@@ -93,7 +95,7 @@ class Dense(LoRAKernel, keras.layers.Layer):
             inputs = tf.cast(inputs, self.compute_dtype)
         bias = None if self.bias is None else tf.convert_to_tensor(self.bias)
         outputs = ops.dense(inputs, tf.convert_to_tensor(self.kernel), bias)
-        return self.activation(outputs) if self.activation is not None else outputs
+        return self.activation(outputs)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -102,7 +104,7 @@ class Dense(LoRAKernel, keras.layers.Layer):
         return {
             **super().get_config(),
             "units": self.units,
-            "activation": keras.activations.serialize(self.activation),
+            "activation": self._activation_config,
             "use_bias": self.use_bias,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),

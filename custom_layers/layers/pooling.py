@@ -36,10 +36,10 @@ class BaseMaxPooling(keras.layers.Layer):
     def call(self, inputs):
         self.compute_output_shape(inputs.shape)  # a window larger than the input: Keras' error
         if self.data_format == "channels_first":  # the ops take channels last
-            inputs = tf.transpose(inputs, [0, *range(2, self.rank + 2), 1])
+            inputs = ops.transpose(inputs, [0, *range(2, self.rank + 2), 1])
         outputs = self.pool(inputs)
         if self.data_format == "channels_first":
-            outputs = tf.transpose(outputs, [0, self.rank + 1, *range(1, self.rank + 1)])
+            outputs = ops.transpose(outputs, [0, self.rank + 1, *range(1, self.rank + 1)])
         return outputs
 
     def compute_output_shape(self, input_shape):

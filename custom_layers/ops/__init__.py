@@ -17,7 +17,7 @@ from custom_layers.ops.lora import lora_kernel
 from custom_layers.ops.merge import add
 from custom_layers.ops.penalty import l2_penalty
 from custom_layers.ops.pooling import max_pool1d, max_pool2d
-from custom_layers.ops.reshaping import flatten, reshape, transpose
+from custom_layers.ops.reshaping import concat, expand_dims, flatten, reshape, split, squeeze, transpose
 
 __all__ = [
     "activations",
@@ -27,10 +27,12 @@ __all__ = [
     "batch_norm_inference",
     "batch_norm_training",
     "bias_add",
+    "concat",
     "conv1d",
     "conv2d",
     "dense",
     "dropout",
+    "expand_dims",
     "explicit_padding",
     "flatten",
     "global_avg_pool",
@@ -39,5 +41,7 @@ __all__ = [
     "max_pool1d",
     "max_pool2d",
     "reshape",
+    "split",
+    "squeeze",
     "transpose",
 ]

@@ -20,7 +20,15 @@ gradient g is
 
     dE/dz = y ⊙ (g − Σ_j g_j y_j)
 
-computed without ever forming the Jacobian.
+computed without ever forming the Jacobian. Its output keeps the logits z
+(as ``_keras_logits``, where a graph tensor can carry them, as Keras'
+softmax does), so a cross-entropy on top takes the fused gradient
+dE/dz = p − t from z instead of going through this Jacobian — exact where
+the probabilities saturate.
+
+A layer's ``activation=`` argument (:func:`layer_activation`) takes these
+by name or as Keras' function objects; any other activation Keras knows is
+applied as Keras' function, its gradient then TensorFlow's autodiff.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import keras
 import tensorflow as tf
 
 LEAKY_RELU_SLOPE = 0.2  # keras.activations.leaky_relu's default
@@ -132,7 +141,12 @@ def softmax(z: tf.Tensor) -> tf.Tensor:
 
         return y, grad
 
-    return op(z)
+    y = op(z)
+    try:  # graph tensors carry attributes; eager tensors do not
+        y._keras_logits = z
+    except AttributeError:
+        pass
+    return y
 
 
 ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
@@ -150,3 +164,31 @@ def get(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
         raise ValueError(f"Unknown activation {name!r}: custom_layers derives the backward pass of "
                          f"{', '.join(sorted(ACTIVATIONS))}.")
     return ACTIVATIONS[name]
+
+
+def layer_activation(activation) -> Callable[[tf.Tensor], tf.Tensor]:
+    """What a layer's ``activation=`` argument applies: the function above
+    for one of their names or for Keras' function of the same name (None:
+    linear); any other activation Keras knows (a name, or a callable) is
+    Keras' own. An unknown name lists the derived ones."""
+    if activation is None:
+        return linear
+    if isinstance(activation, str) and activation in ACTIVATIONS:
+        return ACTIVATIONS[activation]
+    try:
+        keras_function = keras.activations.get(activation)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"Unknown activation {activation!r}: custom_layers derives the backward pass of "
+            f"{', '.join(sorted(ACTIVATIONS))}; other names Keras knows (keras.activations) "
+            "are applied with TensorFlow's autodiff.") from None
+    name = getattr(keras_function, "__name__", None)
+    if name in ACTIVATIONS and keras_function is getattr(keras.activations, name, None):
+        return ACTIVATIONS[name]
+    return keras_function
+
+
+def activation_config(activation):
+    """The ``activation`` entry of a layer's config: Keras' serialization of
+    the argument, so configs cross over to Keras' layers."""
+    return keras.activations.serialize(keras.activations.get(activation))

@@ -19,6 +19,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from custom_layers.ops.reshaping import expand_dims, squeeze
+
 _TF_PADDING = {"valid": "VALID", "same": "SAME"}
 
 
@@ -45,7 +47,7 @@ def avg_pool1d(x: tf.Tensor, pool_size: int = 2, strides: int | None = None,
                padding: str = "valid") -> tf.Tensor:
     """Mean over windows of NWC ``x``: the 2-D op on a height-1 image."""
     strides = pool_size if strides is None else strides
-    return tf.squeeze(avg_pool2d(tf.expand_dims(x, 1), (1, pool_size), (1, strides), padding), 1)
+    return squeeze(avg_pool2d(expand_dims(x, 1), (1, pool_size), (1, strides), padding), 1)
 
 
 def global_avg_pool(x: tf.Tensor, axes: Sequence[int], keepdims: bool = False,

@@ -74,6 +74,8 @@ import functools
 
 import tensorflow as tf
 
+from custom_layers.ops.reshaping import reshape
+
 IMPLEMENTATIONS = ("auto", "fused", "reference")
 MASK_GUARD = 1e-7  # δ: keras.backend.epsilon(), as Keras' masked moments
 _HALF_PRECISION = (tf.float16, tf.bfloat16)
@@ -211,7 +213,7 @@ def _fused_training(x, gamma, beta, axis, epsilon):
             "Use implementation='reference' (or 'auto').")
     channels = x.shape[-1]
     shape = tf.shape(x)
-    x4 = x if rank == 4 else tf.reshape(x, [shape[0], -1, 1, channels])
+    x4 = x if rank == 4 else reshape(x, [shape[0], -1, 1, channels])
     gamma = tf.ones([channels], tf.float32) if gamma is None else tf.cast(gamma, tf.float32)
     beta = tf.zeros([channels], tf.float32) if beta is None else tf.cast(beta, tf.float32)
     y, mean, corrected_variance, saved_mean, saved_variance, workspace = tf.raw_ops.FusedBatchNormV3(
@@ -232,7 +234,7 @@ def _fused_training(x, gamma, beta, axis, epsilon):
 
     y = forward(x4, gamma, beta)
     if rank != 4:
-        y = tf.reshape(y, shape)
+        y = reshape(y, shape)
     count = tf.cast(tf.size(x4) // channels, tf.float32)
     variance = corrected_variance * (tf.maximum(count - 1.0, 1.0) / count)
     return y, mean, variance

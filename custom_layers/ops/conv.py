@@ -22,8 +22,9 @@ convolutions:
     dE/dw  = conv(xᵀ, dE/dy as a kernel, stride d)      — batch plays channel
     dE/dx  = conv(dE/dy padded by (k−1)·d, flip(w)ᵀ, dilation d)
 
-A 1-D convolution is the 2-D one with a height-1 image; the reshapes around it
-are views, the backward pass is the same.
+A 1-D convolution is the 2-D one with a height-1 image; the size-1 axis is
+inserted and removed by :mod:`custom_layers.ops.reshaping`, whose backward
+removes and inserts it again, so the backward pass is the same.
 
 Padding: "valid" and "same" (TensorFlow's split, the odd pixel after) go to the
 kernels by name — oneDNN's fast CPU backward kernels refuse explicit amounts —
@@ -35,6 +36,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import tensorflow as tf
+
+from custom_layers.ops.reshaping import expand_dims, squeeze
 
 Padding = Sequence[Sequence[int]]  # ((top, bottom), (left, right))
 
@@ -115,13 +118,13 @@ def conv1d(
     """1-D correlation of NWC ``x`` with a WIO ``kernel``: the 2-D op on a
     height-1 image, so the backward pass is the same derivation."""
     y = conv2d(
-        tf.expand_dims(x, 1),
-        tf.expand_dims(kernel, 0),
+        expand_dims(x, 1),
+        expand_dims(kernel, 0),
         strides=(1, stride),
         padding=padding,
         dilation_rate=(1, dilation_rate),
     )
-    return tf.squeeze(y, 1)
+    return squeeze(y, 1)
 
 
 def _conv2d_vendor(x, kernel, strides, padding, explicit):

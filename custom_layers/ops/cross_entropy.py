@@ -13,7 +13,10 @@ E_n = −Σ_j t_j log q_j, so
 
     dE_n/dp_j = Σ_k t_k / S − t_j / p_j      (0 for a clipped q_j)
 
-which, through the softmax's backward, is again p − t.
+which, through the softmax's backward, is again p − t. Probabilities that
+come from a softmax of this package (or Keras') carry their logits; the
+loss then uses them (from_logits), as Keras' loss does, so its gradient is
+the fused p − t even where probabilities saturate and clipping would zero it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ EPSILON = 1e-7  # keras.backend.epsilon(), Keras' clip of probabilities
 def cross_entropy(targets: tf.Tensor, outputs: tf.Tensor, from_logits: bool) -> tf.Tensor:
     """Per-example E_n for target distributions ``targets`` (same shape as
     ``outputs``, classes on the last axis); gradients for ``outputs`` only."""
+    outputs, from_logits = _logits_if_known(outputs, from_logits)
     targets = tf.cast(targets, outputs.dtype)
 
     @tf.custom_gradient
@@ -55,6 +59,14 @@ def cross_entropy(targets: tf.Tensor, outputs: tf.Tensor, from_logits: bool) -> 
         return loss, grad
 
     return forward(outputs)
+
+
+def _logits_if_known(outputs, from_logits: bool):
+    """The logits of softmax probabilities that carry them (``_keras_logits``)."""
+    logits = getattr(outputs, "_keras_logits", None)
+    if not from_logits and logits is not None:
+        return logits, True
+    return outputs, from_logits
 
 
 def sparse_cross_entropy(labels: tf.Tensor, outputs: tf.Tensor, from_logits: bool) -> tf.Tensor:

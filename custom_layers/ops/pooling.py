@@ -23,6 +23,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from custom_layers.ops.reshaping import expand_dims, squeeze
+
 _TF_PADDING = {"valid": "VALID", "same": "SAME"}
 
 
@@ -64,5 +66,5 @@ def max_pool1d(
 ) -> tf.Tensor:
     """Max over windows of NWC ``x``: the 2-D op on a height-1 image."""
     strides = pool_size if strides is None else strides
-    y = max_pool2d(tf.expand_dims(x, 1), (1, pool_size), (1, strides), padding)
-    return tf.squeeze(y, 1)
+    y = max_pool2d(expand_dims(x, 1), (1, pool_size), (1, strides), padding)
+    return squeeze(y, 1)

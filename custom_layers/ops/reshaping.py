@@ -1,6 +1,8 @@
 """Reshaping, written out: a reshape only renumbers the values, so its
 backward renumbers the gradient back — dE/dx = reshape(dE/dy, shape(x)) —
-and a transpose's backward is the inverse transpose."""
+a transpose's backward is the inverse transpose, inserting a size-1 axis is
+undone by removing it, and splitting along an axis is undone by
+concatenating (and the other way round)."""
 
 from __future__ import annotations
 
@@ -45,3 +47,58 @@ def flatten(x: tf.Tensor, channels_first: bool = False) -> tf.Tensor:
         x = transpose(x, [0, *range(2, rank), 1])
     size = x.shape[1:].num_elements() if x.shape[1:].is_fully_defined() else -1
     return reshape(x, [tf.shape(x)[0], 1 if rank == 1 else size])
+
+
+def expand_dims(x: tf.Tensor, axis: int) -> tf.Tensor:
+    """y = x with a size-1 axis inserted at ``axis``; dE/dx = dE/dy without it."""
+
+    @tf.custom_gradient
+    def op(x):
+        def grad(upstream):
+            return tf.squeeze(upstream, axis)
+
+        return tf.expand_dims(x, axis), grad
+
+    return op(x)
+
+
+def squeeze(x: tf.Tensor, axis: int) -> tf.Tensor:
+    """y = x without its size-1 axis ``axis``; dE/dx = dE/dy with it put back."""
+
+    @tf.custom_gradient
+    def op(x):
+        def grad(upstream):
+            return tf.expand_dims(upstream, axis)
+
+        return tf.squeeze(x, axis), grad
+
+    return op(x)
+
+
+def split(x: tf.Tensor, parts: int, axis: int = -1) -> list[tf.Tensor]:
+    """``parts`` equal slices of x along ``axis``; dE/dx = the slices'
+    gradients concatenated back in order."""
+
+    @tf.custom_gradient
+    def op(x):
+        def grad(*upstream):
+            return tf.concat(upstream, axis)
+
+        return tf.split(x, parts, axis), grad
+
+    return op(x)
+
+
+def concat(inputs: Sequence[tf.Tensor], axis: int = -1) -> tf.Tensor:
+    """The inputs joined along ``axis``; dE/dx_k = dE/dy's slice where x_k lies."""
+
+    @tf.custom_gradient
+    def op(*inputs):
+        sizes = [tf.shape(x)[axis] for x in inputs]
+
+        def grad(upstream):
+            return tf.split(upstream, sizes, axis)
+
+        return tf.concat(inputs, axis), grad
+
+    return op(*inputs)

@@ -436,3 +436,52 @@ def test_l2_penalty():
     assert_op_matches_reference(lambda w: ops.l2_penalty(w, 3e-3),
                                 lambda w: 3e-3 * tf.reduce_sum(tf.square(w)),
                                 [rng.standard_normal((4, 3))])
+
+
+@pytest.mark.parametrize("op, reference, shape", [
+    (lambda x: ops.expand_dims(x, 1), lambda x: tf.expand_dims(x, 1), (2, 3)),
+    (lambda x: ops.squeeze(x, 1), lambda x: tf.squeeze(x, 1), (2, 1, 3)),
+    (lambda x: ops.split(x, 3, axis=1), lambda x: tf.split(x, 3, axis=1), (2, 6, 2)),
+    (lambda x: ops.concat([x, 2 * x], axis=-1), lambda x: tf.concat([x, 2 * x], axis=-1), (2, 3)),
+    (lambda x: ops.transpose(x, [2, 0, 1]), lambda x: tf.transpose(x, [2, 0, 1]), (2, 3, 4)),
+], ids=["expand_dims", "squeeze", "split", "concat", "transpose"])
+def test_shape_ops(op, reference, shape):
+    rng = np.random.default_rng(sum(shape))
+    assert_op_matches_reference(op, reference, [rng.standard_normal(shape)])
+
+
+@pytest.mark.parametrize("argument", ["sigmoid", "keras_function"])
+def test_a_layers_activation_argument_uses_the_derived_function(argument):
+    import keras
+
+    from custom_layers import Dense
+    from custom_layers.ops import activations
+    from custom_layers.testing import autodiff_gradients
+
+    activation = "sigmoid" if argument == "sigmoid" else keras.activations.sigmoid
+    layer = Dense(3, activation=activation)
+    assert layer.activation is activations.sigmoid
+    assert layer.get_config()["activation"] == "sigmoid"
+    assert keras.layers.Dense.from_config(layer.get_config()).activation is keras.activations.sigmoid
+
+    @tf.function
+    def gradient(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.reduce_sum(layer(x))
+        return tape.gradient(y, x)
+
+    with autodiff_gradients() as counts:
+        gradient(tf.ones((2, 4)))
+    assert "Sigmoid" not in counts and "MatMul" not in counts
+
+
+def test_a_layers_other_keras_activation_is_kept_and_an_unknown_one_refused():
+    import keras
+
+    from custom_layers import Conv1D, Dense
+
+    assert Dense(2, activation="selu").activation is keras.activations.selu
+    with pytest.raises(ValueError, match="Unknown activation 'swishy': custom_layers derives .* "
+                                         "other names Keras knows"):
+        Conv1D(2, 3, activation="swishy")
