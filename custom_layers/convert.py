@@ -67,7 +67,6 @@ def convert(model: keras.Model) -> keras.Model:
     return converted
 
 
-
 def _has_twin(layer) -> bool:
     """Whether the custom twin computes what ``layer`` does (an Activation's
     function must be one of :mod:`custom_layers.ops.activations`)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from custom_layers import ops
 from custom_layers.arguments import (

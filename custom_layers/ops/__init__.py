@@ -2,7 +2,8 @@
 
 One module per derivation: ``dense``, ``conv`` (1-D and 2-D share the math),
 ``pooling``, ``average_pooling``, ``batch_norm``, ``dropout``, ``lora``,
-``activations``, ``penalty``, ``reshaping``, ``merge``. Every function here is differentiable with ``tf.GradientTape``;
+``activations``, ``cross_entropy``, ``penalty``, ``reshaping``, ``merge``.
+Every function here is differentiable with ``tf.GradientTape``;
 the gradient it returns is the one written in its module, not TensorFlow's
 autodiff of the forward.
 """
