@@ -20,8 +20,9 @@ BATCH_NORM_MOMENTUM = 0.9
 
 
 def layer_set(layers: str) -> ModuleType:
-    """The module whose Dense/Conv/BatchNormalization/... classes build the
-    model: ``custom_layers`` (hand-written gradients) or ``keras.layers``."""
+    """The module whose Dense/Conv/BatchNormalization/Activation/Flatten/...
+    classes build the model: ``custom_layers`` (every backward pass written
+    out) or ``keras.layers``."""
     if layers == "custom":
         return custom_layers
     if layers == "keras":
@@ -29,10 +30,16 @@ def layer_set(layers: str) -> ModuleType:
     raise invalid("layers", f"one of {', '.join(repr(name) for name in LAYER_SETS)}", layers)
 
 
-def weight_decay_regularizer(weight_decay: float) -> keras.regularizers.Regularizer | None:
-    """λ·‖w‖² as ``keras.regularizers.L2(λ)`` (E = E_D + λE_W), or None for λ = 0."""
+def weight_decay_regularizer(weight_decay: float, layers: str = "custom"
+                             ) -> keras.regularizers.Regularizer | None:
+    """λ·‖w‖² (E = E_D + λE_W) as ``custom_layers.regularizers.L2(λ)`` (its
+    gradient 2λw written out) or, for Keras' layer set, ``keras.regularizers.L2(λ)``;
+    None for λ = 0."""
     weight_decay = check_number(weight_decay, "weight_decay", minimum=0)
-    return keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
+    if weight_decay == 0:
+        return None
+    return (custom_layers.regularizers.L2 if layers == "custom"
+            else keras.regularizers.L2)(weight_decay)
 
 
 def check_dropout_rate(dropout_rate: float, name: str = "dropout_rate") -> float:
@@ -70,10 +77,10 @@ def check_units(units: Sequence[int], name: str, allow_empty: bool = False) -> t
 
 def dense_head(x, dense_units: Sequence[int], dropout_rate: float, layers: ModuleType, regularizer):
     """Flatten → [Dense → ReLU → (Dropout)] per entry of ``dense_units``."""
-    x = keras.layers.Flatten(name="flatten")(x)
+    x = layers.Flatten(name="flatten")(x)
     for index, units in enumerate(dense_units, start=1):
         x = layers.Dense(units, kernel_regularizer=regularizer, name=f"dense_{index}")(x)
-        x = keras.layers.Activation("relu", name=f"dense_relu_{index}")(x)
+        x = layers.Activation("relu", name=f"dense_relu_{index}")(x)
         if dropout_rate > 0:
             x = layers.Dropout(dropout_rate, name=f"dropout_{index}")(x)
     return x
@@ -82,4 +89,4 @@ def dense_head(x, dense_units: Sequence[int], dropout_rate: float, layers: Modul
 def classifier_head(x, num_classes: int, layers: ModuleType, regularizer, name: str = "classifier"):
     """Dense(num_classes) → softmax, the softmax kept in float32 under mixed precision."""
     x = layers.Dense(num_classes, kernel_regularizer=regularizer, name=name)(x)
-    return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return layers.Activation("softmax", dtype="float32", name="probabilities")(x)

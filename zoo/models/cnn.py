@@ -40,7 +40,8 @@ def deep_cnn(
     Flatten → Dense(dense_units) → ReLU → Dropout → softmax.
 
     Weight sharing: a conv kernel has k·k·C_in·C_out weights however large the
-    image. Kernels carry λ‖w‖² (``keras.regularizers.L2(weight_decay)``).
+    image. Kernels carry λ‖w‖² (``custom_layers.regularizers.L2``; Keras'
+    ``L2`` for Keras' layers).
     """
     input_shape = check_input_shape(input_shape, 3, "(28, 28, 1)")
     check_num_classes(num_classes)
@@ -49,7 +50,7 @@ def deep_cnn(
     check_units((convs_per_block, kernel_size), "convs_per_block and kernel_size")
     check_dropout_rate(dropout_rate)
     nn = layer_set(layers)
-    regularizer = weight_decay_regularizer(weight_decay)
+    regularizer = weight_decay_regularizer(weight_decay, layers)
 
     inputs = keras.Input(input_shape, name="inputs")
     x = inputs
@@ -61,7 +62,7 @@ def deep_cnn(
                           kernel_regularizer=regularizer, name=f"conv_{tag}")(x)
             if batch_norm:
                 x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{tag}")(x)
-            x = keras.layers.Activation("relu", name=f"relu_{tag}")(x)
+            x = nn.Activation("relu", name=f"relu_{tag}")(x)
         if min(height, width) >= 2:
             x = nn.MaxPooling2D(2, name=f"max_pool_{block}")(x)
             height, width = height // 2, width // 2

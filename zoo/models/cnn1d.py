@@ -46,8 +46,8 @@ def cnn1d(
     """Per entry of ``filters`` one block Conv1D(k, stride, same) → (BatchNorm)
     → ReLU → (MaxPooling1D(2) if ``pooling``), then Flatten → Dense(dense_units)
     → ReLU → Dropout → softmax. Kernels carry λ‖w‖²
-    (``keras.regularizers.L2(weight_decay)``); a 1-D kernel has k·N weights
-    per input channel, shared along the whole sequence.
+    (``custom_layers.regularizers.L2``; Keras' ``L2`` for Keras' layers); a
+    1-D kernel has k·N weights per input channel, shared along the whole sequence.
     """
     input_shape = check_input_shape(input_shape, 2, "(40, 1)")
     check_num_classes(num_classes)
@@ -57,7 +57,7 @@ def cnn1d(
     dense_units = check_units(dense_units, "dense_units", allow_empty=True)
     check_dropout_rate(dropout_rate)
     nn = layer_set(layers)
-    regularizer = weight_decay_regularizer(weight_decay)
+    regularizer = weight_decay_regularizer(weight_decay, layers)
 
     inputs = keras.Input(input_shape, name="inputs")
     x = inputs
@@ -69,7 +69,7 @@ def cnn1d(
         length = -(-length // stride)
         if batch_norm:
             x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{block}")(x)
-        x = keras.layers.Activation("relu", name=f"relu_{block}")(x)
+        x = nn.Activation("relu", name=f"relu_{block}")(x)
         if pooling and length >= 2:
             x = nn.MaxPooling1D(2, name=f"max_pool_{block}")(x)
             length //= 2

@@ -38,8 +38,9 @@ def deep_mlp(
 
     Each hidden layer is Dense → (BatchNormalization) → activation → (Dropout).
     With batch norm the Dense bias is dropped (β takes its place). Kernels
-    carry λ‖w‖² (``keras.regularizers.L2(weight_decay)``) and optionally a
-    max-norm constraint ‖w‖₂ ≤ c per unit. Inputs of any shape are flattened.
+    carry λ‖w‖² (``custom_layers.regularizers.L2``; Keras' ``L2`` for Keras'
+    layers) and optionally a max-norm constraint ‖w‖₂ ≤ c per unit. Inputs of
+    any shape are flattened.
     """
     input_shape = check_input_shape(input_shape, None, "(28, 28, 1)")
     check_num_classes(num_classes)
@@ -48,11 +49,11 @@ def deep_mlp(
     check_dropout_rate(input_dropout_rate, "input_dropout_rate")
     check_number(max_norm, "max_norm", minimum=0, minimum_inclusive=False, allow_none=True)
     nn = layer_set(layers)
-    regularizer = weight_decay_regularizer(weight_decay)
+    regularizer = weight_decay_regularizer(weight_decay, layers)
     constraint = keras.constraints.MaxNorm(max_norm) if max_norm is not None else None
 
     inputs = keras.Input(input_shape, name="inputs")
-    x = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    x = nn.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
     if input_dropout_rate > 0:
         x = nn.Dropout(input_dropout_rate, name="input_dropout")(x)
     for index, units in enumerate(hidden_units, start=1):
@@ -60,7 +61,7 @@ def deep_mlp(
                      kernel_constraint=constraint, name=f"dense_{index}")(x)
         if batch_norm:
             x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{index}")(x)
-        x = keras.layers.Activation(activation, name=f"{activation}_{index}")(x)
+        x = nn.Activation(activation, name=f"{activation}_{index}")(x)
         if dropout_rate > 0:
             x = nn.Dropout(dropout_rate, name=f"dropout_{index}")(x)
     outputs = classifier_head(x, num_classes, nn, regularizer)

@@ -35,6 +35,7 @@ import keras
 import tensorflow as tf
 
 from zoo._compat import fit_start_epoch
+from zoo.training.loss import data_loss
 
 
 def worker_index() -> int:
@@ -60,7 +61,7 @@ class _Sums:
 
     def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy):
         self.model, self.strategy = model, strategy
-        self.loss = keras.losses.SparseCategoricalCrossentropy(reduction="none")
+        self.loss = data_loss(model, reduction="none")
 
     def replica(self, x, y, training: bool):
         probabilities = self.model(x, training=training)

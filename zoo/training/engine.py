@@ -6,8 +6,10 @@ through here, so they share one objective, one set of callbacks and one
 early-stopping rule:
 
 - :func:`compile_model` — E = E_D + λE_W: sparse categorical cross-entropy
-  E_D, the layers' ``keras.regularizers.L2`` penalties λ‖w‖², accuracy and
-  E_D reported on their own; the optimizer from :func:`make_optimizer`.
+  E_D (:func:`data_loss`: ``custom_layers.losses``' for a model of custom
+  layers, so every gradient of the step is written out), the layers' L2
+  penalties λ‖w‖², accuracy and E_D reported on their own; the optimizer
+  from :func:`make_optimizer`.
 - :func:`training_callbacks` — the run's callbacks in the order they must
   run: stop on a non-finite loss, log λE_W, early stopping, the run state
   (``zoo.training.run_state.RunState``), TensorBoard, then the caller's.
@@ -29,6 +31,7 @@ import tensorflow as tf
 
 from custom_layers.arguments import check_choice, check_int, check_number
 from zoo.training.custom_loop import fit_custom_loop
+from zoo.training.loss import data_loss
 from zoo.training.run_state import RunState
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
@@ -70,13 +73,14 @@ def make_optimizer(optimizer: str, learning_rate: float, schedule: str = "consta
 
 def compile_model(model: keras.Model, optimizer: str | keras.optimizers.Optimizer = "adam",
                   learning_rate: float = 1e-3, jit_compile: bool | str = "auto") -> keras.Model:
-    """Compiles with sparse categorical cross-entropy E_D (the total loss adds
-    the layers' λ‖w‖² penalties) and reports accuracy and E_D on its own."""
+    """Compiles with sparse categorical cross-entropy E_D (:func:`data_loss`;
+    the total loss adds the layers' λ‖w‖² penalties) and reports accuracy and
+    E_D on its own."""
     if not isinstance(optimizer, keras.optimizers.Optimizer):
         optimizer = make_optimizer(optimizer, learning_rate)
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        loss=data_loss(model),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
             keras.metrics.SparseCategoricalCrossentropy(name="data_loss"),

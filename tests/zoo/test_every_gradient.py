@@ -1,0 +1,60 @@
+"""Every gradient of a zoo model built from custom layers is written out.
+
+During one training step (``fit`` through ``compile_model``, as ``zoo train``
+and ``zoo tune`` compile) TensorFlow's autodiff may only differentiate linear
+bookkeeping; the layers, activations, loss and weight penalty must all come
+with their own backward passes. With Keras' layers the same count sees
+Keras' non-linear ops, so the check can fail.
+"""
+
+import numpy as np
+import keras
+import pytest
+
+import zoo
+from custom_layers.testing import autodiff_gradients
+from zoo.training import compile_model
+
+# Linear bookkeeping: identity, cast, reshape-type shape ops, stacking and
+# adding (the loss and the penalties), sums and means, and the division of a
+# sum by the batch size.
+ALLOWED_AUTODIFF = {
+    "Identity", "IdentityN", "Cast", "Reshape", "ExpandDims", "Squeeze", "Pack",
+    "AddN", "AddV2", "Sum", "Mean", "DivNoNan", "RealDiv",
+}
+
+FAMILIES = {
+    "deep_mlp": dict(input_shape=(6, 6, 1), hidden_units=(8, 8), batch_norm=True,
+                     dropout_rate=0.2, weight_decay=1e-4),
+    "deep_cnn": dict(input_shape=(8, 8, 1), filters=(4, 8), dense_units=(8,)),
+    "cnn1d": dict(input_shape=(16, 1), filters=(4, 8), dense_units=(8,)),
+}
+
+
+def _autodiff_in_a_training_step(family: str, layers: str, policy: str):
+    keras.mixed_precision.set_global_policy(policy)
+    kwargs = FAMILIES[family]
+    model = zoo.create_model(family, **kwargs, layers=layers)
+    compile_model(model, jit_compile=False)
+    rng = np.random.default_rng(0)
+    x = rng.random((8, *kwargs["input_shape"]), dtype=np.float32)
+    y = rng.integers(0, 10, 8)
+    with autodiff_gradients() as counts:
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    return counts
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_custom_zoo_models_train_on_written_out_gradients_only(family, policy):
+    counts = _autodiff_in_a_training_step(family, "custom", policy)
+    assert counts, "the step was not traced inside the block: nothing was recorded"
+    assert set(counts) <= ALLOWED_AUTODIFF, (
+        f"autodiff differentiated {sorted(set(counts) - ALLOWED_AUTODIFF)} in {family}")
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_the_count_sees_keras_layers_autodiff(family):
+    counts = _autodiff_in_a_training_step(family, "keras", "float32")
+    assert {"MatMul", "Relu"} <= set(counts)
+    assert not set(counts) <= ALLOWED_AUTODIFF
