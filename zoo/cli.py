@@ -65,6 +65,14 @@ def build_parser() -> Parser:
     train.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     train.add_argument("--augment", action="store_true", help="random shifts/rotations of images")
     add_precision_argument(train)
+    train.add_argument("--gradient-stats", action="store_true",
+                       help="record per-layer gradient statistics into the run directory "
+                            "(gradients.csv, gradients.png, TensorBoard)")
+    train.add_argument("--gradient-stats-every", type=positive_int, default=None, metavar="N",
+                       help="record them every N steps (default 100; implies --gradient-stats)")
+    train.add_argument("--per-example-gradients", action="store_true",
+                       help="with the statistics, per-example gradient norms of Dense and Conv "
+                            "kernels (implies --gradient-stats)")
 
     evaluate = subcommands.add_parser("evaluate", help="re-evaluate a finished run on its test split")
     evaluate.add_argument("run_dir")
@@ -129,12 +137,20 @@ def _train(args) -> None:
         learning_rate_schedule=args.schedule,
         early_stopping_patience=args.patience, run_dir=args.run_dir, overwrite=args.overwrite,
         strategy=args.strategy, seed=args.seed, data_dir=args.data_dir, augment=args.augment,
-        precision=args.precision, **overrides,
+        precision=args.precision, gradient_stats_every=_gradient_stats_every(args),
+        per_example_gradients=args.per_example_gradients, **overrides,
     )
     metrics = result.metrics
     print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}  "
           f"epochs {metrics['epochs_run']}  params {metrics['params']:,}  "
           f"time {metrics['wall_time_s']:.1f}s  {metrics['precision']}  -> {result.run_dir}")
+
+
+def _gradient_stats_every(args) -> int | None:
+    """Every how many steps gradient statistics are recorded (None: not at all)."""
+    if args.gradient_stats_every is not None:
+        return args.gradient_stats_every
+    return 100 if args.gradient_stats or args.per_example_gradients else None
 
 
 def _evaluate(args) -> None:

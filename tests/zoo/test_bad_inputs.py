@@ -226,6 +226,12 @@ TRAINING_ROWS = [
     ("unknown precision", dict(precision="half"),
      r"Invalid value for argument `precision`\. Expected one of 'auto', 'float32', "
      r"'mixed_bfloat16', 'mixed_float16'\. Received: precision='half'\."),
+    ("gradient statistics every 0 steps", dict(gradient_stats_every=0),
+     r"Invalid value for argument `gradient_stats_every`\. Expected an integer > 0 or None\. "
+     r"Received: gradient_stats_every=0\."),
+    ("gradient statistics of a mirrored run", dict(gradient_stats_every=10, strategy="mirrored"),
+     r"Gradient statistics observe a single-device run \(strategy 'none'\); "
+     r"received strategy='mirrored'\."),
 ]
 
 
@@ -280,6 +286,8 @@ CLI_ROWS = [
     ("unknown precision", ["train", "mlp", "--precision", "fp8"],
      r"Invalid value for argument `precision`\. Expected one of 'auto', 'float32', "
      r"'mixed_bfloat16', 'mixed_float16'\. Received: precision='fp8'\."),
+    ("gradient statistics every 0 steps", ["train", "mlp", "--gradient-stats-every", "0"],
+     r"argument --gradient-stats-every: expected a positive integer, received '0'"),
     ("unknown command", ["frobnicate"], r"invalid choice: 'frobnicate'"),
 ]
 

@@ -5,6 +5,7 @@ rows of tests/zoo/test_bad_inputs.py."""
 import subprocess
 import sys
 
+import pytest
 
 from zoo.cli import main
 
@@ -67,3 +68,12 @@ def test_convert_swaps_custom_layers_into_a_saved_keras_model(tmp_path, capsys):
     assert [type(layer).__module__.split(".")[0] for layer in converted.layers] == ["custom_layers"] * 3
     x = np.random.default_rng(0).standard_normal((5, 4)).astype("float32")
     np.testing.assert_allclose(converted(x), model(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("flags, every", [
+    ([], None), (["--gradient-stats"], 100), (["--gradient-stats-every", "7"], 7),
+    (["--per-example-gradients"], 100)])
+def test_gradient_statistics_flags(flags, every):
+    from zoo.cli import _gradient_stats_every, build_parser
+
+    assert _gradient_stats_every(build_parser().parse_args(["train", "mlp", *flags])) == every

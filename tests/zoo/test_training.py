@@ -15,7 +15,8 @@ from zoo.training import RunFinishedError, train
 def short_run(data_dir, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "small_cnn"
     return train("small_cnn", dataset="mnist_5k", epochs=3, batch_size=64, seed=1,
-                 run_dir=run_dir, data_dir=data_dir, verbose=0, weight_decay=1e-4)
+                 run_dir=run_dir, data_dir=data_dir, verbose=0, weight_decay=1e-4,
+                 gradient_stats_every=25)
 
 
 def read_history(run_dir):
@@ -42,6 +43,20 @@ def test_run_dir_holds_model_metrics_history_curves_and_logs(short_run):
     # close to the mean epoch (the first one also traces the step, so it is slower).
     mean_epoch = metrics["wall_time_s"] / metrics["epochs_run"]
     assert 0.5 * 3600 <= metrics["train_examples_per_second"] * mean_epoch <= 5 * 3600
+
+
+def test_run_dir_holds_the_gradient_statistics(short_run):
+    run_dir = short_run.run_dir
+    with (run_dir / "gradients.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    steps_per_epoch = -(-3600 // 64)
+    assert sorted({int(row["step"]) for row in rows}) == list(range(0, 3 * steps_per_epoch, 25))
+    conv = [row for row in rows if row["layer"] == "conv_1_1"]
+    assert all(float(row["weight_gradient_norm"]) > 0 and float(row["update_ratio"]) > 0
+               for row in conv)
+    assert {row["layer"] for row in rows} >= {"conv_1_1", "batch_norm_1_1", "relu_1_1", "classifier"}
+    assert (run_dir / "gradients.png").stat().st_size > 0
+    assert list((run_dir / "logs" / "gradients").glob("events.out.tfevents.*"))
 
 
 def test_logs_report_data_loss_and_weight_penalty_separately(short_run):

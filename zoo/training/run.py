@@ -10,6 +10,8 @@ with early stopping → evaluate → save.
     history.csv            one row per epoch (E, E_D, λE_W, accuracy; train and validation)
     training_curves.png    loss and accuracy per epoch
     logs/                  TensorBoard logs
+    gradients.csv, .png    with ``gradient_stats_every``: per-layer gradient statistics
+                           (``custom_layers.inspect.GradientStatistics``; logs/gradients)
     backup/                the run state while a run is unfinished (``RunState``)
 
 Re-running the same call on an unfinished run directory resumes from the last
@@ -37,6 +39,7 @@ import keras
 import tensorflow as tf
 
 from custom_layers.arguments import check_choice, check_int
+from custom_layers.inspect import GradientStatistics
 from zoo import datasets
 from zoo.io import atomic_save_model, atomic_write_json
 from zoo.models import create_model
@@ -190,6 +193,8 @@ def train(
     precision: str = "auto",
     verbose: int | str = "auto",
     callbacks: list[keras.callbacks.Callback] = (),
+    gradient_stats_every: int | None = None,
+    per_example_gradients: bool = False,
     **model_overrides,
 ) -> TrainResult:
     """Trains a zoo model (a registry name, or a built ``keras.Model``) on a
@@ -205,6 +210,10 @@ def train(
     "float32", "mixed_bfloat16" or "mixed_float16"
     (:mod:`zoo.training.precision`); a built ``model`` keeps the policy it
     was built with, so for one only "auto" or that policy is accepted.
+    ``gradient_stats_every`` N records per-layer gradient statistics every N
+    steps (``custom_layers.inspect.GradientStatistics``, with per-example
+    norms if ``per_example_gradients``) into the run directory; it observes
+    a single-device run (strategy "none").
     """
     defaults = engine.training_defaults(dataset)
     epochs = defaults["epochs"] if epochs is None else epochs
@@ -214,6 +223,10 @@ def train(
     check_int(batch_size, "batch_size", minimum=1)
     check_int(early_stopping_patience, "early_stopping_patience", minimum=0)
     check_choice(precision, PRECISIONS, "precision")
+    check_int(gradient_stats_every, "gradient_stats_every", minimum=1, allow_none=True)
+    if gradient_stats_every is not None and strategy not in (None, "none"):
+        raise ValueError("Gradient statistics observe a single-device run (strategy 'none'); "
+                         f"received strategy={strategy!r}.")
     # A multi-worker strategy must exist before TensorFlow runs any op.
     distribution = engine.make_strategy(strategy)
     engine.make_optimizer(optimizer, learning_rate, learning_rate_schedule)  # validate before any work
@@ -269,9 +282,11 @@ def train(
 
     history_path = run_dir / "history.csv"
     timer = engine.EpochTimer()
+    observers = [] if gradient_stats_every is None else [GradientStatistics(
+        run_dir, every=gradient_stats_every, per_example=per_example_gradients)]
     run_callbacks = engine.training_callbacks(
         early_stopping_patience=early_stopping_patience, run_dir=run_dir,
-        tensorboard=not multi_worker, callbacks=[timer, *callbacks])
+        tensorboard=not multi_worker, callbacks=[timer, *observers, *callbacks])
     started = time.perf_counter()
     engine.fit(model, train_data, validation_data, epochs=epochs, callbacks=run_callbacks,
                strategy=distribution, global_batch_size=global_batch, verbose=verbose)
