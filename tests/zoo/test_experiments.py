@@ -42,6 +42,11 @@ def depth_results(reproduce):
 
 
 @pytest.fixture(scope="module")
+def vanishing_gradients_results(reproduce):
+    return reproduce("vanishing-gradients", width=32, epochs=1)
+
+
+@pytest.fixture(scope="module")
 def weight_decay_results(reproduce):
     return reproduce("weight-decay", weight_decays=(0, 1e-1), train_size=500, epochs=25,
                      hidden_units=(128, 128))
@@ -80,7 +85,8 @@ def mnist1d_results(reproduce):
 
 def test_experiments_are_listed_in_the_lecture_order():
     assert experiments.list_experiments() == [
-        "depth", "weight-decay", "early-stopping", "batch-norm", "dropout", "params", "mnist1d"]
+        "depth", "vanishing-gradients", "weight-decay", "early-stopping", "batch-norm", "dropout",
+        "params", "mnist1d"]
 
 
 def test_unknown_experiment_is_a_value_error_listing_the_valid_names(tmp_path):
@@ -110,6 +116,20 @@ def test_every_experiment_has_quick_and_full_settings_and_an_offline_default_dat
 
 
 # --------------------------------------------------------------------------- the claims
+
+
+def test_a_deep_sigmoid_mlps_gradient_vanishes_and_bn_or_relu_keep_it(vanishing_gradients_results):
+    results = vanishing_gradients_results
+    rows = {row["net"]: row for row in results["table"]}
+    assert list(rows) == ["sigmoid", "sigmoid + BN", "ReLU + He"]
+    for run in results["runs"].values():
+        assert len(run["gradient_norms"]) == results["hidden_layers"] == 10
+    # sigmoid: orders of magnitude smaller next to the input than next to the output
+    assert rows["sigmoid"]["orders_of_magnitude"] >= 2
+    assert np.all(np.diff(np.log10(results["runs"]["sigmoid"]["gradient_norms"])) > 0)
+    # batch norm, or ReLU with He's initialisation: within a factor of 10 across 10 layers
+    for net in ("sigmoid + BN", "ReLU + He"):
+        assert abs(rows[net]["orders_of_magnitude"]) < 1, net
 
 
 def test_depth_deeper_mlp_beats_the_shallow_one_at_the_same_parameter_budget(depth_results):

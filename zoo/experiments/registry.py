@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 # Lecture order; importing a module registers its experiment.
-_MODULES = ("depth", "weight_decay", "early_stopping", "batch_norm", "dropout", "params",
-            "mnist1d_table")
+_MODULES = ("depth", "vanishing_gradients", "weight_decay", "early_stopping", "batch_norm",
+            "dropout", "params", "mnist1d_table")
 
 
 @dataclasses.dataclass(frozen=True)

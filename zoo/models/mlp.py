@@ -31,6 +31,7 @@ def deep_mlp(
     input_dropout_rate: float = 0.0,
     weight_decay: float = 0.0,
     max_norm: float | None = None,
+    kernel_initializer: str = "glorot_uniform",
     layers: str = "custom",
     name: str | None = None,
 ) -> keras.Model:
@@ -39,8 +40,9 @@ def deep_mlp(
     Each hidden layer is Dense → (BatchNormalization) → activation → (Dropout).
     With batch norm the Dense bias is dropped (β takes its place). Kernels
     carry λ‖w‖² (``custom_layers.regularizers.L2``; Keras' ``L2`` for Keras'
-    layers) and optionally a max-norm constraint ‖w‖₂ ≤ c per unit. Inputs of
-    any shape are flattened.
+    layers) and optionally a max-norm constraint ‖w‖₂ ≤ c per unit.
+    ``kernel_initializer`` draws the kernels (Keras' name: "glorot_uniform",
+    "he_normal", …). Inputs of any shape are flattened.
     """
     input_shape = check_input_shape(input_shape, None, "(28, 28, 1)")
     check_num_classes(num_classes)
@@ -51,14 +53,16 @@ def deep_mlp(
     nn = layer_set(layers)
     regularizer = weight_decay_regularizer(weight_decay, layers)
     constraint = keras.constraints.MaxNorm(max_norm) if max_norm is not None else None
+    keras.initializers.get(kernel_initializer)  # an unknown name fails here, naming it
 
     inputs = keras.Input(input_shape, name="inputs")
     x = nn.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
     if input_dropout_rate > 0:
         x = nn.Dropout(input_dropout_rate, name="input_dropout")(x)
     for index, units in enumerate(hidden_units, start=1):
-        x = nn.Dense(units, use_bias=not batch_norm, kernel_regularizer=regularizer,
-                     kernel_constraint=constraint, name=f"dense_{index}")(x)
+        x = nn.Dense(units, use_bias=not batch_norm, kernel_initializer=kernel_initializer,
+                     kernel_regularizer=regularizer, kernel_constraint=constraint,
+                     name=f"dense_{index}")(x)
         if batch_norm:
             x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{index}")(x)
         x = nn.Activation(activation, name=f"{activation}_{index}")(x)
