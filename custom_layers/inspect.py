@@ -22,8 +22,9 @@ steps it records, per layer of ``custom_layers``:
 The rows go to ``DIRECTORY/gradients.csv`` (written as they are recorded and
 kept across an interrupted and resumed run), scalars and histograms to
 TensorBoard (``DIRECTORY/logs/gradients``), and a picture of the curves to
-``DIRECTORY/gradients.png``. Off the recorded steps the taps cost a
-branch on a flag.
+``DIRECTORY/gradients.png`` (drawn when training ends, from all the rows).
+The steps in between run fit's own compiled step, untouched: they cost
+nothing.
 
 The softmax under a cross-entropy of this package (or Keras') passes the
 fused dE/dz = p − t to its input, so the backward pass never reaches its
@@ -122,11 +123,11 @@ def per_example_kernel_norms(layer, inputs: tf.Tensor, output_gradient: tf.Tenso
 
 
 class _Probe:
-    """One layer's recording variables and the taps that fill them while the
-    shared ``active`` flag is set."""
+    """One layer's recording variables and the taps that fill them, hooked
+    into the layer's ``call`` while attached."""
 
-    def __init__(self, layer, active: tf.Variable, per_example: bool):
-        self.layer, self.active = layer, active
+    def __init__(self, layer, per_example: bool):
+        self.layer = layer
         self.output_gradient_norm = tf.Variable(math.nan, trainable=False)
         self.dead_fraction = tf.Variable(math.nan, trainable=False) if _is_relu(layer) else None
         self.per_example_reason = _per_example_reason(layer) if per_example else "not asked"
@@ -143,7 +144,7 @@ class _Probe:
         if self._had_own_call:
             self.layer.call = self.original_call
         else:
-            del self.layer.call
+            vars(self.layer).pop("call", None)
 
     def reset(self):
         self.output_gradient_norm.assign(math.nan)
@@ -160,24 +161,18 @@ class _Probe:
     def tap(self, inputs, outputs):
         """``outputs`` unchanged, with the recording hooked into the forward
         (dead units) and into the backward pass (the upstream gradient)."""
-        active = self.active
-        forward_done = tf.constant(True)
         if self.dead_fraction is not None:
-            forward_done = tf.cond(active, lambda: self._record_dead_units(outputs),
-                                   lambda: tf.constant(False))
+            self._record_dead_units(outputs)
 
         @tf.custom_gradient
         def identity(y):
             def grad(upstream):
-                done = tf.cond(active, lambda: self._record_backward(inputs, upstream),
-                               lambda: tf.constant(False))
-                with tf.control_dependencies([done]):
-                    return tf.identity(upstream)
+                self._record_backward(inputs, upstream)
+                return tf.identity(upstream)
 
             return tf.identity(y), grad
 
-        with tf.control_dependencies([forward_done]):
-            tapped = identity(outputs)
+        tapped = identity(outputs)
         logits = getattr(outputs, "_keras_logits", None)
         if logits is not None:  # keep the softmax's logits for the fused cross-entropy
             tapped._keras_logits = logits
@@ -186,13 +181,11 @@ class _Probe:
     def _record_dead_units(self, outputs):
         silent = tf.reduce_all(outputs <= 0, axis=list(range(outputs.shape.rank - 1)))
         self.dead_fraction.assign(tf.reduce_mean(tf.cast(silent, tf.float32)))
-        return tf.constant(True)
 
     def _record_backward(self, inputs, upstream):
         self.output_gradient_norm.assign(tf.norm(tf.cast(upstream, tf.float32)))
         if self.per_example is not None:
             self.per_example.assign(per_example_kernel_norms(self.layer, inputs, upstream))
-        return tf.constant(True)
 
 
 class GradientStatistics(keras.callbacks.Callback):
@@ -210,8 +203,9 @@ class GradientStatistics(keras.callbacks.Callback):
 
     The model's layers of ``custom_layers`` are observed; other layers are
     named in an ``UnobservedLayersWarning``, and a model with none raises a
-    ValueError. Taps are hooked in when training begins (the training step
-    is traced again) and removed when it ends.
+    ValueError. The recorded steps run a second compiled training step, traced
+    with the taps hooked into the layers' calls and the optimizer; the other
+    steps run fit's own, untouched. Works with ``model.fit``.
     """
 
     def __init__(self, directory: str | Path | None = None, every: int = 100,
@@ -224,7 +218,8 @@ class GradientStatistics(keras.callbacks.Callback):
         self.per_example_norms: dict[str, np.ndarray] = {}
         self._probes: list[_Probe] = []
         self._weight_gradients: dict[str, tf.Variable] = {}
-        self._active = None
+        self._plain_step = self._recording_step = None
+        self._optimizer_had_own = False
         self._step = 0
         self._epoch = 0
         self._recording = False
@@ -246,55 +241,60 @@ class GradientStatistics(keras.callbacks.Callback):
                           f"not custom_layers': {', '.join(unobserved)}.",
                           UnobservedLayersWarning, stacklevel=2)
         with self.model.distribute_strategy.scope():
-            self._active = tf.Variable(False, trainable=False)
-            self._probes = [_Probe(layer, self._active, self.per_example) for layer in observed]
+            self._probes = [_Probe(layer, self.per_example) for layer in observed]
             self._weight_gradients = {
                 weight.path: tf.Variable(tf.zeros(weight.shape, tf.float32), trainable=False)
                 for layer in observed for weight in layer.trainable_weights}
-        for probe in self._probes:
-            probe.attach()
-        self._hook_optimizer()
+        # Two compiled steps: fit's own, and one traced with the taps hooked in
+        # (on its first call, a recorded step), swapped in for the recorded steps.
+        self._plain_step = self.model.train_function
         self.model.make_train_function(force=True)
+        self._recording_step = self.model.train_function
+        self.model.train_function = self._plain_step
         self._step = int(self.model.optimizer.iterations.numpy())
         self._resume_table()
 
     def on_train_end(self, logs=None):
-        for probe in self._probes:
-            probe.detach()
-        if self._original_apply_gradients is not None:
-            self.model.optimizer.apply_gradients = self._original_apply_gradients
-            self._original_apply_gradients = None
-        self.model.make_train_function(force=True)
+        self._unhook()
+        if self._plain_step is not None:
+            self.model.train_function = self._plain_step
+        self._plain_step = self._recording_step = None
         self._plot()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
 
-    def _hook_optimizer(self):
+    def _hook(self):
+        for probe in self._probes:
+            probe.attach()
         optimizer = self.model.optimizer
         original = optimizer.apply_gradients
         gradients_of = self._weight_gradients
-        active = self._active
         scale = getattr(optimizer, "dynamic_scale", None)  # a LossScaleOptimizer's
 
-        def record(pairs):
+        def apply_gradients(grads_and_vars, *args, **kwargs):
+            pairs = list(grads_and_vars)
             for gradient, weight in pairs:
                 target = gradients_of.get(getattr(weight, "path", None))
                 if target is not None and gradient is not None:
                     value = tf.cast(tf.convert_to_tensor(gradient), tf.float32)
-                    if scale is not None:
-                        value = value / tf.cast(scale, tf.float32)
-                    target.assign(value)
-            return tf.constant(True)
+                    target.assign(value if scale is None else value / tf.cast(scale, tf.float32))
+            return original(pairs, *args, **kwargs)
 
-        def apply_gradients(grads_and_vars, *args, **kwargs):
-            pairs = list(grads_and_vars)
-            done = tf.cond(active, lambda: record(pairs), lambda: tf.constant(False))
-            with tf.control_dependencies([done]):
-                return original(pairs, *args, **kwargs)
-
+        self._optimizer_had_own = "apply_gradients" in vars(optimizer)
         self._original_apply_gradients = original
         optimizer.apply_gradients = apply_gradients
+
+    def _unhook(self):
+        for probe in self._probes:
+            probe.detach()
+        if self._original_apply_gradients is not None:
+            optimizer = self.model.optimizer
+            if self._optimizer_had_own:
+                optimizer.apply_gradients = self._original_apply_gradients
+            else:
+                vars(optimizer).pop("apply_gradients", None)
+            self._original_apply_gradients = None
 
     # -- each step
 
@@ -308,17 +308,20 @@ class GradientStatistics(keras.callbacks.Callback):
                 probe.reset()
             self._weights_before = {probe.layer.name: [w.numpy() for w in probe.layer.trainable_weights]
                                     for probe in self._probes}
-            self._active.assign(True)
+            self._hook()
+            self.model.train_function = self._recording_step
 
     def on_train_batch_end(self, batch, logs=None):
         if self._recording:
-            self._active.assign(False)
+            self._unhook()
+            self.model.train_function = self._plain_step
             self._record(self._step)
             self._recording = False
         self._step += 1
 
     def on_epoch_end(self, epoch, logs=None):
-        self._plot()
+        if self._writer is not None:
+            self._writer.flush()
 
     # -- the records
 
@@ -380,7 +383,6 @@ class GradientStatistics(keras.callbacks.Callback):
                 for column in COLUMNS[4:]:
                     if row[column] != "" and not math.isnan(row[column]):
                         tf.summary.scalar(f"{row['layer']}/{column}", row[column])
-        writer.flush()
 
     def _histograms(self, step, layer, weights, gradients):
         if self.directory is None:
