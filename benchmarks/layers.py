@@ -9,8 +9,9 @@ variant). After warm-up the two steps are timed INTERLEAVED in one process —
 custom, keras, keras, custom, ... — so machine noise hits both alike, and the
 median over the repetitions is reported with the ratio custom/keras.
 
-Targets: Dense, Conv1D and Conv2D must not be slower than Keras (ratio <= 1.0);
-the other layers may be at most 10 % slower (ratio <= 1.10).
+Targets: Dense, Conv1D, Conv2D, Activation, Flatten and the average poolings
+must not be slower than Keras (ratio <= 1.0); the other layers may be at most
+10 % slower (ratio <= 1.10). Add takes two inputs and has no row.
 
     python -m benchmarks.layers --out results.json [--repeats N] [--quick]
 """
@@ -29,7 +30,8 @@ from typing import Any
 from benchmarks.report import environment, write_report
 from zoo.commands import Parser, positive_float, positive_int
 
-TARGETS = {"Dense": 1.0, "Conv1D": 1.0, "Conv2D": 1.0}
+TARGETS = {"Dense": 1.0, "Conv1D": 1.0, "Conv2D": 1.0, "Activation": 1.0, "Flatten": 1.0,
+           "AveragePooling1D": 1.0, "AveragePooling2D": 1.0, "GlobalAveragePooling2D": 1.0}
 DEFAULT_TARGET = 1.10
 
 
@@ -86,6 +88,14 @@ CASES: tuple[Case, ...] = (
     Case("batchnorm_masked_64x50x128", "BatchNormalization", {}, (64, 50, 128), masked=True),
     Case("dropout_0.5_128x1024", "Dropout", {"rate": 0.5}, (128, 1024), seeded=True),
     Case("dropout_0.25_64x14x14x64", "Dropout", {"rate": 0.25}, (64, 14, 14, 64), seeded=True),
+    Case("relu_64x28x28x32", "Activation", {"activation": "relu"}, (64, 28, 28, 32)),
+    Case("sigmoid_128x256", "Activation", {"activation": "sigmoid"}, (128, 256)),
+    Case("gelu_128x256", "Activation", {"activation": "gelu"}, (128, 256)),
+    Case("softmax_128x10", "Activation", {"activation": "softmax"}, (128, 10)),
+    Case("flatten_64x7x7x64", "Flatten", {}, (64, 7, 7, 64)),
+    Case("avgpool2d_2x2", "AveragePooling2D", {"pool_size": 2}, (64, 28, 28, 32)),
+    Case("avgpool1d_2", "AveragePooling1D", {"pool_size": 2}, (100, 40, 25)),
+    Case("global_avgpool2d_64x7x7x64", "GlobalAveragePooling2D", {}, (64, 7, 7, 64)),
 )
 CASE_NAMES = tuple(case.name for case in CASES)
 # A/A controls: keras.layers against a second keras.layers copy of the same case.

@@ -14,6 +14,12 @@ pair (g, g'):
     silu        g = z·σ(z)                     g' = σ(z)(1 + z(1 − σ(z)))
     gelu        g = z·Φ(z)                     g' = Φ(z) + z·φ(z)            (Φ, φ: the normal cdf, pdf)
 
+Where TensorFlow has a kernel that computes exactly the product
+upstream · g' in one sweep (``ReluGrad``, ``SigmoidGrad``, ``TanhGrad``,
+``EluGrad``, ``LeakyReluGrad``, ``SoftplusGrad``), the backward runs it — as
+the convolutions run their derived sums through ``Conv2DBackpropFilter`` —
+instead of the two or three element-wise ops the formula would take.
+
 softmax is not element-wise: y = softmax(z) along the last axis has the
 Jacobian ∂y_i/∂z_j = y_i(δ_ij − y_j), whose product with the upstream
 gradient g is
@@ -63,48 +69,58 @@ def linear(z: tf.Tensor) -> tf.Tensor:
     return z
 
 
-def relu(z: tf.Tensor) -> tf.Tensor:
-    """g = max(z, 0); dE/dz = dE/dy where z > 0, else 0."""
+def _fused(forward: Callable, backward: Callable) -> Callable:
+    """An op y = g(z) whose backward is ``backward(upstream, z, y)``, a kernel
+    computing upstream · g'(z) in one sweep."""
 
     @tf.custom_gradient
     def op(z):
-        y = tf.maximum(z, tf.zeros([], z.dtype))
+        y = forward(z)
 
         def grad(upstream):
-            return tf.where(z > 0, upstream, tf.zeros([], upstream.dtype))
+            return backward(upstream, z, y)
 
         return y, grad
 
-    return op(z)
+    return op
+
+
+def relu(z: tf.Tensor) -> tf.Tensor:
+    """g = max(z, 0); dE/dz = dE/dy · 1[z > 0] = dE/dy · 1[y > 0] (``ReluGrad``
+    on the output, so the input need not be kept)."""
+    return _fused(tf.nn.relu, lambda g, z, y: tf.raw_ops.ReluGrad(gradients=g, features=y))(z)
 
 
 def leaky_relu(z: tf.Tensor, negative_slope: float = LEAKY_RELU_SLOPE) -> tf.Tensor:
-    """g = z (z > 0) or a·z; g' = 1 or a."""
-    slope = tf.constant(negative_slope, z.dtype)
-    return _elementwise(lambda z: tf.where(z > 0, z, slope * z),
-                        lambda z, y: tf.where(z > 0, tf.ones([], z.dtype), slope))(z)
+    """g = z (z > 0) or a·z; g' = 1 or a (``LeakyReluGrad``)."""
+    return _fused(lambda z: tf.nn.leaky_relu(z, negative_slope),
+                  lambda g, z, y: tf.raw_ops.LeakyReluGrad(gradients=g, features=z,
+                                                           alpha=negative_slope))(z)
 
 
 def elu(z: tf.Tensor, alpha: float = ELU_ALPHA) -> tf.Tensor:
-    """g = z (z > 0) or a(eᶻ − 1); g' = 1 or g + a."""
+    """g = z (z > 0) or a(eᶻ − 1); g' = 1 or g + a (``EluGrad`` for a = 1)."""
+    if alpha == 1.0:
+        return _fused(tf.nn.elu, lambda g, z, y: tf.raw_ops.EluGrad(gradients=g, outputs=y))(z)
     a = tf.constant(alpha, z.dtype)
     return _elementwise(lambda z: tf.where(z > 0, z, a * (tf.exp(tf.minimum(z, 0)) - 1)),
                         lambda z, y: tf.where(z > 0, tf.ones([], z.dtype), y + a))(z)
 
 
 def sigmoid(z: tf.Tensor) -> tf.Tensor:
-    """g = σ(z); g' = σ(1 − σ), from the output alone."""
-    return _elementwise(tf.math.sigmoid, lambda z, y: y * (1 - y))(z)
+    """g = σ(z); g' = σ(1 − σ), from the output alone (``SigmoidGrad``)."""
+    return _fused(tf.math.sigmoid, lambda g, z, y: tf.raw_ops.SigmoidGrad(y=y, dy=g))(z)
 
 
 def tanh(z: tf.Tensor) -> tf.Tensor:
-    """g = tanh z; g' = 1 − tanh², from the output alone."""
-    return _elementwise(tf.math.tanh, lambda z, y: 1 - tf.square(y))(z)
+    """g = tanh z; g' = 1 − tanh², from the output alone (``TanhGrad``)."""
+    return _fused(tf.math.tanh, lambda g, z, y: tf.raw_ops.TanhGrad(y=y, dy=g))(z)
 
 
 def softplus(z: tf.Tensor) -> tf.Tensor:
-    """g = log(1 + eᶻ); g' = σ(z)."""
-    return _elementwise(tf.math.softplus, lambda z, y: tf.math.sigmoid(z))(z)
+    """g = log(1 + eᶻ); g' = σ(z) (``SoftplusGrad``)."""
+    return _fused(tf.math.softplus,
+                  lambda g, z, y: tf.raw_ops.SoftplusGrad(gradients=g, features=z))(z)
 
 
 def silu(z: tf.Tensor) -> tf.Tensor:

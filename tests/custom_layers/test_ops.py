@@ -401,7 +401,7 @@ def test_dense_with_a_sparse_input():
 ACTIVATION_REFERENCES = {
     "linear": lambda z: z * 1.0,
     "relu": tf.nn.relu,
-    "leaky_relu": lambda z: tf.where(z > 0, z, 0.2 * z),
+    "leaky_relu": lambda z: tf.nn.leaky_relu(z, 0.2),  # Keras' op: its slope a float32 attribute
     "elu": tf.nn.elu,
     "sigmoid": tf.math.sigmoid,
     "tanh": tf.math.tanh,
