@@ -1,9 +1,13 @@
-"""The one private piece of Keras the layers rely on, in one place.
+"""The private pieces of Keras and TensorFlow custom_layers relies on, in one place.
 
 Keras locks a built layer's state, so that no weight is added after
 ``build``; its own ``enable_lora`` unlocks the layer's tracker to add the
 LoRA weights. :func:`unlocked_state` does the same for ours and fails loudly,
 naming what changed, if a Keras release moves that tracker.
+
+TensorFlow keeps its autodiff's gradient functions in a registry by op type
+(``tensorflow.python.framework.ops._gradient_registry``);
+:func:`recording_autodiff_gradients` wraps them to record which ones run.
 """
 
 from __future__ import annotations
