@@ -67,6 +67,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=positive_int, default=None)
     parser.add_argument("--augment", action="store_true")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--precision", default="auto",
+                        help="auto, float32, mixed_bfloat16 or mixed_float16 (default auto)")
     args = parser.parse_args(argv)
     for case in args.cases:
         if case.count(":") != 1:
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
         print(f"accuracy: error: --epochs must be >= 1, received {args.epochs}", file=sys.stderr)
         return 2
 
-    options = {"augment": args.augment}
+    options = {"augment": args.augment, "precision": args.precision}
     if args.batch_size:
         options["batch_size"] = args.batch_size
     rows = []
