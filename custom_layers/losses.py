@@ -54,3 +54,23 @@ class CategoricalCrossentropy(keras.losses.Loss):
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
+
+
+#: Keras' names of the losses above (as ``compile(loss=...)`` takes them).
+LOSSES = {"sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+          "categorical_crossentropy": CategoricalCrossentropy}
+
+
+def get(identifier) -> keras.losses.Loss:
+    """The loss for ``identifier`` — Keras' name ("sparse_categorical_crossentropy",
+    "categorical_crossentropy") or class name — as an instance with its default
+    arguments; an instance of ours passes through. An unknown name lists the
+    ones whose backward is written out here."""
+    if isinstance(identifier, (SparseCategoricalCrossentropy, CategoricalCrossentropy)):
+        return identifier
+    by_class_name = {cls.__name__: cls for cls in LOSSES.values()}
+    if isinstance(identifier, str) and (identifier in LOSSES or identifier in by_class_name):
+        return (LOSSES.get(identifier) or by_class_name[identifier])()
+    raise ValueError(f"Unknown loss {identifier!r}: custom_layers derives the backward pass of "
+                     f"{', '.join(LOSSES)} (or their class names "
+                     f"{', '.join(by_class_name)}).")

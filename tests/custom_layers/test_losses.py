@@ -82,3 +82,15 @@ def test_options_without_a_derived_backward_are_refused():
         losses.SparseCategoricalCrossentropy(ignore_class=0)
     with pytest.raises(NotImplementedError, match="label smoothing"):
         losses.CategoricalCrossentropy(label_smoothing=0.1)
+
+
+def test_get_by_keras_name_or_class_name_and_an_unknown_name_lists_ours():
+    assert isinstance(losses.get("sparse_categorical_crossentropy"),
+                      losses.SparseCategoricalCrossentropy)
+    assert isinstance(losses.get("CategoricalCrossentropy"), losses.CategoricalCrossentropy)
+    loss = losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert losses.get(loss) is loss
+    with pytest.raises(ValueError, match="Unknown loss 'hinge': custom_layers derives the backward "
+                                         "pass of sparse_categorical_crossentropy, "
+                                         "categorical_crossentropy"):
+        losses.get("hinge")
