@@ -80,7 +80,7 @@ def _per_example_reason(layer) -> str | None:
     """Why ``layer``'s per-example kernel gradients are not computed (None: they are)."""
     if not isinstance(layer, (Dense, Conv1D, Conv2D)):
         return "not a Dense or Conv layer"
-    if layer.activation is not activations.linear:
+    if layer.activation not in (None, activations.linear):
         return "an activation inside the layer"
     if getattr(layer, "lora_enabled", False):
         return "LoRA"

@@ -139,7 +139,8 @@ class BaseConv(LoRAKernel, keras.layers.Layer):
             ])
         if self.use_bias:
             outputs = ops.bias_add(outputs, tf.convert_to_tensor(self.bias))
-        outputs = self.activation(outputs)
+        if self.activation is not None:  # Keras lets it be set to None after construction
+            outputs = self.activation(outputs)
         if self.data_format == "channels_first":
             outputs = ops.transpose(outputs, [0, self.rank + 1, *range(1, self.rank + 1)])
         return outputs

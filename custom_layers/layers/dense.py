@@ -85,7 +85,7 @@ class Dense(LoRAKernel, keras.layers.Layer):
             bias = None if self.bias is None else tf.convert_to_tensor(self.bias)
             outputs = ops.dense(tf.cast(inputs, self.compute_dtype),
                                 tf.convert_to_tensor(self.kernel), bias)
-            return self.activation(outputs)
+            return outputs if self.activation is None else self.activation(outputs)
         inputs = tf.convert_to_tensor(inputs)
         if not inputs.dtype.is_floating:
             # keras.layers.Dense promotes integer inputs to its float dtype.
@@ -95,7 +95,7 @@ class Dense(LoRAKernel, keras.layers.Layer):
             inputs = tf.cast(inputs, self.compute_dtype)
         bias = None if self.bias is None else tf.convert_to_tensor(self.bias)
         outputs = ops.dense(inputs, tf.convert_to_tensor(self.kernel), bias)
-        return self.activation(outputs)
+        return outputs if self.activation is None else self.activation(outputs)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

@@ -485,3 +485,14 @@ def test_a_layers_other_keras_activation_is_kept_and_an_unknown_one_refused():
     with pytest.raises(ValueError, match="Unknown activation 'swishy': custom_layers derives .* "
                                          "other names Keras knows"):
         Conv1D(2, 3, activation="swishy")
+
+
+@pytest.mark.parametrize("name", ["Dense", "Conv1D"])
+def test_an_activation_set_to_none_after_construction_means_linear(name):
+    import custom_layers
+
+    options = dict(activation="relu", kernel_initializer="ones")
+    layer = custom_layers.Dense(2, **options) if name == "Dense" else \
+        custom_layers.Conv1D(2, 1, **options)
+    layer.activation = None  # as Keras' layers allow
+    np.testing.assert_allclose(layer(-tf.ones((1, 3, 2))), np.full((1, 3, 2), -2.0))
