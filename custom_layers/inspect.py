@@ -205,7 +205,8 @@ class GradientStatistics(keras.callbacks.Callback):
     named in an ``UnobservedLayersWarning``, and a model with none raises a
     ValueError. The recorded steps run a second compiled training step, traced
     with the taps hooked into the layers' calls and the optimizer; the other
-    steps run fit's own, untouched. Works with ``model.fit``.
+    steps run fit's own, untouched (XLA-compiled if the model is; the
+    recording step runs in graph mode). Works with ``model.fit``.
     """
 
     def __init__(self, directory: str | Path | None = None, every: int = 100,
@@ -247,8 +248,13 @@ class GradientStatistics(keras.callbacks.Callback):
                 for layer in observed for weight in layer.trainable_weights}
         # Two compiled steps: fit's own, and one traced with the taps hooked in
         # (on its first call, a recorded step), swapped in for the recorded steps.
+        # The recording step runs without XLA: the per-example norms' length
+        # (the batch size) is not known when the step is compiled.
         self._plain_step = self.model.train_function
+        jit_compile = self.model.jit_compile
+        self.model.jit_compile = False
         self.model.make_train_function(force=True)
+        self.model.jit_compile = jit_compile
         self._recording_step = self.model.train_function
         self.model.train_function = self._plain_step
         self._step = int(self.model.optimizer.iterations.numpy())

@@ -158,3 +158,15 @@ def test_says_which_layers_it_cannot_observe():
 def test_every_must_be_a_positive_integer(every):
     with pytest.raises(ValueError, match="every"):
         GradientStatistics(every=every)
+
+
+def test_an_xla_compiled_model_is_observed_too():
+    model = _image_model()
+    x, y = _data(model)
+    model.compile(keras.optimizers.SGD(0.1), cl.losses.SparseCategoricalCrossentropy(),
+                  jit_compile=True)
+    callback = GradientStatistics(every=1, per_example=True)
+    model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[callback])
+    assert model.jit_compile
+    assert {row["step"] for row in callback.rows} == {0, 1}
+    assert callback.per_example_norms["dense"].shape == (BATCH,)
