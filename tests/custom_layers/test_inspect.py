@@ -160,7 +160,20 @@ def test_every_must_be_a_positive_integer(every):
         GradientStatistics(every=every)
 
 
-def test_an_xla_compiled_model_is_observed_too():
+@pytest.fixture
+def without_op_determinism():
+    """Keras compiles nothing with XLA while TensorFlow's op determinism is on
+    (a seeded zoo.train in the same process turns it on for good)."""
+    from tensorflow.python.framework import config
+
+    was_on = config.is_op_determinism_enabled()
+    config.disable_op_determinism()
+    yield
+    if was_on:
+        config.enable_op_determinism()
+
+
+def test_an_xla_compiled_model_is_observed_too(without_op_determinism):
     model = _image_model()
     x, y = _data(model)
     model.compile(keras.optimizers.SGD(0.1), cl.losses.SparseCategoricalCrossentropy(),
