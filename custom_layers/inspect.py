@@ -56,7 +56,7 @@ class UnobservedLayersWarning(UserWarning):
     """GradientStatistics cannot observe some layers of the model (not ``custom_layers``')."""
 
 
-def _custom_layers(model: keras.Model) -> tuple[list[keras.layers.Layer], list[str]]:
+def split_layers(model: keras.Model) -> tuple[list[keras.layers.Layer], list[str]]:
     """The layers of ``model`` (nested models searched) that are custom_layers',
     and the names of the others (input layers aside)."""
     observed, unobserved = [], []
@@ -231,7 +231,7 @@ class GradientStatistics(keras.callbacks.Callback):
     # -- hooking in and out
 
     def on_train_begin(self, logs=None):
-        observed, unobserved = _custom_layers(self.model)
+        observed, unobserved = split_layers(self.model)
         if not observed:
             raise ValueError(
                 "GradientStatistics observes layers of custom_layers, and this model has none: "

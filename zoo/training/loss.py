@@ -5,18 +5,13 @@ from __future__ import annotations
 import keras
 
 import custom_layers
+from custom_layers.inspect import split_layers
 
 
 def built_from_custom_layers(model: keras.Model) -> bool:
     """Whether any layer of ``model`` (nested models searched) is one of
     ``custom_layers``' classes."""
-    stack = list(model.layers)
-    while stack:
-        layer = stack.pop()
-        if type(layer).__module__.startswith("custom_layers."):
-            return True
-        stack.extend(getattr(layer, "layers", ()) if isinstance(layer, keras.Model) else ())
-    return False
+    return bool(split_layers(model)[0])
 
 
 def data_loss(model: keras.Model, reduction: str = "sum_over_batch_size") -> keras.losses.Loss:
