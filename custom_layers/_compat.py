@@ -6,13 +6,16 @@ LoRA weights. :func:`unlocked_state` does the same for ours and fails loudly,
 naming what changed, if a Keras release moves that tracker.
 
 TensorFlow keeps its autodiff's gradient functions in a registry by op type
-(``tensorflow.python.framework.ops._gradient_registry``);
+(``tensorflow.python.framework.ops._gradient_registry``), JAX its JVP rules
+in a dict by primitive (``jax.interpreters.ad.primitive_jvps``);
 :func:`recording_autodiff_gradients` wraps them to record which ones run.
 """
 
 from __future__ import annotations
 
 import contextlib
+
+import keras
 
 
 class UpstreamChanged(RuntimeError):
@@ -39,11 +42,37 @@ def unlocked_state(layer):
 
 @contextlib.contextmanager
 def recording_autodiff_gradients(record):
-    """Inside the block, every call of a gradient function from TensorFlow's
-    registry (its autodiff of a built-in op, by op type) appends that op type
-    to the list ``record``. Gradients written with ``tf.custom_gradient`` are
-    not looked up there, so they are not recorded; the registry is restored
-    on exit."""
+    """Inside the block, every call of a derivative rule of the backend's
+    autodiff appends the name of what it differentiates to the list
+    ``record``: TensorFlow's gradient functions (by op type), JAX's JVP rules
+    (by primitive). Rules written with a custom gradient are not looked up
+    there, so they are not recorded; the registry is restored on exit."""
+    if keras.backend.backend() == "jax":
+        registry, key, names = _jax_jvp_rules()
+    else:
+        registry, key, names = _tensorflow_gradient_functions()
+    originals = {}
+    for entry_key, entry in list(registry.items()):
+        function = entry.get(key) if key is not None else entry
+        if callable(function):
+            originals[entry_key] = function
+            wrapped = _recorded(function, names(entry_key), record)
+            if key is None:
+                registry[entry_key] = wrapped
+            else:
+                entry[key] = wrapped
+    try:
+        yield record
+    finally:
+        for entry_key, function in originals.items():
+            if key is None:
+                registry[entry_key] = function
+            else:
+                registry[entry_key][key] = function
+
+
+def _tensorflow_gradient_functions():
+    """TensorFlow's gradient registry: {op type: {"type": gradient function}}."""
     from tensorflow.python.framework import ops as tf_ops
 
     registry = getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", None)
@@ -52,17 +81,23 @@ def recording_autodiff_gradients(record):
             "tensorflow.python.framework.ops._gradient_registry no longer holds its "
             "gradient functions in a `_registry` dict; custom_layers needs updating "
             "for this TensorFlow release.")
-    originals = {}
-    for op_type, entry in list(registry.items()):
-        function = entry.get("type")
-        if callable(function):
-            originals[op_type] = function
-            entry["type"] = _recorded(function, op_type, record)
-    try:
-        yield record
-    finally:
-        for op_type, function in originals.items():
-            registry[op_type]["type"] = function
+    return registry, "type", str
+
+
+def _jax_jvp_rules():
+    """JAX's JVP rules: {primitive: rule} (``jax.interpreters.ad.primitive_jvps``)."""
+    import jax
+    from jax.interpreters import ad
+
+    # Traces are cached (jax.numpy's jitted functions among them): start from
+    # none, so that every rule of the traced step runs inside the block.
+    jax.clear_caches()
+    registry = getattr(ad, "primitive_jvps", None)
+    if not isinstance(registry, dict) or not registry:
+        raise UpstreamChanged(
+            "jax.interpreters.ad.primitive_jvps is no longer the dict of JVP rules by "
+            "primitive; custom_layers needs updating for this JAX release.")
+    return registry, None, lambda primitive: getattr(primitive, "name", str(primitive))
 
 
 def _recorded(function, op_type, record):

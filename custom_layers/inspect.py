@@ -36,20 +36,32 @@ per-example norms: give it an ``Activation`` layer of its own.
 from __future__ import annotations
 
 import csv
+import importlib
 import math
 import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from custom_layers.arguments import check_int
+from custom_layers.backends import require
 from custom_layers.layers import Conv1D, Conv2D, Dense
 from custom_layers.ops import activations
 
 COLUMNS = ("step", "epoch", "layer", "class", "output_gradient_norm", "weight_gradient_norm",
            "update_ratio", "dead_fraction", "per_example_norm_mean", "per_example_norm_max")
+
+
+class _TensorFlow:
+    """TensorFlow, imported at first use: the statistics are recorded in a
+    TensorFlow training step, and ``split_layers`` serves every backend."""
+
+    def __getattr__(self, name):
+        return getattr(importlib.import_module("tensorflow"), name)
+
+
+tf = _TensorFlow()
 
 
 class UnobservedLayersWarning(UserWarning):
@@ -212,6 +224,8 @@ class GradientStatistics(keras.callbacks.Callback):
     def __init__(self, directory: str | Path | None = None, every: int = 100,
                  per_example: bool = False):
         super().__init__()
+        require("GradientStatistics (it swaps a second, tapped TensorFlow training step into "
+                "fit for the recorded steps)", "tensorflow")
         self.every = check_int(every, "every", minimum=1)
         self.directory = None if directory is None else Path(directory)
         self.per_example = bool(per_example)

@@ -3,14 +3,15 @@
 ``check_gradients`` compares three answers to "what is dE/d(input)?" for
 E = Σ u ⊙ f(inputs) with a random cotangent u:
 
-1. the hand-written backward pass of ``op`` (through ``tf.GradientTape``),
-2. TensorFlow's autodiff of a plain ``reference`` forward, and
-3. optionally, a central finite-difference Jacobian (``tf.test.compute_gradient``)
-   of ``op`` itself, which is independent of any backward pass.
+1. the hand-written backward pass of ``op`` (through the backend's autodiff,
+   which calls it: ``tf.GradientTape`` on TensorFlow, ``jax.vjp`` on JAX),
+2. the backend's autodiff of a plain ``reference`` forward, and
+3. optionally, central finite differences of ``op`` itself (step 1/1024,
+   as ``tf.test.compute_gradient``), which are independent of any backward pass.
 
 ``autodiff_gradients`` answers the other question — "which gradients in
-this training step are *not* written out?" — by recording every gradient
-function TensorFlow's autodiff calls inside a block.
+this training step are *not* written out?" — by recording every derivative
+rule the backend's autodiff calls inside a block.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 from custom_layers._compat import recording_autodiff_gradients
+from custom_layers.backends import kernels
 
-Forward = Callable[..., "tf.Tensor | Sequence[tf.Tensor]"]
+Forward = Callable[..., object]
+FINITE_DIFFERENCE_STEP = 1.0 / 1024  # exactly representable, as tf.test.compute_gradient's
 
 
 class GradientMismatchError(AssertionError):
@@ -49,21 +52,47 @@ def relative_error(actual, expected) -> float:
     return float(np.linalg.norm(actual - expected) / scale)
 
 
-def _as_outputs(value) -> list[tf.Tensor]:
+def _as_outputs(value) -> list:
     if isinstance(value, (list, tuple)):
         return list(value)
     return [value]
 
 
-def _tape_gradients(fn: Forward, inputs: list[tf.Tensor], cotangents) -> list[tf.Tensor]:
-    with tf.GradientTape() as tape:
-        tape.watch(inputs)
+def _projected(fn: Forward, cotangents) -> Callable:
+    """E(inputs) = Σ u ⊙ fn(inputs) over the outputs that carry a cotangent u."""
+
+    def objective(*inputs):
         outputs = _as_outputs(fn(*inputs))
-        objective = tf.add_n(
-            [tf.reduce_sum(out * u) for out, u in zip(outputs, cotangents) if u is not None]
-        )
-    grads = tape.gradient(objective, inputs)
-    return [tf.zeros_like(x) if g is None else tf.convert_to_tensor(g) for g, x in zip(grads, inputs)]
+        return sum(keras.ops.sum(out * u) for out, u in zip(outputs, cotangents)
+                   if u is not None)
+
+    return objective
+
+
+def _finite_differences(objective: Callable, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """dE/d(input) by central differences, one element at a time."""
+    objective = kernels("check_gradients").repeatable(objective)
+    step = FINITE_DIFFERENCE_STEP
+    values = [np.array(x) for x in inputs]
+
+    def evaluate():
+        return float(keras.ops.convert_to_numpy(objective(*[
+            keras.ops.convert_to_tensor(value, value.dtype) for value in values])))
+
+    gradients = []
+    for x in values:
+        gradient = np.zeros(x.shape, np.float64)
+        flat, flat_gradient = x.reshape(-1), gradient.reshape(-1)
+        for index in range(flat.size):
+            original = flat[index]
+            flat[index] = original + step
+            above = evaluate()
+            flat[index] = original - step
+            below = evaluate()
+            flat[index] = original
+            flat_gradient[index] = (above - below) / (2 * step)
+        gradients.append(gradient)
+    return gradients
 
 
 def check_gradients(
@@ -81,8 +110,8 @@ def check_gradients(
 
     Args:
         op: the function under test, ``op(*inputs) -> tensor or tuple``.
-        reference: the same forward written with ordinary TF ops (autodiff
-            supplies its gradient), or None to skip that comparison.
+        reference: the same forward written with ordinary ops (the backend's
+            autodiff supplies its gradient), or None to skip that comparison.
         inputs: float tensors/arrays; use float64 for tight tolerances.
         differentiable_outputs: indices of the outputs that carry gradient
             (default: all); e.g. batch statistics returned beside y do not.
@@ -94,19 +123,21 @@ def check_gradients(
     Returns:
         A :class:`GradientReport` with the relative error of every input.
     """
-    inputs = [tf.convert_to_tensor(x) for x in inputs]
+    backend = kernels("check_gradients")
+    inputs = [keras.ops.convert_to_tensor(x) for x in inputs]
     outputs = _as_outputs(op(*inputs))
     chosen = range(len(outputs)) if differentiable_outputs is None else differentiable_outputs
     generator = np.random.default_rng(seed)
     cotangents = [
-        tf.constant(generator.standard_normal(out.shape), out.dtype) if i in chosen else None
+        keras.ops.convert_to_tensor(generator.standard_normal(tuple(out.shape)), out.dtype)
+        if i in chosen else None
         for i, out in enumerate(outputs)
     ]
     report = GradientReport()
-    hand = _tape_gradients(op, inputs, cotangents)
+    hand = backend.autodiff_gradients(_projected(op, cotangents), inputs)
 
     if reference is not None:
-        auto = _tape_gradients(reference, inputs, cotangents)
+        auto = backend.autodiff_gradients(_projected(reference, cotangents), inputs)
         for index, (h, a) in enumerate(zip(hand, auto)):
             error = relative_error(h, a)
             report.autodiff_error.append(error)
@@ -117,15 +148,10 @@ def check_gradients(
                 )
 
     if numeric:
-        def projected(*xs):
-            outs = _as_outputs(op(*xs))
-            return tf.add_n(
-                [tf.reduce_sum(out * u) for out, u in zip(outs, cotangents) if u is not None]
-            )
-
-        theoretical, numerical = tf.test.compute_gradient(projected, inputs)
-        for index, (t, n, h) in enumerate(zip(theoretical, numerical, hand)):
-            error = relative_error(t, n)
+        numerical = _finite_differences(_projected(op, cotangents),
+                                        [keras.ops.convert_to_numpy(x) for x in inputs])
+        for index, (h, n) in enumerate(zip(hand, numerical)):
+            error = relative_error(h, n)
             report.numeric_error.append(error)
             if error > numeric_rtol:
                 raise GradientMismatchError(
@@ -137,11 +163,13 @@ def check_gradients(
 
 @contextlib.contextmanager
 def autodiff_gradients() -> Iterator[collections.Counter]:
-    """Counts, by op type, the gradient functions of TensorFlow's autodiff
-    called inside the block (e.g. ``{"MatMul": 2, "Relu": 1}``); the
-    backward passes written with ``tf.custom_gradient`` — every op of
-    :mod:`custom_layers.ops` — are not among them. Gradients are built when
-    a step is traced, so trace the step (a first ``fit``) inside the block::
+    """Counts the derivative rules of the backend's autodiff called inside
+    the block, by the operation they differentiate — TensorFlow's gradient
+    functions by op type (e.g. ``{"MatMul": 2, "Relu": 1}``), JAX's JVP rules
+    by primitive (``{"dot_general": 2, ...}``); the backward passes written
+    with ``keras.ops.custom_gradient`` — every op of :mod:`custom_layers.ops` —
+    are not among them. Derivatives are built when a step is traced, so trace
+    the step (a first ``fit``) inside the block::
 
         with autodiff_gradients() as counts:
             model.fit(x, y, epochs=1, verbose=0)

@@ -4,7 +4,6 @@ their ``keras.layers`` twins (:mod:`custom_layers.ops.average_pooling`)."""
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from custom_layers import ops
 from custom_layers.arguments import build_at_init, standardize_data_format
@@ -61,7 +60,7 @@ class BaseGlobalAveragePooling(keras.layers.Layer):
 
     def call(self, inputs, mask=None):
         if mask is not None:  # (batch, steps): true where a step counts
-            mask = tf.expand_dims(mask, 2 if self.data_format == "channels_last" else 1)
+            mask = keras.ops.expand_dims(mask, 2 if self.data_format == "channels_last" else 1)
         return ops.global_avg_pool(inputs, self._steps_axes(), self.keepdims, mask)
 
     def compute_output_shape(self, input_shape):

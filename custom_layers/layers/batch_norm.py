@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops as kops
 
 from custom_layers import ops
+from custom_layers.backends import require
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -50,6 +51,9 @@ class BatchNormalization(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if synchronized:
+            require("BatchNormalization(synchronized=True) (statistics summed over the replicas "
+                    "of a tf.distribute strategy)", "tensorflow")
         self.synchronized = bool(synchronized)
         self.renorm = bool(renorm)
         if self.renorm:
@@ -137,11 +141,13 @@ class BatchNormalization(keras.layers.Layer):
         if mask is not None and len(mask.shape) != len(inputs.shape) - 1:
             raise ValueError("The mask provided should be one dimension less than the inputs. "
                              f"Received: mask.shape={mask.shape}, inputs.shape={inputs.shape}")
-        dtype = keras.backend.result_type(inputs.dtype, "float32")
-        gamma = None if self.gamma is None else tf.cast(self.gamma, dtype)
-        beta = None if self.beta is None else tf.cast(self.beta, dtype)
-        moving_mean = tf.cast(self.moving_mean, dtype)
-        moving_variance = tf.cast(self.moving_variance, dtype)
+        # float16/bfloat16 are normalised in float32, float64 in float64 (keras.backend.
+        # result_type(float64, float32) is float32 on JAX)
+        dtype = "float64" if kops.dtype(inputs) == "float64" else "float32"
+        gamma = None if self.gamma is None else kops.cast(self.gamma, dtype)
+        beta = None if self.beta is None else kops.cast(self.beta, dtype)
+        moving_mean = kops.cast(self.moving_mean, dtype)
+        moving_variance = kops.cast(self.moving_variance, dtype)
 
         if training and self.trainable:
             statistics = None
@@ -154,7 +160,7 @@ class BatchNormalization(keras.layers.Layer):
                 inputs, gamma, beta, self.axis, self.epsilon, mask=mask, statistics=statistics,
                 synchronized=self.synchronized,
             )
-            mean, variance = tf.cast(mean, dtype), tf.cast(variance, dtype)
+            mean, variance = kops.cast(mean, dtype), kops.cast(variance, dtype)
             if self.renorm:
                 self._update_renorm_statistics(mean, variance)
             else:
@@ -166,29 +172,29 @@ class BatchNormalization(keras.layers.Layer):
                 )
         else:
             outputs = ops.batch_norm_inference(
-                tf.cast(inputs, dtype), moving_mean, moving_variance, gamma, beta, self.axis, self.epsilon
+                kops.cast(inputs, dtype), moving_mean, moving_variance, gamma, beta, self.axis, self.epsilon
             )
-        return tf.cast(outputs, self.compute_dtype)
+        return kops.cast(outputs, self.compute_dtype)
 
     def _renorm_scale_and_offset(self, statistics, gamma, beta, dtype):
         """Batch renormalization (Ioffe, 2017): x̂·r·γ + (d·γ + β) with
         r = σ_B/σ and d = (μ_B − μ)/σ against the renorm moving statistics,
         clipped; r and d are constants of the backward pass (stop_gradient),
         so the op's derived gradients pass to γ and β through the products."""
-        mean, variance = (tf.cast(statistic, dtype) for statistic in statistics)
-        stddev = tf.sqrt(variance + self.epsilon)
-        renorm_stddev = tf.maximum(tf.cast(self.renorm_stddev, dtype),
-                                   tf.sqrt(tf.cast(self.epsilon, dtype)))
+        mean, variance = (kops.cast(statistic, dtype) for statistic in statistics)
+        stddev = kops.sqrt(variance + self.epsilon)
+        renorm_stddev = kops.maximum(kops.cast(self.renorm_stddev, dtype),
+                                     kops.sqrt(kops.cast(self.epsilon, dtype)))
         r = stddev / renorm_stddev
-        d = (mean - tf.cast(self.renorm_mean, dtype)) / renorm_stddev
+        d = (mean - kops.cast(self.renorm_mean, dtype)) / renorm_stddev
         clipping = self.renorm_clipping
         if clipping.get("rmin") is not None:
-            r = tf.maximum(r, clipping["rmin"])
+            r = kops.maximum(r, clipping["rmin"])
         if clipping.get("rmax") is not None:
-            r = tf.minimum(r, clipping["rmax"])
+            r = kops.minimum(r, clipping["rmax"])
         if clipping.get("dmax") is not None:
-            d = tf.clip_by_value(d, -clipping["dmax"], clipping["dmax"])
-        r, d = tf.stop_gradient(r), tf.stop_gradient(d)
+            d = kops.clip(d, -clipping["dmax"], clipping["dmax"])
+        r, d = kops.stop_gradient(r), kops.stop_gradient(d)
         scale = r if gamma is None else r * gamma
         offset = d if gamma is None else d * gamma
         return scale, offset if beta is None else offset + beta
@@ -196,15 +202,15 @@ class BatchNormalization(keras.layers.Layer):
     def _update_renorm_statistics(self, mean, variance):
         """Keras' updates: renorm mean and stddev with ``renorm_momentum``; the
         moving mean and stddev with ``momentum``, the variance from the stddev."""
-        stddev = tf.sqrt(variance + self.epsilon)
+        stddev = kops.sqrt(variance + self.epsilon)
         for variable, value, momentum in (
                 (self.renorm_mean, mean, self.renorm_momentum),
                 (self.renorm_stddev, stddev, self.renorm_momentum),
                 (self.moving_mean, mean, self.momentum),
                 (self.moving_stddev, stddev, self.momentum)):
-            variable.assign(tf.cast(variable, value.dtype) * momentum + value * (1.0 - momentum))
-        moving_stddev = tf.cast(self.moving_stddev, stddev.dtype)
-        self.moving_variance.assign(tf.nn.relu(moving_stddev * moving_stddev - self.epsilon))
+            variable.assign(kops.cast(variable, value.dtype) * momentum + value * (1.0 - momentum))
+        moving_stddev = kops.cast(self.moving_stddev, stddev.dtype)
+        self.moving_variance.assign(kops.relu(moving_stddev * moving_stddev - self.epsilon))
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -7,7 +7,6 @@ classes only say how many spatial axes there are and which op to run.
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from custom_layers import ops
 from custom_layers.ops import activations
@@ -127,7 +126,7 @@ class BaseConv(LoRAKernel, keras.layers.Layer):
     def call(self, inputs):
         if self.data_format == "channels_first":  # the ops take channels last
             inputs = ops.transpose(inputs, [0, *range(2, self.rank + 2), 1])
-        kernel = tf.convert_to_tensor(self.kernel)
+        kernel = keras.ops.convert_to_tensor(self.kernel)
         if self.groups == 1:
             outputs = self.convolve(inputs, kernel)
         else:
@@ -138,7 +137,7 @@ class BaseConv(LoRAKernel, keras.layers.Layer):
                     ops.split(inputs, self.groups), ops.split(kernel, self.groups))
             ])
         if self.use_bias:
-            outputs = ops.bias_add(outputs, tf.convert_to_tensor(self.bias))
+            outputs = ops.bias_add(outputs, keras.ops.convert_to_tensor(self.bias))
         if self.activation is not None:  # Keras lets it be set to None after construction
             outputs = self.activation(outputs)
         if self.data_format == "channels_first":

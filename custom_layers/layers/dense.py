@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from custom_layers import ops
+from custom_layers.backends import kernels
 from custom_layers.ops import activations
 from custom_layers.arguments import not_implemented_unless_default, positive_int
 from custom_layers.layers.lora import LoRAKernel
@@ -81,20 +81,20 @@ class Dense(LoRAKernel, keras.layers.Layer):
         self._build_lora(keep_alpha=False)  # Keras' Dense builds with α = r
 
     def call(self, inputs):
-        if isinstance(inputs, tf.SparseTensor):
-            bias = None if self.bias is None else tf.convert_to_tensor(self.bias)
-            outputs = ops.dense(tf.cast(inputs, self.compute_dtype),
-                                tf.convert_to_tensor(self.kernel), bias)
+        bias = None if self.bias is None else keras.ops.convert_to_tensor(self.bias)
+        kernel = keras.ops.convert_to_tensor(self.kernel)
+        if kernels("dense").is_sparse(inputs):
+            outputs = ops.dense(keras.ops.cast(inputs, self.compute_dtype), kernel, bias)
             return outputs if self.activation is None else self.activation(outputs)
-        inputs = tf.convert_to_tensor(inputs)
-        if not inputs.dtype.is_floating:
+        inputs = keras.ops.convert_to_tensor(inputs)
+        dtype = keras.ops.dtype(inputs)
+        if not dtype.startswith(("float", "bfloat")):
             # keras.layers.Dense promotes integer inputs to its float dtype.
-            if not (inputs.dtype.is_integer or inputs.dtype == tf.bool):
+            if not (dtype.startswith(("int", "uint")) or dtype == "bool"):
                 raise TypeError(f"Dense {self.name!r} expects numeric inputs (float or int), "
-                                f"received dtype {inputs.dtype.name}.")
-            inputs = tf.cast(inputs, self.compute_dtype)
-        bias = None if self.bias is None else tf.convert_to_tensor(self.bias)
-        outputs = ops.dense(inputs, tf.convert_to_tensor(self.kernel), bias)
+                                f"received dtype {dtype}.")
+            inputs = keras.ops.cast(inputs, self.compute_dtype)
+        outputs = ops.dense(inputs, kernel, bias)
         return outputs if self.activation is None else self.activation(outputs)
 
     def compute_output_shape(self, input_shape):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from custom_layers import ops
 from custom_layers.arguments import build_at_init
@@ -14,9 +13,10 @@ class Dropout(keras.layers.Layer):
     """Drops each unit with probability ``rate`` while training and scales the
     kept ones by 1/(1 − rate); the identity at inference.
 
-    The keep-mask is drawn exactly as Keras draws it (a uniform sample from a
-    ``keras.random.SeedGenerator``, kept where ≥ rate), so a layer seeded like
-    a ``keras.layers.Dropout`` drops the same units.
+    The keep-mask is drawn by Keras' own dropout from a
+    ``keras.random.SeedGenerator`` (:meth:`keep_mask`), outside the op, so a
+    layer seeded like a ``keras.layers.Dropout`` drops the same units and a
+    compiled step draws a new mask every step.
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
@@ -34,18 +34,25 @@ class Dropout(keras.layers.Layer):
 
     def _concrete_noise_shape(self, inputs):
         if self.noise_shape is None:
-            return tf.shape(inputs)
-        dynamic = tf.shape(inputs)
-        return tf.stack([dynamic[i] if size is None else size
-                         for i, size in enumerate(self.noise_shape)])
+            return keras.ops.shape(inputs)
+        dynamic = keras.ops.shape(inputs)
+        return tuple(dynamic[i] if size is None else size
+                     for i, size in enumerate(self.noise_shape))
+
+    def keep_mask(self, inputs):
+        """m: true where a unit is kept, drawn by Keras' own dropout (each backend
+        draws its own way) from the layer's seed generator, so a layer seeded like
+        a ``keras.layers.Dropout`` drops the same units on every backend."""
+        ones = keras.ops.ones(self._concrete_noise_shape(inputs), inputs.dtype)
+        return keras.ops.not_equal(
+            keras.random.dropout(ones, self.rate, seed=self.seed_generator), 0)
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             return inputs
-        uniform = keras.random.uniform(
-            self._concrete_noise_shape(inputs), dtype=inputs.dtype, seed=self.seed_generator
-        )
-        return ops.dropout(inputs, uniform >= self.rate, self.rate)
+        if self.rate == 1:  # every unit dropped: y = 0, dE/dx = 0
+            return ops.dropout(inputs, keras.ops.zeros_like(inputs, "bool"), self.rate)
+        return ops.dropout(inputs, self.keep_mask(inputs), self.rate)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from custom_layers import ops
 from custom_layers.arguments import build_at_init
@@ -26,10 +25,7 @@ class Add(keras.layers.Layer):
         return ops.add(inputs)
 
     def compute_output_shape(self, input_shape):
-        shape = tf.TensorShape(input_shape[0])
-        for other in input_shape[1:]:
-            shape = tf.broadcast_static_shape(shape, tf.TensorShape(other))
-        return tuple(shape.as_list())
+        return broadcast_shapes(input_shape)
 
     def compute_mask(self, inputs, mask=None):
         if mask is None or all(m is None for m in mask):
@@ -37,5 +33,23 @@ class Add(keras.layers.Layer):
         masks = [m for m in mask if m is not None]
         combined = masks[0]
         for m in masks[1:]:
-            combined = tf.logical_and(combined, m)
+            combined = keras.ops.logical_and(combined, m)
         return combined
+
+
+def broadcast_shapes(shapes) -> tuple:
+    """The shape the given shapes broadcast to (None where unknown); Keras'
+    error for shapes that do not broadcast."""
+    rank = max(len(shape) for shape in shapes)
+    result = []
+    for sizes in zip(*[(1,) * (rank - len(shape)) + tuple(shape) for shape in shapes]):
+        known = {size for size in sizes if size is not None and size != 1}
+        if len(known) > 1:
+            raise ValueError(f"Inputs have incompatible shapes. Received shapes {list(shapes)}")
+        if known:
+            result.append(known.pop())
+        elif None in sizes:
+            result.append(None)
+        else:
+            result.append(1)
+    return tuple(result)

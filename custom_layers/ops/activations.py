@@ -14,11 +14,13 @@ pair (g, g'):
     silu        g = z·σ(z)                     g' = σ(z)(1 + z(1 − σ(z)))
     gelu        g = z·Φ(z)                     g' = Φ(z) + z·φ(z)            (Φ, φ: the normal cdf, pdf)
 
-Where TensorFlow has a kernel that computes exactly the product
-upstream · g' in one sweep (``ReluGrad``, ``SigmoidGrad``, ``TanhGrad``,
-``EluGrad``, ``LeakyReluGrad``, ``SoftplusGrad``), the backward runs it — as
-the convolutions run their derived sums through ``Conv2DBackpropFilter`` —
-instead of the two or three element-wise ops the formula would take.
+Where the backend has a kernel that computes exactly the product
+upstream · g' in one sweep (TensorFlow's ``ReluGrad``, ``SigmoidGrad``,
+``TanhGrad``, ``EluGrad``, ``LeakyReluGrad``, ``SoftplusGrad``; on JAX the
+formula, which XLA fuses into one sweep), the backward runs it through
+:mod:`custom_layers.backends` — as the convolutions run their derived sums
+through ``Conv2DBackpropFilter`` — instead of the two or three element-wise
+ops the formula would take eagerly.
 
 softmax is not element-wise: y = softmax(z) along the last axis has the
 Jacobian ∂y_i/∂z_j = y_i(δ_ij − y_j), whose product with the upstream
@@ -34,7 +36,7 @@ the probabilities saturate.
 
 A layer's ``activation=`` argument (:func:`layer_activation`) takes these
 by name or as Keras' function objects; any other activation Keras knows is
-applied as Keras' function, its gradient then TensorFlow's autodiff.
+applied as Keras' function, its gradient then the backend's autodiff.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ import math
 from typing import Callable
 
 import keras
-import tensorflow as tf
+from keras import ops
+
+from custom_layers.backends import kernels
+from custom_layers.ops._gradient import custom_gradient
 
 LEAKY_RELU_SLOPE = 0.2  # keras.activations.leaky_relu's default
 ELU_ALPHA = 1.0
@@ -52,7 +57,7 @@ ELU_ALPHA = 1.0
 def _elementwise(forward: Callable, derivative: Callable) -> Callable:
     """An op y = g(z) whose backward is upstream · g'(z, y)."""
 
-    @tf.custom_gradient
+    @custom_gradient
     def op(z):
         y = forward(z)
 
@@ -64,115 +69,115 @@ def _elementwise(forward: Callable, derivative: Callable) -> Callable:
     return op
 
 
-def linear(z: tf.Tensor) -> tf.Tensor:
+def linear(z):
     """g = z, g' = 1: the identity (no op is recorded)."""
     return z
 
 
-def _fused(forward: Callable, backward: Callable) -> Callable:
-    """An op y = g(z) whose backward is ``backward(upstream, z, y)``, a kernel
-    computing upstream · g'(z) in one sweep."""
+def _fused(name: str, forward: Callable, backward: Callable) -> Callable:
+    """An op y = g(z) whose backward is ``backward(kernels, upstream, z, y)``,
+    a kernel of the backend computing upstream · g'(z) in one sweep."""
 
-    @tf.custom_gradient
+    @custom_gradient
     def op(z):
         y = forward(z)
+        backend = kernels(name)
 
         def grad(upstream):
-            return backward(upstream, z, y)
+            return backward(backend, upstream, z, y)
 
         return y, grad
 
     return op
 
 
-def relu(z: tf.Tensor) -> tf.Tensor:
+def relu(z):
     """g = max(z, 0); dE/dz = dE/dy · 1[z > 0] = dE/dy · 1[y > 0] (``ReluGrad``
     on the output, so the input need not be kept)."""
-    return _fused(tf.nn.relu, lambda g, z, y: tf.raw_ops.ReluGrad(gradients=g, features=y))(z)
+    return _fused("relu", ops.relu, lambda k, g, z, y: k.relu_backprop(g, y))(z)
 
 
-def leaky_relu(z: tf.Tensor, negative_slope: float = LEAKY_RELU_SLOPE) -> tf.Tensor:
+def leaky_relu(z, negative_slope: float = LEAKY_RELU_SLOPE):
     """g = z (z > 0) or a·z; g' = 1 or a (``LeakyReluGrad``)."""
-    return _fused(lambda z: tf.nn.leaky_relu(z, negative_slope),
-                  lambda g, z, y: tf.raw_ops.LeakyReluGrad(gradients=g, features=z,
-                                                           alpha=negative_slope))(z)
+    return _fused("leaky_relu", lambda z: ops.leaky_relu(z, negative_slope),
+                  lambda k, g, z, y: k.leaky_relu_backprop(g, z, negative_slope))(z)
 
 
-def elu(z: tf.Tensor, alpha: float = ELU_ALPHA) -> tf.Tensor:
+def elu(z, alpha: float = ELU_ALPHA):
     """g = z (z > 0) or a(eᶻ − 1); g' = 1 or g + a (``EluGrad`` for a = 1)."""
     if alpha == 1.0:
-        return _fused(tf.nn.elu, lambda g, z, y: tf.raw_ops.EluGrad(gradients=g, outputs=y))(z)
-    a = tf.constant(alpha, z.dtype)
-    return _elementwise(lambda z: tf.where(z > 0, z, a * (tf.exp(tf.minimum(z, 0)) - 1)),
-                        lambda z, y: tf.where(z > 0, tf.ones([], z.dtype), y + a))(z)
+        return _fused("elu", ops.elu, lambda k, g, z, y: k.elu_backprop(g, y))(z)
+    a = ops.convert_to_tensor(alpha, z.dtype)
+    return _elementwise(lambda z: ops.where(z > 0, z, a * (ops.exp(ops.minimum(z, 0)) - 1)),
+                        lambda z, y: ops.where(z > 0, ops.ones((), z.dtype), y + a))(z)
 
 
-def sigmoid(z: tf.Tensor) -> tf.Tensor:
+def sigmoid(z):
     """g = σ(z); g' = σ(1 − σ), from the output alone (``SigmoidGrad``)."""
-    return _fused(tf.math.sigmoid, lambda g, z, y: tf.raw_ops.SigmoidGrad(y=y, dy=g))(z)
+    return _fused("sigmoid", ops.sigmoid, lambda k, g, z, y: k.sigmoid_backprop(g, y))(z)
 
 
-def tanh(z: tf.Tensor) -> tf.Tensor:
+def tanh(z):
     """g = tanh z; g' = 1 − tanh², from the output alone (``TanhGrad``)."""
-    return _fused(tf.math.tanh, lambda g, z, y: tf.raw_ops.TanhGrad(y=y, dy=g))(z)
+    return _fused("tanh", lambda z: kernels("tanh").tanh(z),
+                  lambda k, g, z, y: k.tanh_backprop(g, y))(z)
 
 
-def softplus(z: tf.Tensor) -> tf.Tensor:
+def softplus(z):
     """g = log(1 + eᶻ); g' = σ(z) (``SoftplusGrad``)."""
-    return _fused(tf.math.softplus,
-                  lambda g, z, y: tf.raw_ops.SoftplusGrad(gradients=g, features=z))(z)
+    return _fused("softplus", ops.softplus, lambda k, g, z, y: k.softplus_backprop(g, z))(z)
 
 
-def silu(z: tf.Tensor) -> tf.Tensor:
+def silu(z):
     """g = z·σ(z); g' = σ(z)(1 + z(1 − σ(z)))."""
 
     def derivative(z, y):
-        s = tf.math.sigmoid(z)
+        s = ops.sigmoid(z)
         return s * (1 + z * (1 - s))
 
-    return _elementwise(lambda z: z * tf.math.sigmoid(z), derivative)(z)
+    return _elementwise(lambda z: z * ops.sigmoid(z), derivative)(z)
 
 
-def gelu(z: tf.Tensor) -> tf.Tensor:
+def gelu(z):
     """g = z·Φ(z) (exact, as Keras' default); g' = Φ(z) + z·φ(z)."""
-    inv_sqrt2 = tf.constant(1 / math.sqrt(2), z.dtype)
-    inv_sqrt_2pi = tf.constant(1 / math.sqrt(2 * math.pi), z.dtype)
+    inv_sqrt2 = ops.convert_to_tensor(1 / math.sqrt(2), z.dtype)
+    inv_sqrt_2pi = ops.convert_to_tensor(1 / math.sqrt(2 * math.pi), z.dtype)
 
     def cdf(z):
-        return 0.5 * (1 + tf.math.erf(z * inv_sqrt2))
+        return 0.5 * (1 + ops.erf(z * inv_sqrt2))
 
     return _elementwise(lambda z: z * cdf(z),
-                        lambda z, y: cdf(z) + z * inv_sqrt_2pi * tf.exp(-0.5 * tf.square(z)))(z)
+                        lambda z, y: cdf(z) + z * inv_sqrt_2pi * ops.exp(-0.5 * ops.square(z)))(z)
 
 
-def softmax(z: tf.Tensor) -> tf.Tensor:
+def softmax(z):
     """y = softmax(z) over the last axis; dE/dz = y ⊙ (g − Σ g ⊙ y)."""
 
-    @tf.custom_gradient
+    @custom_gradient
     def op(z):
-        y = tf.nn.softmax(z, axis=-1)
+        y = ops.softmax(z, axis=-1)
 
         def grad(upstream):
-            return y * (upstream - tf.reduce_sum(upstream * y, axis=-1, keepdims=True))
+            return y * (upstream - ops.sum(upstream * y, axis=-1, keepdims=True))
 
         return y, grad
 
     y = op(z)
-    try:  # graph tensors carry attributes; eager tensors do not
+    try:  # TensorFlow's graph tensors carry attributes; eager tensors and JAX arrays do not
         y._keras_logits = z
     except AttributeError:
         pass
     return y
 
 
-ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
+ACTIVATIONS: dict[str, Callable] = {
     "linear": linear, "relu": relu, "leaky_relu": leaky_relu, "elu": elu,
     "sigmoid": sigmoid, "tanh": tanh, "softplus": softplus, "silu": silu, "gelu": gelu,
     "softmax": softmax,
 }
 
 
-def get(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
+def get(name: str) -> Callable:
     """The activation called ``name`` (None: linear); a ValueError lists the known ones."""
     if name is None:
         return linear
@@ -182,7 +187,7 @@ def get(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
     return ACTIVATIONS[name]
 
 
-def layer_activation(activation) -> Callable[[tf.Tensor], tf.Tensor]:
+def layer_activation(activation) -> Callable:
     """What a layer's ``activation=`` argument applies: the function above
     for one of their names or for Keras' function of the same name (None:
     linear); any other activation Keras knows (a name, or a callable) is

@@ -16,19 +16,21 @@ so the forward and backward passes see the very same units dropped.
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
+
+from custom_layers.ops._gradient import custom_gradient
 
 
-def dropout(x: tf.Tensor, keep_mask: tf.Tensor, rate: float) -> tf.Tensor:
+def dropout(x, keep_mask, rate: float):
     """y = x ⊙ m / (1 − r); dE/dx = dE/dy ⊙ m / (1 − r). ``keep_mask`` is 0/1
     (or bool) and broadcasts against ``x`` (dropout's ``noise_shape``)."""
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"Invalid dropout rate: expected 0 <= rate <= 1, received rate={rate}.")
     scale = 0.0 if rate == 1.0 else 1.0 / (1.0 - rate)
 
-    @tf.custom_gradient
+    @custom_gradient
     def forward(x):
-        scaled_mask = tf.cast(keep_mask, x.dtype) * tf.constant(scale, x.dtype)
+        scaled_mask = ops.cast(keep_mask, x.dtype) * ops.convert_to_tensor(scale, x.dtype)
         y = x * scaled_mask
 
         def grad(upstream):

@@ -18,31 +18,32 @@ dense layer's dE/dx = dE/dy·Wᵀ and dE/dW = xᵀ·dE/dy.
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
+
+from custom_layers.ops._gradient import custom_gradient
 
 
-def lora_kernel(kernel: tf.Tensor, lora_a: tf.Tensor, lora_b: tf.Tensor,
-                scale: float) -> tf.Tensor:
+def lora_kernel(kernel, lora_a, lora_b, scale: float):
     """W' = W + s·A·B for a kernel of any rank (its last axis the outputs);
     the gradients of W, A and B as the module docstring derives them."""
-    kernel = tf.convert_to_tensor(kernel)
-    lora_a = tf.cast(tf.convert_to_tensor(lora_a), kernel.dtype)
-    lora_b = tf.cast(tf.convert_to_tensor(lora_b), kernel.dtype)
+    kernel = ops.convert_to_tensor(kernel)
+    lora_a = ops.cast(ops.convert_to_tensor(lora_a), kernel.dtype)
+    lora_b = ops.cast(ops.convert_to_tensor(lora_b), kernel.dtype)
     units = kernel.shape[-1]
     rank = lora_b.shape[0]
 
-    @tf.custom_gradient
+    @custom_gradient
     def forward(kernel, lora_a, lora_b):
-        a_matrix = tf.reshape(lora_a, [-1, rank])
-        update = tf.reshape(tf.matmul(a_matrix, lora_b), tf.shape(kernel))
-        merged = kernel + tf.constant(scale, kernel.dtype) * update
+        a_matrix = ops.reshape(lora_a, (-1, rank))
+        update = ops.reshape(ops.matmul(a_matrix, lora_b), kernel.shape)
+        merged = kernel + ops.convert_to_tensor(scale, kernel.dtype) * update
 
         def grad(upstream):
-            g_matrix = tf.reshape(upstream, [-1, units])
-            s = tf.constant(scale, upstream.dtype)
-            grad_a = s * tf.matmul(g_matrix, lora_b, transpose_b=True)
-            grad_b = s * tf.matmul(a_matrix, g_matrix, transpose_a=True)
-            return upstream, tf.reshape(grad_a, tf.shape(lora_a)), grad_b
+            g_matrix = ops.reshape(upstream, (-1, units))
+            s = ops.convert_to_tensor(scale, upstream.dtype)
+            grad_a = s * ops.matmul(g_matrix, ops.transpose(lora_b))
+            grad_b = s * ops.matmul(ops.transpose(a_matrix), g_matrix)
+            return upstream, ops.reshape(grad_a, lora_a.shape), grad_b
 
         return merged, grad
 

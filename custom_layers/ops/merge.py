@@ -7,26 +7,26 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import tensorflow as tf
+from keras import ops
+
+from custom_layers.backends import kernels
+from custom_layers.ops._gradient import custom_gradient
 
 
-def add(inputs: Sequence[tf.Tensor]) -> tf.Tensor:
+def add(inputs: Sequence):
     """y = x_1 + … + x_n (broadcasting); dE/dx_k = dE/dy summed back to x_k's shape."""
-    inputs = [tf.convert_to_tensor(x) for x in inputs]
+    inputs = [ops.convert_to_tensor(x) for x in inputs]
+    backend = kernels("add")
 
-    @tf.custom_gradient
+    @custom_gradient
     def forward(*inputs):
         y = inputs[0]
         for x in inputs[1:]:
             y = y + x
 
         def grad(upstream):
-            gradients = []
-            for x in inputs:
-                # The axes x was broadcast along (TensorFlow's own bookkeeping of them).
-                _, broadcast_axes = tf.raw_ops.BroadcastGradientArgs(s0=tf.shape(y), s1=tf.shape(x))
-                gradients.append(tf.reshape(tf.reduce_sum(upstream, broadcast_axes), tf.shape(x)))
-            return gradients
+            # The axes each x was broadcast along: the backend's bookkeeping of them.
+            return [backend.sum_to_shape(upstream, x) for x in inputs]
 
         return y, grad
 

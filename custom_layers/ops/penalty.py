@@ -9,20 +9,22 @@ so a step of gradient descent on E shrinks every weight by the factor
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
+
+from custom_layers.ops._gradient import custom_gradient
 
 
-def l2_penalty(w: tf.Tensor, l2: float) -> tf.Tensor:
+def l2_penalty(w, l2: float):
     """λ‖w‖² (a scalar); its gradient 2λw."""
-    w = tf.convert_to_tensor(w)
+    w = ops.convert_to_tensor(w)
 
-    @tf.custom_gradient
+    @custom_gradient
     def penalty(w):
-        l2_w = tf.constant(l2, w.dtype)
+        l2_w = ops.convert_to_tensor(l2, w.dtype)
 
         def grad(upstream):
             return upstream * (2.0 * l2_w) * w
 
-        return l2_w * tf.reduce_sum(tf.square(w)), grad
+        return l2_w * ops.sum(ops.square(w)), grad
 
     return penalty(w)

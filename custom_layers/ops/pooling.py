@@ -11,47 +11,44 @@ of every window it won:
 
     dE/dx[m, n] = Σ_{(p, q): argmax window(p, q) = (m, n)} dE/dy[p, q].
 
-TensorFlow's ``MaxPoolGrad`` kernel computes exactly this routing (ties go to
-the first maximum in the window) and, unlike ``max_pool_with_argmax``, it
-compiles under XLA, so it is the backward used here. 1-D pooling is 2-D pooling
-of a height-1 image.
+Each backend has a kernel that computes exactly this routing, ties going to the
+first maximum in the window (:mod:`custom_layers.backends`): TensorFlow's
+``MaxPoolGrad`` (which, unlike ``max_pool_with_argmax``, compiles under XLA),
+XLA's ``SelectAndScatter`` on JAX. 1-D pooling is 2-D pooling of a height-1
+image.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-import tensorflow as tf
-
+from custom_layers.backends import kernels
+from custom_layers.ops._gradient import custom_gradient
 from custom_layers.ops.reshaping import expand_dims, squeeze
 
-_TF_PADDING = {"valid": "VALID", "same": "SAME"}
+PADDINGS = ("valid", "same")
 
 
 def max_pool2d(
-    x: tf.Tensor,
+    x,
     pool_size: Sequence[int] = (2, 2),
     strides: Sequence[int] | None = None,
     padding: str = "valid",
-) -> tf.Tensor:
+):
     """Max over (pool_size) windows of NHWC ``x``; the gradient goes to the
     argmax of each window (dE/dx[m,n] = Σ dE/dy[p,q] over windows won)."""
-    if padding not in _TF_PADDING:
+    if padding not in PADDINGS:
         raise ValueError(f"Invalid padding {padding!r}. Expected one of 'valid', 'same'.")
-    strides = pool_size if strides is None else strides
-    ksize = [1, *pool_size, 1]
-    strides4 = [1, *strides, 1]
-    tf_padding = _TF_PADDING[padding]
+    pool_size = tuple(pool_size)
+    strides = pool_size if strides is None else tuple(strides)
+    backend = kernels("max_pool2d")
 
-    @tf.custom_gradient
+    @custom_gradient
     def forward(x):
-        y = tf.nn.max_pool2d(x, ksize, strides4, tf_padding)
+        y = backend.max_pool2d(x, pool_size, strides, padding)
 
         def grad(upstream):
-            return tf.raw_ops.MaxPoolGrad(
-                orig_input=x, orig_output=y, grad=upstream,
-                ksize=ksize, strides=strides4, padding=tf_padding,
-            )
+            return backend.max_pool2d_backprop(x, y, upstream, pool_size, strides, padding)
 
         return y, grad
 
@@ -59,11 +56,11 @@ def max_pool2d(
 
 
 def max_pool1d(
-    x: tf.Tensor,
+    x,
     pool_size: int = 2,
     strides: int | None = None,
     padding: str = "valid",
-) -> tf.Tensor:
+):
     """Max over windows of NWC ``x``: the 2-D op on a height-1 image."""
     strides = pool_size if strides is None else strides
     y = max_pool2d(expand_dims(x, 1), (1, pool_size), (1, strides), padding)

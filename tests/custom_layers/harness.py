@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import custom_layers
+from custom_layers.backends import kernels
 
 
 @dataclass(frozen=True)
@@ -200,12 +200,45 @@ def all_layers_model(input_shape=(8, 8, 2), num_classes=3) -> keras.Model:
 
 def trainable_gradients(layer, x, training):
     """(output, dE/dx, [dE/dw for trainable w]) for E = Σ u ⊙ layer(x) with a
-    fixed random cotangent u."""
-    x = tf.convert_to_tensor(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = layer(x, training=training)
-        u = tf.constant(np.random.default_rng(1).standard_normal(y.shape), y.dtype)
-        objective = tf.reduce_sum(tf.cast(y, tf.float32) * tf.cast(u, tf.float32))
-    grads = tape.gradient(objective, [x, *layer.trainable_variables])
+    fixed random cotangent u, taken by the backend's autodiff (which runs the
+    layer's hand-written backward); the layer's state (moving statistics,
+    seed) advances as a call does."""
+    u_for = lambda y: np.random.default_rng(1).standard_normal(tuple(y.shape))  # noqa: E731
+    if keras.backend.backend() == "tensorflow":  # a call under the tape: autocast and all
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=training)
+            objective = tf.reduce_sum(tf.cast(y, tf.float32) * tf.constant(u_for(y), tf.float32))
+        grads = tape.gradient(objective, [x, *layer.trainable_variables])
+        return y, grads[0], grads[1:]
+    # JAX: the call as a pure function of the weights (float policies only)
+    x = keras.ops.convert_to_tensor(x)
+    kwargs = {"training": training} if accepts_training(layer) else {}
+    trainable = [keras.ops.convert_to_tensor(v) for v in layer.trainable_variables]
+    state = [keras.ops.convert_to_tensor(v) for v in layer.non_trainable_variables]
+    y, new_state = layer.stateless_call(trainable, state, x, **kwargs)
+    u = keras.ops.convert_to_tensor(u_for(y), "float32")
+
+    def objective(x, *weights):
+        outputs, _ = layer.stateless_call(list(weights), state, x, **kwargs)
+        return keras.ops.sum(keras.ops.cast(outputs, "float32") * u)
+
+    grads = kernels("dense").autodiff_gradients(objective, [x, *trainable])
+    for variable, value in zip(layer.non_trainable_variables, new_state):
+        variable.assign(value)
     return y, grads[0], grads[1:]
+
+
+def compiled(function):
+    """``function`` compiled with XLA by the backend (``tf.function(jit_compile=True)``,
+    ``jax.jit``)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(function)
+    import tensorflow as tf
+
+    return tf.function(function, jit_compile=True)

@@ -252,3 +252,12 @@ def test_synchronized_statistics_and_gradients_equal_keras_across_two_replicas()
     for expected, actual in zip(layers[0].non_trainable_weights, layers[1].non_trainable_weights):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(layers[1].moving_mean.numpy(), 0.5 * x[:4].mean(axis=(0, 1, 2)))
+
+
+def test_synchronized_statistics_off_tensorflow_are_refused_naming_both_backends(monkeypatch):
+    from custom_layers import backends
+
+    monkeypatch.setattr(backends, "backend", lambda: "jax")
+    with pytest.raises(ValueError, match="synchronized=True.*needs the tensorflow backend; "
+                                         "the backend in use is 'jax'"):
+        custom_layers.BatchNormalization(synchronized=True)

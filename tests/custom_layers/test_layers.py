@@ -9,14 +9,16 @@
 - the layer's forward and backward compile under XLA and agree with eager.
 """
 
+import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from custom_layers.backends import kernels
 from custom_layers.testing import check_gradients
 from tests.custom_layers.harness import (
     accepts_training,
     build_pair,
+    compiled,
     distinct_values,
     layer_cases,
     layer_cases_and_modes,
@@ -33,7 +35,7 @@ def _call_kwargs(layer, training):
 def _as_function_of_weights(layer, training):
     """layer(x) as a pure function f(x, *trainable_weights), the non-trainable
     state (moving statistics, dropout seed) frozen at its current value."""
-    frozen = [tf.convert_to_tensor(v) for v in layer.non_trainable_variables]
+    frozen = [keras.ops.convert_to_tensor(v) for v in layer.non_trainable_variables]
     kwargs = _call_kwargs(layer, training)
 
     def forward(x, *weights):
@@ -62,7 +64,7 @@ def test_weights_and_output_shape_match_keras(case):
 def test_gradients_float64_match_autodiff_and_finite_differences(case, training):
     custom, builtin = build_pair(case, dtype="float64")
     x = distinct_values(case.input_shape, seed=2, dtype="float64")
-    weights = [w.numpy() for w in builtin.trainable_variables]
+    weights = [keras.ops.convert_to_numpy(w) for w in builtin.trainable_variables]
     report = check_gradients(
         _as_function_of_weights(custom, training),
         _as_function_of_weights(builtin, training),
@@ -81,7 +83,7 @@ def test_outputs_and_gradients_match_keras_float32(case, training):
     x = distinct_values(case.input_shape, seed=3)
     y_custom, dx_custom, dw_custom = trainable_gradients(custom, x, training)
     y_builtin, dx_builtin, dw_builtin = trainable_gradients(builtin, x, training)
-    assert y_custom.dtype == y_builtin.dtype == tf.float32
+    assert keras.ops.dtype(y_custom) == keras.ops.dtype(y_builtin) == "float32"
     np.testing.assert_allclose(y_custom, y_builtin, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dx_custom, dx_builtin, rtol=1e-5, atol=1e-5)
     assert len(dw_custom) == len(dw_builtin)
@@ -96,21 +98,26 @@ def test_outputs_and_gradients_match_keras_float32(case, training):
 @layer_cases()
 def test_forward_and_backward_compile_under_xla(case):
     custom, _ = build_pair(case)
-    x = tf.constant(distinct_values(case.input_shape, seed=4))
-    # Inference mode: the same computation eagerly and compiled (training mode
-    # of the stochastic layers would draw a new mask per call).
+    x = keras.ops.convert_to_tensor(distinct_values(case.input_shape, seed=4))
+    # The same pure step (forward and backward from one state) eagerly and
+    # compiled; training mode draws the stochastic layers' masks from the state.
     training = not case.stochastic
+    kwargs = {"training": training} if accepts_training(custom) else {}
+    state = [keras.ops.convert_to_tensor(v) for v in custom.non_trainable_variables]
+    weights = [keras.ops.convert_to_tensor(v) for v in custom.trainable_variables]
+    y = custom.stateless_call(weights, state, x, **kwargs)[0]
+    u = keras.ops.convert_to_tensor(np.random.default_rng(1).standard_normal(tuple(y.shape)),
+                                    "float32")
 
-    def step(x):
-        return trainable_gradients(custom, x, training)
+    def objective(x, *weights):
+        outputs, _ = custom.stateless_call(list(weights), state, x, **kwargs)
+        return keras.ops.sum(outputs * u)
 
-    if case.name == "BatchNormalization":
-        # A training step updates the moving statistics; compare from one state.
-        state = custom.get_weights()
-        eager = step(x)
-        custom.set_weights(state)
-    else:
-        eager = step(x)
-    compiled = tf.function(step, jit_compile=True)(x)
-    for actual, expected in zip(tf.nest.flatten(compiled), tf.nest.flatten(eager)):
+    def step(x, *weights):
+        return [objective(x, *weights),
+                *kernels("dense").autodiff_gradients(objective, [x, *weights])]
+
+    eager = step(x, *weights)
+    xla = compiled(step)(x, *weights)
+    for actual, expected in zip(xla, eager):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)

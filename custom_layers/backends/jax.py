@@ -1,0 +1,209 @@
+"""JAX's (XLA's) kernels for the derived quantities (see :mod:`custom_layers.backends`).
+
+The convolution's two sums are themselves convolutions (``lax.conv_general_dilated``):
+dE/dx correlates dE/dy, dilated by the stride, with the flipped kernel; dE/dw
+correlates x with dE/dy as the kernel, the batch axis playing the channel
+axis. Max pooling's "send dE/dy to the argmax" is XLA's ``SelectAndScatter``
+(the public primitive ``lax.select_and_scatter_add_p``). Where XLA has no
+dedicated kernel (the activations' g', a bias's sum), the function is the
+formula in ``jax.numpy``, which XLA fuses into one sweep. Imported only when
+Keras runs on JAX.
+"""
+
+from __future__ import annotations
+
+import jax
+import keras
+import jax.numpy as jnp
+from jax import lax
+
+FUSED_BATCH_NORM = False  # no fused batch-norm kernel: the written-out reference runs
+SYNCHRONIZED_BATCH_NORM = False  # no replica context to sum over inside a Keras layer
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _dilated(size: int, dilation: int) -> int:
+    return 0 if size == 0 else (size - 1) * dilation + 1
+
+
+def _pairs(padding, sizes, window, strides):
+    """Explicit (before, after) amounts for "valid"/"same" (TensorFlow's split,
+    the odd pixel after) or the given pairs."""
+    if isinstance(padding, str):
+        return [tuple(p) for p in lax.padtype_to_pads(sizes, window, strides, padding.upper())]
+    return [tuple(p) for p in padding]
+
+
+def _conv_pads(x_shape, kernel_shape, strides, dilation_rate, padding):
+    window = [_dilated(k, d) for k, d in zip(kernel_shape[:2], dilation_rate)]
+    return _pairs(padding, x_shape[1:3], window, strides)
+
+
+# --- convolution: y[p,q] = Σ_mn x[p·s + m·d, q·s + n·d]·w[m,n] ----------------------------
+
+def conv2d(x, kernel, strides, dilation_rate, padding):
+    """The forward correlation of NHWC ``x`` with an HWIO ``kernel``."""
+    return lax.conv_general_dilated(
+        x, kernel, window_strides=tuple(strides),
+        padding=_conv_pads(x.shape, kernel.shape, strides, dilation_rate, padding),
+        rhs_dilation=tuple(dilation_rate), dimension_numbers=_NHWC)
+
+
+def conv2d_backprop_input(x, kernel, upstream, strides, dilation_rate, padding):
+    """dE/dx: the full correlation of dE/dy (dilated by the stride) with the
+    flipped kernel, its input and output channels swapped."""
+    pads = _conv_pads(x.shape, kernel.shape, strides, dilation_rate, padding)
+    window = [_dilated(k, d) for k, d in zip(kernel.shape[:2], dilation_rate)]
+    before = [w - 1 - lo for w, (lo, _) in zip(window, pads)]
+    after = [n + w - 1 - _dilated(o, s) - b for n, w, o, s, b in
+             zip(x.shape[1:3], window, upstream.shape[1:3], strides, before)]
+    return lax.conv_general_dilated(
+        upstream, jnp.flip(kernel, (0, 1)), window_strides=(1, 1),
+        padding=list(zip(before, after)), lhs_dilation=tuple(strides),
+        rhs_dilation=tuple(dilation_rate), dimension_numbers=("NHWC", "HWOI", "NHWC"))
+
+
+def conv2d_backprop_filter(x, kernel, upstream, strides, dilation_rate, padding):
+    """dE/dw[m,n] = Σ_b,pq x[b, p·s + m·d, q·s + n·d]·dE/dy[b,p,q]: x correlated
+    with dE/dy as the kernel (dilated by the stride), with stride d, the batch
+    axis of both playing the channel axis ("CHWN", "IHWO" → "HWNC" = HWIO)."""
+    pads = _conv_pads(x.shape, kernel.shape, strides, dilation_rate, padding)
+    window = [_dilated(k, d) for k, d in zip(kernel.shape[:2], dilation_rate)]
+    after = [_dilated(o, s) - n + w - lo - 1 for n, w, o, s, (lo, hi) in
+             zip(x.shape[1:3], window, upstream.shape[1:3], strides, pads)]
+    return lax.conv_general_dilated(
+        x, upstream, window_strides=tuple(dilation_rate),
+        padding=[(lo, a) for (lo, _), a in zip(pads, after)], rhs_dilation=tuple(strides),
+        dimension_numbers=("CHWN", "IHWO", "HWNC"))
+
+
+def bias_add(y, bias):
+    """y + b along the last axis."""
+    return y + bias
+
+
+def bias_add_backprop(upstream):
+    """dE/db = Σ of dE/dy over every axis but the last."""
+    return jnp.sum(upstream, axis=tuple(range(upstream.ndim - 1)))
+
+
+# --- pooling ------------------------------------------------------------------------------
+
+def _window(pool_size, strides):
+    return (1, *pool_size, 1), (1, *strides, 1)
+
+
+def max_pool2d(x, pool_size, strides, padding):
+    """y[p,q] = max over the window of NHWC ``x`` (XLA's ``ReduceWindow``)."""
+    window, window_strides = _window(pool_size, strides)
+    pads = _pairs(padding, x.shape, window, window_strides)
+    return lax.reduce_window(x, -jnp.inf, lax.max, window, window_strides, pads)
+
+
+def max_pool2d_backprop(x, y, upstream, pool_size, strides, padding):
+    """dE/dx[m,n] = Σ dE/dy[p,q] over the windows whose argmax (m,n) is, ties
+    to the first maximum (XLA's ``SelectAndScatter`` with ≥)."""
+    window, window_strides = _window(pool_size, strides)
+    pads = _pairs(padding, x.shape, window, window_strides)
+    return lax.select_and_scatter_add_p.bind(
+        upstream, x, select_prim=lax.ge_p, window_dimensions=window,
+        window_strides=window_strides, padding=tuple(pads))
+
+
+def _window_counts(shape, dtype, window, window_strides, pads):
+    """|W_p|: how many inputs inside the tensor each window holds."""
+    ones = jnp.ones((1, *shape[1:3], 1), dtype)
+    return lax.reduce_window(ones, jnp.zeros((), dtype), lax.add, window, window_strides, pads)
+
+
+def avg_pool2d(x, pool_size, strides, padding):
+    """y[p] = the mean of the window's inputs inside the tensor."""
+    window, window_strides = _window(pool_size, strides)
+    pads = _pairs(padding, x.shape, window, window_strides)
+    total = lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, window, window_strides, pads)
+    return total / _window_counts(x.shape, x.dtype, window, window_strides, pads)
+
+
+def avg_pool2d_backprop(x, upstream, pool_size, strides, padding):
+    """dE/dx[m] = Σ_{p: m ∈ W_p} dE/dy[p]/|W_p|: dE/dy/|W|, dilated by the
+    stride, summed over every window that covers m (a ``ReduceWindow``)."""
+    window, window_strides = _window(pool_size, strides)
+    pads = _pairs(padding, x.shape, window, window_strides)
+    share = upstream / _window_counts(x.shape, x.dtype, window, window_strides, pads)
+    before = [w - 1 - lo for w, (lo, _) in zip(window, pads)]
+    after = [n + w - 1 - _dilated(o, s) - b for n, w, o, s, b in
+             zip(x.shape, window, upstream.shape, window_strides, before)]
+    return lax.reduce_window(share, jnp.zeros((), x.dtype), lax.add, window, (1, 1, 1, 1),
+                             list(zip(before, after)), base_dilation=window_strides)
+
+
+# --- activations: dE/dz = dE/dy · g'(z), fused by XLA -------------------------------------
+
+def relu_backprop(upstream, y):
+    """dE/dy · 1[y > 0]."""
+    return jnp.where(y > 0, upstream, jnp.zeros((), upstream.dtype))
+
+
+def leaky_relu_backprop(upstream, z, negative_slope):
+    """dE/dy · (1 if z > 0 else a)."""
+    return jnp.where(z > 0, upstream, upstream * jnp.asarray(negative_slope, upstream.dtype))
+
+
+def elu_backprop(upstream, y):
+    """dE/dy · (1 if y > 0 else y + 1), ELU with a = 1."""
+    return jnp.where(y > 0, upstream, upstream * (y + 1))
+
+
+def sigmoid_backprop(upstream, y):
+    """dE/dy · σ(1 − σ) from the output."""
+    return upstream * y * (1 - y)
+
+
+def tanh(z):
+    """tanh z in z's dtype (``keras.ops.tanh`` computes float64 in float32 on JAX)."""
+    return jnp.tanh(z)
+
+
+def tanh_backprop(upstream, y):
+    """dE/dy · (1 − tanh²) from the output."""
+    return upstream * (1 - y * y)
+
+
+def softplus_backprop(upstream, z):
+    """dE/dy · σ(z)."""
+    return upstream * jax.nn.sigmoid(z)
+
+
+# --- broadcasting -------------------------------------------------------------------------
+
+def sum_to_shape(upstream, x):
+    """dE/dy summed over the axes along which ``x`` was broadcast to dE/dy's
+    shape (static in JAX), in x's shape."""
+    lead = upstream.ndim - x.ndim
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, size in enumerate(x.shape) if size == 1 and upstream.shape[lead + i] != 1)
+    return jnp.reshape(jnp.sum(upstream, axis=axes), x.shape)
+
+
+def read_variables(inputs) -> list:
+    """The inputs with every variable read (Keras' custom gradient unwraps them too)."""
+    return [x.value if isinstance(x, keras.Variable) else x for x in inputs]
+
+
+def is_sparse(x) -> bool:
+    return False
+
+
+# --- autodiff (the reference a written backward is checked against) -----------------------
+
+def autodiff_gradients(objective, inputs) -> list:
+    """dE/d(input) of a scalar ``objective(*inputs)`` by ``jax.vjp``."""
+    value, vjp = jax.vjp(objective, *inputs)
+    return list(vjp(jnp.ones_like(value)))
+
+
+def repeatable(function):
+    """``function`` compiled once (``jax.jit``) for the many evaluations of
+    finite differences at inputs of one shape."""
+    return jax.jit(function)
