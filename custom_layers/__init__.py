@@ -1,4 +1,5 @@
-"""Keras 3 layers whose backward passes are written out by hand.
+"""Keras 3 layers whose backward passes are written out by hand, on the
+TensorFlow and JAX backends.
 
 Drop-in counterparts of ``keras.layers`` (same class names, arguments, weight
 shapes and order): ``Dense``, ``Conv1D``, ``Conv2D``, ``MaxPooling1D``,

@@ -16,6 +16,7 @@ import jax
 import keras
 import jax.numpy as jnp
 from jax import lax
+from jax.experimental import sparse as jax_sparse
 
 FUSED_BATCH_NORM = False  # no fused batch-norm kernel: the written-out reference runs
 SYNCHRONIZED_BATCH_NORM = False  # no replica context to sum over inside a Keras layer
@@ -191,8 +192,39 @@ def read_variables(inputs) -> list:
     return [x.value if isinstance(x, keras.Variable) else x for x in inputs]
 
 
+# --- sparse inputs ------------------------------------------------------------------------
+
 def is_sparse(x) -> bool:
-    return False
+    return isinstance(x, jax_sparse.BCOO)
+
+
+def sparse_dense(x, kernel):
+    """y = x·W for a rank-2 ``jax.experimental.sparse.BCOO`` x whose non-zeros
+    v_k sit at (i_k, j_k): y[i] = Σ_{k: i_k = i} v_k·W[j_k];
+    dE/dW = Σ_k v_k·dE/dy[i_k] into row j_k, dE/dv_k = dE/dy[i_k]·W[j_k]
+    (segment sums over the non-zeros: only they are touched)."""
+    if x.ndim != 2 or x.n_batch or x.n_dense:
+        raise ValueError(f"Sparse inputs to dense must be rank-2 BCOO with no batch or dense "
+                         f"dimensions; received shape {x.shape}.")
+    rows, columns = x.indices[:, 0], x.indices[:, 1]
+    n_rows, n_inputs = x.shape
+
+    @jax.custom_vjp
+    def forward(values, kernel):
+        return jax.ops.segment_sum(values[:, None] * kernel[columns], rows, n_rows)
+
+    def forward_with_residuals(values, kernel):
+        return forward(values, kernel), (values, kernel)
+
+    def backward(residuals, upstream):
+        values, kernel = residuals
+        upstream_rows = upstream[rows]  # dE/dy[i_k]
+        grad_values = jnp.sum(upstream_rows * kernel[columns], axis=-1)
+        grad_kernel = jax.ops.segment_sum(values[:, None] * upstream_rows, columns, n_inputs)
+        return grad_values, grad_kernel
+
+    forward.defvjp(forward_with_residuals, backward)
+    return forward(x.data, kernel)
 
 
 # --- autodiff (the reference a written backward is checked against) -----------------------

@@ -3,9 +3,12 @@
 One module per derivation: ``dense``, ``conv`` (1-D and 2-D share the math),
 ``pooling``, ``average_pooling``, ``batch_norm``, ``dropout``, ``lora``,
 ``activations``, ``cross_entropy``, ``penalty``, ``reshaping``, ``merge``.
-Every function here is differentiable with ``tf.GradientTape``;
-the gradient it returns is the one written in its module, not TensorFlow's
-autodiff of the forward.
+Every function here is written once against ``keras.ops`` with
+``keras.ops.custom_gradient`` and is differentiable by the backend's autodiff
+(``tf.GradientTape``, ``jax.grad``); the gradient it returns is the one
+written in its module, not the autodiff of the forward. Where a backend has a
+kernel for a derived quantity, the op takes it from
+:mod:`custom_layers.backends`.
 """
 
 from custom_layers.ops import activations

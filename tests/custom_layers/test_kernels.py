@@ -6,7 +6,7 @@ shares, the activations' upstream · g') is checked against the backend's own
 autodiff of the forward kernel beside it, in float64, on awkward shapes:
 strides that do not divide the input, "same" padding with an odd total,
 dilation, overlapping windows. Runs on TensorFlow and, in a second process,
-on JAX (tests/test_backends.py).
+on JAX (tests/custom_layers/test_backends.py).
 """
 
 import keras
@@ -100,3 +100,38 @@ def test_bias_and_broadcast_kernels_sum_over_the_shared_axes():
     _close(backend.bias_add_backprop(upstream), keras.ops.sum(upstream, axis=(0, 1)))
     _close(backend.sum_to_shape(upstream, _tensor((3, 1))),
            keras.ops.sum(upstream, axis=(0, 2))[:, None])
+
+
+def _sparse(values):
+    """``values`` as the backend's sparse tensor (tf.SparseTensor, BCOO)."""
+    if keras.backend.backend() == "jax":
+        from jax.experimental import sparse
+
+        return sparse.BCOO.fromdense(values)
+    import tensorflow as tf
+
+    return tf.sparse.from_dense(values)
+
+
+def test_a_sparse_input_to_dense_gives_the_dense_outputs_and_gradients():
+    import custom_layers
+
+    values = RNG.random((6, 5)).astype("float32")
+    values *= values >= 0.6
+    layer = custom_layers.Dense(3)
+    layer.build((6, 5))
+    weights = [keras.ops.convert_to_tensor(w) for w in layer.trainable_variables]
+
+    def objective(x):
+        return lambda kernel, bias: keras.ops.sum(
+            layer.stateless_call([kernel, bias], [], x)[0] ** 2)
+
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(_sparse(values))),
+        values @ keras.ops.convert_to_numpy(layer.kernel) + keras.ops.convert_to_numpy(layer.bias),
+        rtol=1e-5, atol=1e-6)
+    for sparse_gradient, dense_gradient in zip(
+            backend.autodiff_gradients(objective(_sparse(values)), weights),
+            backend.autodiff_gradients(objective(keras.ops.convert_to_tensor(values)), weights)):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(sparse_gradient),
+                                   keras.ops.convert_to_numpy(dense_gradient), rtol=1e-5, atol=1e-6)

@@ -6,7 +6,7 @@ functions, JAX's JVP rules) may only differentiate linear bookkeeping; the
 layers, activations, loss and weight penalty must all come with their own
 backward passes. With Keras' layers the same count sees Keras' non-linear
 ops, so the check can fail. The module runs on TensorFlow and, in a second
-process, on JAX (tests/test_jax_backend.py).
+process, on JAX (tests/custom_layers/test_backends.py).
 """
 
 import numpy as np

@@ -15,11 +15,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ON_JAX = [
     "tests/custom_layers/test_layers.py",
     "tests/custom_layers/test_serialization.py",
     "tests/custom_layers/test_kernels.py",
+    "tests/custom_layers/test_losses.py",
+    "tests/custom_layers/test_regularizers.py",
+    "tests/custom_layers/test_compiled_training.py",
     "tests/zoo/test_every_gradient.py",
 ]
 
