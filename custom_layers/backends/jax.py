@@ -19,9 +19,15 @@ from jax import lax
 from jax.experimental import sparse as jax_sparse
 
 FUSED_BATCH_NORM = False  # no fused batch-norm kernel: the written-out reference runs
+NATIVE_CONV1D = True  # the convolution kernels take one spatial axis as well as two
 SYNCHRONIZED_BATCH_NORM = False  # no replica context to sum over inside a Keras layer
 
-_NHWC = ("NHWC", "HWIO", "NHWC")
+
+def _dimensions(x, *specs):
+    """Convolution dimension numbers for ``x``'s spatial rank (1: "W", 2: "HW")
+    from templates written with "S" for the spatial axes."""
+    spatial = "HW"[-(x.ndim - 2):]
+    return tuple(spec.replace("S", spatial) for spec in specs)
 
 
 def _dilated(size: int, dilation: int) -> int:
@@ -37,32 +43,41 @@ def _pairs(padding, sizes, window, strides):
 
 
 def _conv_pads(x_shape, kernel_shape, strides, dilation_rate, padding):
-    window = [_dilated(k, d) for k, d in zip(kernel_shape[:2], dilation_rate)]
-    return _pairs(padding, x_shape[1:3], window, strides)
+    window = [_dilated(k, d) for k, d in zip(kernel_shape[:-2], dilation_rate)]
+    return _pairs(padding, x_shape[1:-1], window, strides)
+
+
+# --- dense --------------------------------------------------------------------------------
+
+def transposed_matmul(a, b):
+    """aᵀ·b without forming aᵀ (``dot_general`` contracting the first axes):
+    a dense kernel's dE/dW = xᵀ·dE/dy."""
+    return lax.dot_general(a, b, (((0,), (0,)), ((), ())))
 
 
 # --- convolution: y[p,q] = Σ_mn x[p·s + m·d, q·s + n·d]·w[m,n] ----------------------------
 
 def conv2d(x, kernel, strides, dilation_rate, padding):
-    """The forward correlation of NHWC ``x`` with an HWIO ``kernel``."""
+    """The forward correlation of NHWC ``x`` with an HWIO ``kernel`` (or NWC
+    with WIO: one spatial axis)."""
     return lax.conv_general_dilated(
         x, kernel, window_strides=tuple(strides),
         padding=_conv_pads(x.shape, kernel.shape, strides, dilation_rate, padding),
-        rhs_dilation=tuple(dilation_rate), dimension_numbers=_NHWC)
+        rhs_dilation=tuple(dilation_rate), dimension_numbers=_dimensions(x, "NSC", "SIO", "NSC"))
 
 
 def conv2d_backprop_input(x, kernel, upstream, strides, dilation_rate, padding):
     """dE/dx: the full correlation of dE/dy (dilated by the stride) with the
     flipped kernel, its input and output channels swapped."""
     pads = _conv_pads(x.shape, kernel.shape, strides, dilation_rate, padding)
-    window = [_dilated(k, d) for k, d in zip(kernel.shape[:2], dilation_rate)]
+    window = [_dilated(k, d) for k, d in zip(kernel.shape[:-2], dilation_rate)]
     before = [w - 1 - lo for w, (lo, _) in zip(window, pads)]
     after = [n + w - 1 - _dilated(o, s) - b for n, w, o, s, b in
-             zip(x.shape[1:3], window, upstream.shape[1:3], strides, before)]
+             zip(x.shape[1:-1], window, upstream.shape[1:-1], strides, before)]
     return lax.conv_general_dilated(
-        upstream, jnp.flip(kernel, (0, 1)), window_strides=(1, 1),
+        upstream, jnp.flip(kernel, tuple(range(x.ndim - 2))), window_strides=(1,) * (x.ndim - 2),
         padding=list(zip(before, after)), lhs_dilation=tuple(strides),
-        rhs_dilation=tuple(dilation_rate), dimension_numbers=("NHWC", "HWOI", "NHWC"))
+        rhs_dilation=tuple(dilation_rate), dimension_numbers=_dimensions(x, "NSC", "SOI", "NSC"))
 
 
 def conv2d_backprop_filter(x, kernel, upstream, strides, dilation_rate, padding):
@@ -70,13 +85,13 @@ def conv2d_backprop_filter(x, kernel, upstream, strides, dilation_rate, padding)
     with dE/dy as the kernel (dilated by the stride), with stride d, the batch
     axis of both playing the channel axis ("CHWN", "IHWO" → "HWNC" = HWIO)."""
     pads = _conv_pads(x.shape, kernel.shape, strides, dilation_rate, padding)
-    window = [_dilated(k, d) for k, d in zip(kernel.shape[:2], dilation_rate)]
+    window = [_dilated(k, d) for k, d in zip(kernel.shape[:-2], dilation_rate)]
     after = [_dilated(o, s) - n + w - lo - 1 for n, w, o, s, (lo, hi) in
-             zip(x.shape[1:3], window, upstream.shape[1:3], strides, pads)]
+             zip(x.shape[1:-1], window, upstream.shape[1:-1], strides, pads)]
     return lax.conv_general_dilated(
         x, upstream, window_strides=tuple(dilation_rate),
         padding=[(lo, a) for (lo, _), a in zip(pads, after)], rhs_dilation=tuple(strides),
-        dimension_numbers=("CHWN", "IHWO", "HWNC"))
+        dimension_numbers=_dimensions(x, "CSN", "ISO", "SNC"))
 
 
 def bias_add(y, bias):
@@ -203,9 +218,10 @@ def sparse_dense(x, kernel):
     v_k sit at (i_k, j_k): y[i] = Σ_{k: i_k = i} v_k·W[j_k];
     dE/dW = Σ_k v_k·dE/dy[i_k] into row j_k, dE/dv_k = dE/dy[i_k]·W[j_k]
     (segment sums over the non-zeros: only they are touched)."""
-    if x.ndim != 2 or x.n_batch or x.n_dense:
-        raise ValueError(f"Sparse inputs to dense must be rank-2 BCOO with no batch or dense "
-                         f"dimensions; received shape {x.shape}.")
+    if x.ndim != 2:
+        raise ValueError(f"Sparse inputs to dense must have rank 2; received shape {x.shape}.")
+    if x.n_batch or x.n_dense:  # Keras' own sparse tensors batch the first axis
+        x = x.update_layout(n_batch=0, n_dense=0)
     rows, columns = x.indices[:, 0], x.indices[:, 1]
     n_rows, n_inputs = x.shape
 
@@ -225,6 +241,15 @@ def sparse_dense(x, kernel):
 
     forward.defvjp(forward_with_residuals, backward)
     return forward(x.data, kernel)
+
+
+# --- dropout ------------------------------------------------------------------------------
+
+def dropout_keep_mask(shape, rate, dtype, seed):
+    """m: Keras' own dropout mask on JAX (a Bernoulli draw of 1 − r), read off
+    ``keras.random.dropout`` of ones; XLA fuses the extra multiply away."""
+    ones = keras.ops.ones(shape, dtype)
+    return keras.random.dropout(ones, rate, seed=seed) != 0
 
 
 # --- autodiff (the reference a written backward is checked against) -----------------------

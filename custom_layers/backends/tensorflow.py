@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 FUSED_BATCH_NORM = True  # FusedBatchNormV3 / FusedBatchNormGradV3 below
+NATIVE_CONV1D = False  # a 1-D convolution runs as the 2-D one on a height-1 image
 SYNCHRONIZED_BATCH_NORM = True  # sums over the replicas of a tf.distribute strategy
 
 
@@ -21,6 +22,14 @@ def _tf_padding(padding):
     if isinstance(padding, str):
         return padding.upper(), []
     return "EXPLICIT", [0, 0, *padding[0], *padding[1], 0, 0]
+
+
+# --- dense --------------------------------------------------------------------------------
+
+def transposed_matmul(a, b):
+    """aᵀ·b without forming aᵀ (``MatMul`` with ``transpose_a``): a dense
+    kernel's dE/dW = xᵀ·dE/dy."""
+    return tf.matmul(a, b, transpose_a=True)
 
 
 # --- convolution: y[p,q] = Σ_mn x[p·s + m·d, q·s + n·d]·w[m,n] ----------------------------
@@ -221,6 +230,14 @@ def sparse_dense(x, kernel):
         return y, grad
 
     return forward(x.values, tf.convert_to_tensor(kernel))
+
+
+# --- dropout ------------------------------------------------------------------------------
+
+def dropout_keep_mask(shape, rate, dtype, seed):
+    """m: a uniform draw in the input's dtype kept where ≥ r — the draw of
+    Keras' dropout on TensorFlow (``stateless_dropout``)."""
+    return keras.random.uniform(shape, dtype=dtype, seed=seed) >= rate
 
 
 # --- autodiff (the reference a written backward is checked against) -----------------------

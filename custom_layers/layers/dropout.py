@@ -6,6 +6,7 @@ import keras
 
 from custom_layers import ops
 from custom_layers.arguments import build_at_init
+from custom_layers.backends import kernels
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -40,12 +41,11 @@ class Dropout(keras.layers.Layer):
                      for i, size in enumerate(self.noise_shape))
 
     def keep_mask(self, inputs):
-        """m: true where a unit is kept, drawn by Keras' own dropout (each backend
-        draws its own way) from the layer's seed generator, so a layer seeded like
+        """m: true where a unit is kept, drawn as Keras' dropout draws it on the
+        backend in use, from the layer's seed generator, so a layer seeded like
         a ``keras.layers.Dropout`` drops the same units on every backend."""
-        ones = keras.ops.ones(self._concrete_noise_shape(inputs), inputs.dtype)
-        return keras.ops.not_equal(
-            keras.random.dropout(ones, self.rate, seed=self.seed_generator), 0)
+        return kernels("dropout").dropout_keep_mask(
+            self._concrete_noise_shape(inputs), self.rate, inputs.dtype, self.seed_generator)
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0:

@@ -90,17 +90,22 @@ def conv2d(
     Backward: dE/dw[m,n] = Σ_pq x[m+p, n+q]·dE/dy[p,q]; dE/dx = full
     correlation of dE/dy with the flipped kernel (module docstring).
     """
-    strides, dilation_rate = tuple(strides), tuple(dilation_rate)
-    backend = kernels("conv2d")
-    if strides != (1, 1) and dilation_rate != (1, 1):
+    return _convolution(kernels("conv2d"), x, kernel, tuple(strides), tuple(dilation_rate),
+                        padding)
+
+
+def _convolution(backend, x, kernel, strides, dilation_rate, padding):
+    """The correlation over x's spatial axes (two, or one where the backend's
+    kernels take it), its backward the two derived sums."""
+    if max(strides) > 1 and max(dilation_rate) > 1:
         raise ValueError(
             "strides > 1 together with dilation_rate > 1 is not supported; "
             f"received strides={strides}, dilation_rate={dilation_rate}."
         )
-    if dilation_rate == (1, 1) and padding in ("valid", "same"):
+    if max(dilation_rate) == 1 and padding in ("valid", "same"):
         pads = padding  # by name: the backends' own split equals `explicit_padding`
     else:
-        pads = explicit_padding(x.shape[1:3], kernel.shape[:2], strides, dilation_rate, padding)
+        pads = explicit_padding(x.shape[1:-1], kernel.shape[:-2], strides, dilation_rate, padding)
 
     @custom_gradient
     def forward(x, kernel):
@@ -127,7 +132,11 @@ def conv1d(
     dilation_rate: int = 1,
 ):
     """1-D correlation of NWC ``x`` with a WIO ``kernel``: the 2-D op on a
-    height-1 image, so the backward pass is the same derivation."""
+    height-1 image, so the backward pass is the same derivation (run on one
+    spatial axis where the backend's kernels take one)."""
+    backend = kernels("conv1d")
+    if backend.NATIVE_CONV1D:
+        return _convolution(backend, x, kernel, (stride,), (dilation_rate,), padding)
     y = conv2d(
         expand_dims(x, 1),
         expand_dims(kernel, 0),

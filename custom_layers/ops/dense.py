@@ -49,7 +49,9 @@ def dense(x, kernel, bias=None):
 
 def _grad_input_and_kernel(x, kernel, upstream):
     grad_x = ops.matmul(upstream, ops.transpose(kernel))
-    grad_kernel = ops.matmul(ops.transpose(_flatten_leading(x)), _flatten_leading(upstream))
+    # xᵀ·dE/dy over every leading (batch) axis, without writing xᵀ out
+    grad_kernel = kernels("dense").transposed_matmul(
+        _flatten_leading(x), _flatten_leading(upstream))
     return grad_x, grad_kernel
 
 

@@ -45,9 +45,13 @@ def _close(actual, expected):
     ((1, 9, 8, 2), (2, 3, 2, 3), (1, 1), (3, 1), [[2, 1], [1, 1]]),
     ((2, 1, 9, 2), (1, 3, 2, 2), (1, 1), (1, 2), [[0, 0], [4, 0]]),  # causal, dilated
     ((2, 1, 9, 2), (1, 3, 2, 2), (1, 1), (1, 1), [[0, 0], [2, 0]]),  # causal
+    ((2, 11, 3), (3, 3, 4), (2,), (1,), "same"),  # one spatial axis
+    ((2, 9, 2), (3, 2, 2), (1,), (2,), [[4, 0]]),  # one spatial axis, causal, dilated
 ])
 def test_convolution_kernels_give_the_derived_sums(x_shape, kernel_shape, strides, dilation,
                                                    padding):
+    if len(x_shape) == 3 and not backend.NATIVE_CONV1D:
+        pytest.skip("this backend runs a 1-D convolution as the 2-D one on a height-1 image")
     if max(dilation) > 1 and keras.backend.backend() == "tensorflow":
         pytest.skip("TensorFlow's CPU autodiff of a dilated convolution runs the kernels that "
                     "refuse d > 1; the layer table checks these against finite differences")
@@ -102,18 +106,20 @@ def test_bias_and_broadcast_kernels_sum_over_the_shared_axes():
            keras.ops.sum(upstream, axis=(0, 2))[:, None])
 
 
-def _sparse(values):
-    """``values`` as the backend's sparse tensor (tf.SparseTensor, BCOO)."""
+def _sparse(values, n_batch=0):
+    """``values`` as the backend's sparse tensor (tf.SparseTensor, BCOO; Keras'
+    own BCOO tensors batch the first axis, ``n_batch=1``)."""
     if keras.backend.backend() == "jax":
         from jax.experimental import sparse
 
-        return sparse.BCOO.fromdense(values)
+        return sparse.BCOO.fromdense(values, n_batch=n_batch)
     import tensorflow as tf
 
     return tf.sparse.from_dense(values)
 
 
-def test_a_sparse_input_to_dense_gives_the_dense_outputs_and_gradients():
+@pytest.mark.parametrize("n_batch", [0, 1])
+def test_a_sparse_input_to_dense_gives_the_dense_outputs_and_gradients(n_batch):
     import custom_layers
 
     values = RNG.random((6, 5)).astype("float32")
@@ -127,11 +133,11 @@ def test_a_sparse_input_to_dense_gives_the_dense_outputs_and_gradients():
             layer.stateless_call([kernel, bias], [], x)[0] ** 2)
 
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(layer(_sparse(values))),
+        keras.ops.convert_to_numpy(layer(_sparse(values, n_batch))),
         values @ keras.ops.convert_to_numpy(layer.kernel) + keras.ops.convert_to_numpy(layer.bias),
         rtol=1e-5, atol=1e-6)
     for sparse_gradient, dense_gradient in zip(
-            backend.autodiff_gradients(objective(_sparse(values)), weights),
+            backend.autodiff_gradients(objective(_sparse(values, n_batch)), weights),
             backend.autodiff_gradients(objective(keras.ops.convert_to_tensor(values)), weights)):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(sparse_gradient),
                                    keras.ops.convert_to_numpy(dense_gradient), rtol=1e-5, atol=1e-6)
