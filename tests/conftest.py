@@ -42,3 +42,44 @@ def data_dir(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("tensorflow_datasets"))
     datasets.prepare("mnist1d", data_dir=directory)
     return directory
+
+
+_jax_run = None
+
+
+def pytest_sessionstart(session):
+    """A session of the whole suite starts the JAX run of the backend tests at
+    once (in the controlling process, before any worker), so that it runs
+    beside the TensorFlow tests instead of after them;
+    tests/custom_layers/test_backends.py waits for its result."""
+    global _jax_run
+    config = session.config
+    if hasattr(config, "workerinput") or keras.backend.backend() != "tensorflow":
+        return
+    if config.option.keyword or config.option.markexpr or os.environ.get("DEEPZOO_JAX_TEST_RUN"):
+        return
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    covered = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    if not any(path in (tests, tests.parent) for path in covered):
+        return
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return
+    import tempfile
+
+    from tests.custom_layers.test_backends import JAX_RUN, start_jax_run
+
+    folder = Path(tempfile.mkdtemp(prefix="deepzoo-jax-tests-"))
+    _jax_run = start_jax_run(folder)
+    os.environ[JAX_RUN] = str(folder)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stops the JAX run if the session ends before its test waited for it."""
+    if _jax_run is not None and _jax_run.poll() is None:
+        import signal
+
+        os.killpg(_jax_run.pid, signal.SIGTERM)
