@@ -5,13 +5,16 @@ builtin.get_weights())``) and the same upstream gradient dE/dy are used; one
 step is a ``tf.GradientTape`` over ``layer(x, training=True)`` followed by the
 gradient with respect to the input and every trainable weight, wrapped in
 ``tf.function`` (and, unless ``--no-jit``, a second ``jit_compile=True``
-variant). After warm-up the two steps are timed INTERLEAVED in one process —
+variant). On ``KERAS_BACKEND=jax`` the step is ``jax.vjp`` of the layer's
+``stateless_call`` (weights passed in, not baked in as constants), compiled
+with ``jax.jit``: the one variant, "xla". After warm-up the two steps are timed INTERLEAVED in one process —
 custom, keras, keras, custom, ... — so machine noise hits both alike, and the
 median over the repetitions is reported with the ratio custom/keras.
 
 Targets: Dense, Conv1D, Conv2D, Activation, Flatten and the average poolings
 must not be slower than Keras (ratio <= 1.0); the other layers may be at most
-10 % slower (ratio <= 1.10). Add takes two inputs and has no row.
+10 % slower (ratio <= 1.10). On JAX every layer's target is 1.10. Add takes
+two inputs and has no row.
 
     python -m benchmarks.layers --out results.json [--repeats N] [--quick]
 """
@@ -48,7 +51,15 @@ class Case:
 
     @property
     def target(self) -> float:
+        if _backend() == "jax":
+            return DEFAULT_TARGET
         return TARGETS.get(self.layer, DEFAULT_TARGET)
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
 
 
 # Sizes of a small MLP / CNN on MNIST-like (28x28) and MNIST-1D (length 40) data.
@@ -163,8 +174,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _machine_info() -> dict[str, Any]:
-    import tensorflow as tf
-
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -174,10 +183,19 @@ def _machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": _cpu_model(),
         "cpu_count_usable": usable,
-        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86 Linux)"),
+        "keras_backend": _backend(),
     }
+    if _backend() == "jax":
+        import jax
+
+        info["jax"] = jax.__version__
+        info["jax_devices"] = [str(device) for device in jax.devices()]
+    else:
+        import tensorflow as tf
+
+        info["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+        info["inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+        info["onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86 Linux)")
     return info
 
 
@@ -228,6 +246,8 @@ def _build_pair(case: Case, control: bool = False):
 
 
 def _make_step(layer, jit: bool, mask=None):
+    if _backend() == "jax":
+        return _make_jax_step(layer, mask)
     import tensorflow as tf
 
     def step(x, upstream):
@@ -240,6 +260,32 @@ def _make_step(layer, jit: bool, mask=None):
     return tf.function(step, jit_compile=jit, reduce_retracing=True)
 
 
+def _make_jax_step(layer, mask=None):
+    """``jax.vjp`` of the layer's call as a pure function of (x, weights), compiled;
+    the returned callable waits for the result, so that timing covers the work."""
+    import jax
+
+    import inspect
+
+    weights = [variable.value for variable in layer.trainable_variables]
+    state = [variable.value for variable in layer.non_trainable_variables]
+    # stateless_call hands its keyword arguments to call() as they are
+    accepted = inspect.signature(layer.call).parameters
+    kwargs = {name: value for name, value in (("training", True), ("mask", mask))
+              if name in accepted and value is not None}
+
+    @jax.jit
+    def gradients(x, upstream, weights, state):
+        def forward(x, weights):
+            return layer.stateless_call(weights, state, x, **kwargs)[0]
+
+        _, vjp = jax.vjp(forward, x, weights)
+        grad_x, grad_weights = vjp(upstream)
+        return [grad_x, *grad_weights]
+
+    return lambda x, upstream: jax.block_until_ready(gradients(x, upstream, weights, state))
+
+
 def _check_agreement(case: Case, custom_step, keras_step, x, upstream) -> float | None:
     """Largest |custom − keras| / max|keras| over the gradients, a sanity check that
     both sides compute the same thing (None for Dropout: the masks differ)."""
@@ -249,7 +295,7 @@ def _check_agreement(case: Case, custom_step, keras_step, x, upstream) -> float 
         return None
     worst = 0.0
     for mine, theirs in zip(custom_step(x, upstream), keras_step(x, upstream)):
-        mine, theirs = mine.numpy(), theirs.numpy()
+        mine, theirs = np.asarray(mine), np.asarray(theirs)
         scale = max(float(np.max(np.abs(theirs))), 1e-30)
         worst = max(worst, float(np.max(np.abs(mine - theirs))) / scale)
     return float(f"{worst:.3g}")
@@ -320,19 +366,20 @@ def _verdict(ratio: float, ci: tuple[float, float], target: float) -> str:
 
 def run_case(case: Case, jit: bool, repeats: int, min_rep_s: float,
              max_case_s: float, control: bool = False) -> dict[str, Any]:
+    import keras
     import numpy as np
-    import tensorflow as tf
 
     custom, builtin = _build_pair(case, control)
     rng = np.random.default_rng(0)
-    x = tf.constant(rng.standard_normal(case.input_shape, dtype=np.float32))
+    x = keras.ops.convert_to_tensor(rng.standard_normal(case.input_shape, dtype=np.float32))
     y = builtin(x, training=False)
-    upstream = tf.constant(rng.standard_normal(y.shape, dtype=np.float32))
+    upstream = keras.ops.convert_to_tensor(rng.standard_normal(tuple(y.shape), dtype=np.float32))
 
     mask = None
     if case.masked:  # padded sequences: the last quarter of the steps masked out
-        steps = case.input_shape[1]
-        mask = tf.sequence_mask(tf.fill([case.input_shape[0]], steps - steps // 4), steps)
+        batch, steps = case.input_shape[:2]
+        mask = keras.ops.convert_to_tensor(
+            np.broadcast_to(np.arange(steps) < steps - steps // 4, (batch, steps)))
     custom_step = _make_step(custom, jit, mask)
     keras_step = _make_step(builtin, jit, mask)
     args = (x, upstream)
@@ -400,13 +447,19 @@ def _format_table(rows) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    on_jax = _backend() == "jax"
+    if on_jax:
+        if args.threads is not None:
+            sys.exit("--threads sets TensorFlow's thread pools; on JAX set XLA_FLAGS instead")
+    else:
+        import tensorflow as tf
 
-    tf.get_logger().setLevel("ERROR")
-    if args.threads is not None:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.get_logger().setLevel("ERROR")
+        if args.threads is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     cases = [case for case in CASES if not args.only or case.name in args.only]
-    variants = [False] if args.no_jit else [False, True]
+    # JAX compiles every step with XLA: its one variant.
+    variants = [True] if on_jax else [False] if args.no_jit else [False, True]
     min_rep_s = args.min_rep_ms / 1e3
 
     started = time.time()
@@ -433,7 +486,7 @@ def main(argv=None) -> int:
     if not args.no_control:
         for case in cases:
             if case.name in CONTROL_CASES:
-                row = run_case(case, False, args.repeats, min_rep_s, args.max_case_s, True)
+                row = run_case(case, on_jax, args.repeats, min_rep_s, args.max_case_s, True)
                 controls.append(row)
                 print(f"  {row['case']:<34} copy {row['custom_ms']:.4f} ms  "
                       f"keras {row['keras_ms']:.4f} ms  ratio {row['ratio']:.3f}", flush=True)
@@ -446,9 +499,11 @@ def main(argv=None) -> int:
                       for v in variants_run}
     result = {
         "benchmark": "layers",
-        "description": "median per-call time of a tf.function forward+backward step "
-                       "(GradientTape over layer(x, training=True), gradients w.r.t. the input "
-                       "and all trainable weights), custom_layers vs keras.layers, interleaved.",
+        "description": "median per-call time of a compiled forward+backward step "
+                       "(TensorFlow: tf.function, GradientTape over layer(x, training=True); "
+                       "JAX: jax.jit of jax.vjp over the layer's stateless_call), gradients "
+                       "w.r.t. the input and all trainable weights, custom_layers vs "
+                       "keras.layers on the same backend, interleaved.",
         "machine": _machine_info(),
         "settings": {
             "repeats": args.repeats,

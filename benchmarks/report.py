@@ -8,18 +8,42 @@ from typing import Any
 
 
 def environment() -> dict[str, Any]:
-    """Library versions and the hardware a benchmark ran on."""
+    """Library versions, the Keras backend and the hardware a benchmark ran on
+    (the CPU's vector and matrix flags among it)."""
     import keras
-    import tensorflow as tf
 
-    return {
-        "tensorflow": tf.__version__,
+    info = {
         "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
+        "cpu_flags": _vector_flags(),
     }
+    if keras.backend.backend() == "jax":
+        import jax
+
+        info["jax"] = jax.__version__
+        info["gpus"] = [str(device) for device in jax.devices() if device.platform == "gpu"]
+    else:
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+        info["gpus"] = [device.name for device in tf.config.list_physical_devices("GPU")]
+    return info
+
+
+def _vector_flags() -> list[str]:
+    """The CPU's AVX/AMX flags from /proc/cpuinfo (what bfloat16 and float32 speed hang on)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return sorted(flag for flag in line.split(":", 1)[1].split()
+                                  if flag.startswith(("avx", "amx", "fma")))
+    except OSError:
+        pass
+    return []
 
 
 def write_report(report: dict[str, Any], path: str | os.PathLike) -> None:
