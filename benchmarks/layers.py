@@ -7,7 +7,8 @@ gradient with respect to the input and every trainable weight, wrapped in
 ``tf.function`` (and, unless ``--no-jit``, a second ``jit_compile=True``
 variant). On ``KERAS_BACKEND=jax`` the step is ``jax.vjp`` of the layer's
 ``stateless_call`` (weights passed in, not baked in as constants), compiled
-with ``jax.jit``: the one variant, "xla". After warm-up the two steps are timed INTERLEAVED in one process —
+with ``jax.jit``: the one variant, "xla". After warm-up the two steps are
+timed INTERLEAVED in one process —
 custom, keras, keras, custom, ... — so machine noise hits both alike, and the
 median over the repetitions is reported with the ratio custom/keras.
 
@@ -183,14 +184,8 @@ def _machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": _cpu_model(),
         "cpu_count_usable": usable,
-        "keras_backend": _backend(),
     }
-    if _backend() == "jax":
-        import jax
-
-        info["jax"] = jax.__version__
-        info["jax_devices"] = [str(device) for device in jax.devices()]
-    else:
+    if _backend() == "tensorflow":  # environment() names the backend and its version
         import tensorflow as tf
 
         info["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()

@@ -74,6 +74,7 @@ back to the input's dtype.
 from __future__ import annotations
 
 import functools
+import math
 
 from keras import ops
 
@@ -85,10 +86,6 @@ IMPLEMENTATIONS = ("auto", "fused", "reference")
 MASK_GUARD = 1e-7  # δ: keras.backend.epsilon(), as Keras' masked moments
 _HALF_PRECISION = ("float16", "bfloat16")
 _FUSED_DTYPES = ("float32", *_HALF_PRECISION)
-
-
-def _dtype(x) -> str:
-    return ops.dtype(x)
 
 
 def _channel_shape(rank: int, axis: int, channels: int) -> list[int]:
@@ -112,10 +109,7 @@ def _count(x, axis: int):
     """m: the values per channel, static where x's shape is."""
     rest = [size for i, size in enumerate(x.shape) if i != axis % len(x.shape)]
     if all(isinstance(size, int) for size in rest):
-        count = 1
-        for size in rest:
-            count *= size
-        return ops.convert_to_tensor(count, x.dtype)
+        return ops.convert_to_tensor(math.prod(rest), x.dtype)
     return ops.cast(ops.size(x) // x.shape[axis], x.dtype)
 
 
@@ -124,7 +118,7 @@ def fused_kernel_applies(x, axis: int = -1) -> bool:
     normalised along ``axis`` (module docstring)."""
     rank = len(x.shape)
     return (kernels("batch_norm_training").FUSED_BATCH_NORM and rank >= 3
-            and axis % rank == rank - 1 and _dtype(x) in _FUSED_DTYPES)
+            and axis % rank == rank - 1 and ops.dtype(x) in _FUSED_DTYPES)
 
 
 def batch_norm_training(
@@ -183,7 +177,7 @@ def batch_norm_training(
     else:
         reference = functools.partial(_reference_training, statistics=statistics,
                                       synchronized=synchronized)
-    if _dtype(x) in _HALF_PRECISION:
+    if ops.dtype(x) in _HALF_PRECISION:
         y, mean, variance = reference(
             ops.cast(x, "float32"), _maybe_cast(gamma, "float32"),
             _maybe_cast(beta, "float32"), axis, epsilon)
@@ -196,7 +190,7 @@ def batch_moments(x, axis: int = -1, mask=None):
     the unmasked positions with a mask; float32 for half-precision ``x``),
     without gradient: what batch renormalization needs before normalising."""
     x = ops.stop_gradient(x)
-    if _dtype(x) in _HALF_PRECISION:
+    if ops.dtype(x) in _HALF_PRECISION:
         x = ops.cast(x, "float32")
     axes = _reduction_axes(len(x.shape), axis)
     if mask is None:
@@ -236,10 +230,10 @@ def _fused_training(x, gamma, beta, axis, epsilon):
     scaled back to σ²_B, the biased variance Keras' moving average uses.
     """
     rank = len(x.shape)
-    if axis % rank != rank - 1 or _dtype(x) not in _FUSED_DTYPES:
+    if axis % rank != rank - 1 or ops.dtype(x) not in _FUSED_DTYPES:
         raise ValueError(
             "The fused batch-norm kernel needs the channel axis last and a float32, float16 or "
-            f"bfloat16 input; got axis={axis} for rank {rank} and dtype {_dtype(x)}. "
+            f"bfloat16 input; got axis={axis} for rank {rank} and dtype {ops.dtype(x)}. "
             "Use implementation='reference' (or 'auto').")
     backend_kernels = kernels("batch_norm_training")
     channels = x.shape[-1]

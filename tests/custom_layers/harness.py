@@ -203,7 +203,9 @@ def trainable_gradients(layer, x, training):
     fixed random cotangent u, taken by the backend's autodiff (which runs the
     layer's hand-written backward); the layer's state (moving statistics,
     seed) advances as a call does."""
-    u_for = lambda y: np.random.default_rng(1).standard_normal(tuple(y.shape))  # noqa: E731
+    def u_for(y):
+        return np.random.default_rng(1).standard_normal(tuple(y.shape))
+
     if keras.backend.backend() == "tensorflow":  # a call under the tape: autocast and all
         import tensorflow as tf
 
