@@ -21,6 +21,7 @@ from jax.experimental import sparse as jax_sparse
 FUSED_BATCH_NORM = False  # no fused batch-norm kernel: the written-out reference runs
 NATIVE_CONV1D = True  # the convolution kernels take one spatial axis as well as two
 SYNCHRONIZED_BATCH_NORM = False  # no replica context to sum over inside a Keras layer
+CHANNELS_FIRST_POOLING = True  # the windows name every axis: NCHW pools in place
 
 
 def _dimensions(x, *specs):
@@ -106,52 +107,47 @@ def bias_add_backprop(upstream):
 
 # --- pooling ------------------------------------------------------------------------------
 
-def _window(pool_size, strides):
-    return (1, *pool_size, 1), (1, *strides, 1)
+def max_pool2d(x, window, strides, padding):
+    """y[p,q] = max over the window of ``x`` (XLA's ``ReduceWindow``);
+    ``window`` and ``strides`` name every axis, so any layout pools."""
+    pads = _pairs(padding, x.shape, window, strides)
+    return lax.reduce_window(x, -jnp.inf, lax.max, window, strides, pads)
 
 
-def max_pool2d(x, pool_size, strides, padding):
-    """y[p,q] = max over the window of NHWC ``x`` (XLA's ``ReduceWindow``)."""
-    window, window_strides = _window(pool_size, strides)
-    pads = _pairs(padding, x.shape, window, window_strides)
-    return lax.reduce_window(x, -jnp.inf, lax.max, window, window_strides, pads)
-
-
-def max_pool2d_backprop(x, y, upstream, pool_size, strides, padding):
+def max_pool2d_backprop(x, y, upstream, window, strides, padding):
     """dE/dx[m,n] = Σ dE/dy[p,q] over the windows whose argmax (m,n) is, ties
     to the first maximum (XLA's ``SelectAndScatter`` with ≥)."""
-    window, window_strides = _window(pool_size, strides)
-    pads = _pairs(padding, x.shape, window, window_strides)
+    pads = _pairs(padding, x.shape, window, strides)
     return lax.select_and_scatter_add_p.bind(
-        upstream, x, select_prim=lax.ge_p, window_dimensions=window,
-        window_strides=window_strides, padding=tuple(pads))
+        upstream, x, select_prim=lax.ge_p, window_dimensions=tuple(window),
+        window_strides=tuple(strides), padding=tuple(pads))
 
 
-def _window_counts(shape, dtype, window, window_strides, pads):
-    """|W_p|: how many inputs inside the tensor each window holds."""
-    ones = jnp.ones((1, *shape[1:3], 1), dtype)
-    return lax.reduce_window(ones, jnp.zeros((), dtype), lax.add, window, window_strides, pads)
+def _window_counts(shape, dtype, window, strides, pads):
+    """|W_p|: how many inputs inside the tensor each window holds (one count
+    per window position, broadcast over the axes it does not slide along)."""
+    ones = jnp.ones([n if (w, s) != (1, 1) else 1 for n, w, s in zip(shape, window, strides)],
+                    dtype)
+    return lax.reduce_window(ones, jnp.zeros((), dtype), lax.add, window, strides, pads)
 
 
-def avg_pool2d(x, pool_size, strides, padding):
+def avg_pool2d(x, window, strides, padding):
     """y[p] = the mean of the window's inputs inside the tensor."""
-    window, window_strides = _window(pool_size, strides)
-    pads = _pairs(padding, x.shape, window, window_strides)
-    total = lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, window, window_strides, pads)
-    return total / _window_counts(x.shape, x.dtype, window, window_strides, pads)
+    pads = _pairs(padding, x.shape, window, strides)
+    total = lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, window, strides, pads)
+    return total / _window_counts(x.shape, x.dtype, window, strides, pads)
 
 
-def avg_pool2d_backprop(x, upstream, pool_size, strides, padding):
+def avg_pool2d_backprop(x, upstream, window, strides, padding):
     """dE/dx[m] = Σ_{p: m ∈ W_p} dE/dy[p]/|W_p|: dE/dy/|W|, dilated by the
     stride, summed over every window that covers m (a ``ReduceWindow``)."""
-    window, window_strides = _window(pool_size, strides)
-    pads = _pairs(padding, x.shape, window, window_strides)
-    share = upstream / _window_counts(x.shape, x.dtype, window, window_strides, pads)
+    pads = _pairs(padding, x.shape, window, strides)
+    share = upstream / _window_counts(x.shape, x.dtype, window, strides, pads)
     before = [w - 1 - lo for w, (lo, _) in zip(window, pads)]
     after = [n + w - 1 - _dilated(o, s) - b for n, w, o, s, b in
-             zip(x.shape, window, upstream.shape, window_strides, before)]
-    return lax.reduce_window(share, jnp.zeros((), x.dtype), lax.add, window, (1, 1, 1, 1),
-                             list(zip(before, after)), base_dilation=window_strides)
+             zip(x.shape, window, upstream.shape, strides, before)]
+    return lax.reduce_window(share, jnp.zeros((), x.dtype), lax.add, window, (1,) * x.ndim,
+                             list(zip(before, after)), base_dilation=tuple(strides))
 
 
 # --- activations: dE/dz = dE/dy · g'(z), fused by XLA -------------------------------------

@@ -13,6 +13,7 @@ import tensorflow as tf
 FUSED_BATCH_NORM = True  # FusedBatchNormV3 / FusedBatchNormGradV3 below
 NATIVE_CONV1D = False  # a 1-D convolution runs as the 2-D one on a height-1 image
 SYNCHRONIZED_BATCH_NORM = True  # sums over the replicas of a tf.distribute strategy
+CHANNELS_FIRST_POOLING = False  # the CPU pooling kernels take NHWC only
 
 
 def _tf_padding(padding):
@@ -95,29 +96,28 @@ def bias_add_backprop(upstream):
 
 # --- pooling ------------------------------------------------------------------------------
 
-def max_pool2d(x, pool_size, strides, padding):
-    """y[p,q] = max over the window of NHWC ``x`` (``MaxPool``)."""
-    return tf.nn.max_pool2d(x, [1, *pool_size, 1], [1, *strides, 1], padding.upper())
+def max_pool2d(x, window, strides, padding):
+    """y[p,q] = max over the window of NHWC ``x`` (``MaxPool``); ``window`` and
+    ``strides`` name all four axes, as the kernel takes them."""
+    return tf.nn.max_pool2d(x, window, strides, padding.upper())
 
 
-def max_pool2d_backprop(x, y, upstream, pool_size, strides, padding):
+def max_pool2d_backprop(x, y, upstream, window, strides, padding):
     """dE/dx[m,n] = Σ dE/dy[p,q] over the windows whose argmax (m,n) is, ties
     to the first maximum (``MaxPoolGrad``, which compiles under XLA)."""
-    return tf.raw_ops.MaxPoolGrad(orig_input=x, orig_output=y, grad=upstream,
-                                  ksize=[1, *pool_size, 1], strides=[1, *strides, 1],
-                                  padding=padding.upper())
+    return tf.raw_ops.MaxPoolGrad(orig_input=x, orig_output=y, grad=upstream, ksize=window,
+                                  strides=strides, padding=padding.upper())
 
 
-def avg_pool2d(x, pool_size, strides, padding):
+def avg_pool2d(x, window, strides, padding):
     """y[p] = the mean of the window's inputs inside the tensor (``AvgPool``)."""
-    return tf.nn.avg_pool2d(x, [1, *pool_size, 1], [1, *strides, 1], padding.upper())
+    return tf.nn.avg_pool2d(x, window, strides, padding.upper())
 
 
-def avg_pool2d_backprop(x, upstream, pool_size, strides, padding):
+def avg_pool2d_backprop(x, upstream, window, strides, padding):
     """dE/dx[m] = Σ_{p: m ∈ W_p} dE/dy[p]/|W_p| (``AvgPoolGrad``)."""
-    return tf.raw_ops.AvgPoolGrad(orig_input_shape=tf.shape(x), grad=upstream,
-                                  ksize=[1, *pool_size, 1], strides=[1, *strides, 1],
-                                  padding=padding.upper())
+    return tf.raw_ops.AvgPoolGrad(orig_input_shape=tf.shape(x), grad=upstream, ksize=window,
+                                  strides=strides, padding=padding.upper())
 
 
 # --- activations: dE/dz = dE/dy · g'(z) in one sweep --------------------------------------

@@ -25,7 +25,8 @@ class AveragePooling1D(BaseAveragePooling):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
     def pool(self, inputs):
-        return ops.avg_pool1d(inputs, self.pool_size[0], self.strides[0], self.padding)
+        return ops.avg_pool1d(inputs, self.pool_size[0], self.strides[0], self.padding,
+                              self.data_format)
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -39,7 +40,8 @@ class AveragePooling2D(BaseAveragePooling):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
     def pool(self, inputs):
-        return ops.avg_pool2d(inputs, self.pool_size, self.strides, self.padding)
+        return ops.avg_pool2d(inputs, self.pool_size, self.strides, self.padding,
+                              self.data_format)
 
 
 class BaseGlobalAveragePooling(keras.layers.Layer):

@@ -15,9 +15,8 @@ from custom_layers.arguments import (
 
 class BaseMaxPooling(keras.layers.Layer):
     """Max pooling over ``rank`` spatial axes, channels last; the gradient is
-    routed to each window's argmax (:mod:`custom_layers.ops.pooling`).
-    ``data_format="channels_first"`` transposes to channels last around the
-    op; subclasses set ``rank`` and ``pool(inputs)``, the channels-last op."""
+    routed to each window's argmax (:mod:`custom_layers.ops.pooling`), in
+    either ``data_format``; subclasses set ``rank`` and ``pool(inputs)``."""
 
     rank: int
 
@@ -34,12 +33,7 @@ class BaseMaxPooling(keras.layers.Layer):
 
     def call(self, inputs):
         self.compute_output_shape(inputs.shape)  # a window larger than the input: Keras' error
-        if self.data_format == "channels_first":  # the ops take channels last
-            inputs = ops.transpose(inputs, [0, *range(2, self.rank + 2), 1])
-        outputs = self.pool(inputs)
-        if self.data_format == "channels_first":
-            outputs = ops.transpose(outputs, [0, self.rank + 1, *range(1, self.rank + 1)])
-        return outputs
+        return self.pool(inputs)
 
     def compute_output_shape(self, input_shape):
         channels_first = self.data_format == "channels_first"
@@ -81,7 +75,8 @@ class MaxPooling1D(BaseMaxPooling):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
     def pool(self, inputs):
-        return ops.max_pool1d(inputs, self.pool_size[0], self.strides[0], self.padding)
+        return ops.max_pool1d(inputs, self.pool_size[0], self.strides[0], self.padding,
+                              self.data_format)
 
 
 @keras.saving.register_keras_serializable(package="custom_layers")
@@ -95,4 +90,5 @@ class MaxPooling2D(BaseMaxPooling):
         super().__init__(pool_size, strides, padding, data_format, **kwargs)
 
     def pool(self, inputs):
-        return ops.max_pool2d(inputs, self.pool_size, self.strides, self.padding)
+        return ops.max_pool2d(inputs, self.pool_size, self.strides, self.padding,
+                              self.data_format)

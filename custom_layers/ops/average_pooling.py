@@ -23,34 +23,36 @@ from keras import ops
 
 from custom_layers.backends import kernels
 from custom_layers.ops._gradient import custom_gradient
-from custom_layers.ops.pooling import PADDINGS
+from custom_layers.ops.pooling import pool_channels_last, pooling_windows
 from custom_layers.ops.reshaping import expand_dims, squeeze
 
 
 def avg_pool2d(x, pool_size: Sequence[int] = (2, 2),
-               strides: Sequence[int] | None = None, padding: str = "valid"):
-    """Mean over windows of NHWC ``x``; the window's gradient shared equally."""
-    if padding not in PADDINGS:
-        raise ValueError(f"Invalid padding {padding!r}. Expected one of 'valid', 'same'.")
-    pool_size = tuple(pool_size)
-    strides = pool_size if strides is None else tuple(strides)
+               strides: Sequence[int] | None = None, padding: str = "valid",
+               data_format: str = "channels_last"):
+    """Mean over windows of NHWC (or NCHW) ``x``; the window's gradient shared equally."""
+    window, window_strides = pooling_windows(pool_size, strides, padding, data_format)
     backend = kernels("avg_pool2d")
+    if data_format == "channels_first" and not backend.CHANNELS_FIRST_POOLING:
+        return pool_channels_last(avg_pool2d, x, pool_size, strides, padding)
 
     @custom_gradient
     def forward(x):
         def grad(upstream):
-            return backend.avg_pool2d_backprop(x, upstream, pool_size, strides, padding)
+            return backend.avg_pool2d_backprop(x, upstream, window, window_strides, padding)
 
-        return backend.avg_pool2d(x, pool_size, strides, padding), grad
+        return backend.avg_pool2d(x, window, window_strides, padding), grad
 
     return forward(x)
 
 
 def avg_pool1d(x, pool_size: int = 2, strides: int | None = None,
-               padding: str = "valid"):
-    """Mean over windows of NWC ``x``: the 2-D op on a height-1 image."""
+               padding: str = "valid", data_format: str = "channels_last"):
+    """Mean over windows of NWC (or NCW) ``x``: the 2-D op on a height-1 image."""
     strides = pool_size if strides is None else strides
-    return squeeze(avg_pool2d(expand_dims(x, 1), (1, pool_size), (1, strides), padding), 1)
+    height = 2 if data_format == "channels_first" else 1
+    y = avg_pool2d(expand_dims(x, height), (1, pool_size), (1, strides), padding, data_format)
+    return squeeze(y, height)
 
 
 def global_avg_pool(x, axes: Sequence[int], keepdims: bool = False, mask=None):

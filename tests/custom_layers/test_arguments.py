@@ -141,9 +141,10 @@ def test_built_layer_rejects_a_different_channel_count():
         (lambda: ops.conv2d(tf.ones((1, 6, 6, 1)), tf.ones((3, 3, 1, 1)), padding="full"),
          "padding"),
         (lambda: ops.max_pool2d(tf.ones((1, 4, 4, 1)), padding="causal"), "padding"),
+        (lambda: ops.avg_pool2d(tf.ones((1, 4, 4, 1)), data_format="NCHW"), "data_format"),
     ],
     ids=["dropout-rate-above-1", "dropout-rate-negative", "conv-strides-and-dilation",
-         "conv-padding", "pool-padding"],
+         "conv-padding", "pool-padding", "pool-data-format"],
 )
 def test_ops_reject_bad_arguments(call, argument):
     with pytest.raises(ValueError, match=argument):

@@ -65,22 +65,25 @@ def test_convolution_kernels_give_the_derived_sums(x_shape, kernel_shape, stride
            grad_kernel)
 
 
-@pytest.mark.parametrize("x_shape, pool_size, strides, padding", [
-    ((2, 6, 6, 2), (2, 2), (2, 2), "valid"),
-    ((1, 7, 7, 1), (3, 3), (2, 2), "same"),
-    ((2, 5, 6, 2), (2, 3), (1, 1), "valid"),  # overlapping windows
-    ((2, 1, 10, 2), (1, 3), (1, 2), "same"),
+@pytest.mark.parametrize("x_shape, window, strides, padding", [
+    ((2, 6, 6, 2), (1, 2, 2, 1), (1, 2, 2, 1), "valid"),
+    ((1, 7, 7, 1), (1, 3, 3, 1), (1, 2, 2, 1), "same"),
+    ((2, 5, 6, 2), (1, 2, 3, 1), (1, 1, 1, 1), "valid"),  # overlapping windows
+    ((2, 1, 10, 2), (1, 1, 3, 1), (1, 1, 2, 1), "same"),
+    ((2, 3, 7, 6), (1, 1, 3, 2), (1, 1, 2, 2), "same"),  # channels first
 ])
-def test_pooling_kernels_route_and_share_the_gradient(x_shape, pool_size, strides, padding):
+def test_pooling_kernels_route_and_share_the_gradient(x_shape, window, strides, padding):
+    if window[1] == 1 and window[-1] > 1 and not backend.CHANNELS_FIRST_POOLING:
+        pytest.skip("this backend's pooling kernels take channels last only")
     x = _tensor(x_shape, distinct=True)
-    y = backend.max_pool2d(x, pool_size, strides, padding)
+    y = backend.max_pool2d(x, window, strides, padding)
     upstream = _tensor(tuple(y.shape))
-    (expected,) = _autodiff(lambda x: backend.max_pool2d(x, pool_size, strides, padding),
+    (expected,) = _autodiff(lambda x: backend.max_pool2d(x, window, strides, padding),
                             [x], upstream)
-    _close(backend.max_pool2d_backprop(x, y, upstream, pool_size, strides, padding), expected)
-    (expected,) = _autodiff(lambda x: backend.avg_pool2d(x, pool_size, strides, padding),
+    _close(backend.max_pool2d_backprop(x, y, upstream, window, strides, padding), expected)
+    (expected,) = _autodiff(lambda x: backend.avg_pool2d(x, window, strides, padding),
                             [x], upstream)
-    _close(backend.avg_pool2d_backprop(x, upstream, pool_size, strides, padding), expected)
+    _close(backend.avg_pool2d_backprop(x, upstream, window, strides, padding), expected)
 
 
 @pytest.mark.parametrize("name, forward, backward", [
