@@ -1,4 +1,5 @@
-"""Datasets for the zoo, all loaded through tensorflow-datasets.
+"""Datasets for the zoo: through tensorflow-datasets on TensorFlow, as numpy
+batches on the other Keras backends.
 
 >>> from zoo import datasets
 >>> datasets.info("mnist1d").input_shape
@@ -23,6 +24,7 @@ from zoo.datasets.loader import (
     augmentation,
     get_builder,
     load,
+    num_batches,
     prepare,
 )
 from zoo.datasets.registry import (
@@ -47,6 +49,7 @@ __all__ = [
     "info",
     "list_datasets",
     "load",
+    "num_batches",
     "offline_datasets",
     "prepare",
 ]

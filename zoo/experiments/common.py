@@ -2,9 +2,10 @@
 an evaluation without tracing, figures and the printed table.
 
 Experiments train on in-memory arrays (a split read once through
-``zoo.datasets.load`` and kept), fed back as ``tf.data`` pipelines; models come
-from the zoo registry and are compiled and trained through ``zoo.training``'s
-engine, so the loss is E = E_D + λE_W exactly as ``zoo train`` minimises it.
+``zoo.datasets.load`` and kept), fed back as ``tf.data`` pipelines (numpy
+batches on other backends); models come from the zoo registry and are
+compiled and trained through ``zoo.training``'s engine, so the loss is
+E = E_D + λE_W exactly as ``zoo train`` minimises it.
 """
 
 from __future__ import annotations
@@ -54,13 +55,20 @@ def load_arrays(dataset: str, split: str, data_dir: str | None = None) -> tuple[
     """A whole split as numpy arrays (read once per process; treat as read-only)."""
     batches = datasets.load(dataset, split, batch_size=1024, shuffle=False, data_dir=data_dir,
                             cache=False)
-    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in batches])
+    xs, ys = zip(*[(np.asarray(x), np.asarray(y)) for x, y in batches])
     return np.concatenate(xs), np.concatenate(ys)
 
 
 def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = False,
              seed: int | None = None, repeat: bool = False):
-    """Batches of in-memory ``(x, y)``, reshuffled every pass when ``shuffle``."""
+    """Batches of in-memory ``(x, y)``, reshuffled every pass when ``shuffle``:
+    a ``tf.data`` pipeline on TensorFlow, ``ArrayBatches`` on other backends."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        from zoo.datasets.arrays import ArrayBatches
+
+        return ArrayBatches(x, y, batch_size, shuffle=shuffle, seed=seed, repeat=repeat)
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensor_slices((x, y))
