@@ -14,10 +14,10 @@ from typing import Any, Sequence
 
 import keras
 import keras_tuner
-import tensorflow as tf
 
 from custom_layers.arguments import check_choice, check_int, invalid
 from tuning.search_space import LEARNING_RATE, SearchSpace
+from zoo import datasets
 from zoo.models.registry import check_overrides, create_model, get_builder
 from zoo.training import (
     compile_model,
@@ -136,8 +136,8 @@ class ZooHyperModel(keras_tuner.HyperModel):
         train_data = args[0] if args else kwargs.pop("x")
         validation_data = kwargs.pop("validation_data", None)
         epochs = kwargs.pop("epochs", 1)
-        if isinstance(train_data, tf.data.Dataset):
-            steps_per_epoch = int(train_data.cardinality())
+        if hasattr(train_data, "num_batches") or hasattr(train_data, "cardinality"):
+            steps_per_epoch = datasets.num_batches(train_data)  # zoo.datasets.load's
             if self.learning_rate_schedule == "cosine" and steps_per_epoch > 0:
                 # This call's epochs are one complete training: its step size
                 # decays to 0 by its last epoch. A Hyperband round that goes on

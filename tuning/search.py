@@ -24,7 +24,8 @@ ordinary ``zoo.train`` run in ``final/``). Resuming with another
 SearchConfig is refused, since Keras Tuner would silently keep the stored one.
 
 Devices: GPU memory growth is turned on before anything touches a GPU;
-with two or more GPUs each trial runs under ``tf.distribute.MirroredStrategy``
+with two or more GPUs each trial runs mirrored (``tf.distribute.MirroredStrategy``;
+``keras.distribution.DataParallel`` on JAX)
 (``distribution_strategy="auto"``), with per-replica ``batch_size`` and
 ``drop_remainder=True``; ``precision`` ("auto": the fastest precision the
 device computes natively, ``zoo.training.precision``) sets the dtype policy
@@ -48,7 +49,6 @@ from typing import Any, Sequence
 
 import keras
 import keras_tuner
-import tensorflow as tf
 
 from custom_layers.arguments import check_bool, check_choice, check_int, invalid
 from tuning.hypermodel import TUNED_ARGUMENTS, ZooHyperModel, release_memory
@@ -56,7 +56,6 @@ from tuning.report import plot_search, read_json, trial_table
 from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
 from tuning.tuners import TUNERS, TrialObserver, distributed_role, make_tuner
 from zoo import datasets
-from zoo.export import export_savedmodel
 from zoo.io import atomic_save_model, atomic_write_json, load_model
 from zoo.training import (
     TrainResult,
@@ -66,7 +65,13 @@ from zoo.training import (
     train,
     training_defaults,
 )
-from zoo.training.precision import announce, choose_precision, precision_scope
+from zoo.training.engine import is_multi_worker
+from zoo.training.precision import (
+    announce,
+    choose_precision,
+    gpu_compute_capabilities,
+    precision_scope,
+)
 
 DEFAULT_DIRECTORY = Path("runs") / "tuning"
 DEFAULT_MAX_TRIALS = 10  # bayesian and random; Hyperband sets its own unless capped
@@ -184,26 +189,24 @@ class TuneResult:
     export_dir: Path | None = None
 
 
-def resolve_strategy(distribution_strategy: Any) -> tf.distribute.Strategy | None:
+def resolve_strategy(distribution_strategy: Any):
     """The strategy each trial runs under: "auto" mirrors over all local GPUs
     when there are two or more (else none), "none", "mirrored" (all GPUs, or
-    the logical CPU devices), or a ``tf.distribute.Strategy`` instance.
+    the logical CPU devices), or a ``tf.distribute.Strategy`` instance
+    (``zoo.training.make_strategy``: on JAX, ``keras.distribution``'s).
     ``MultiWorkerMirroredStrategy`` is refused: Keras 3's ``fit`` fails under
     it; spread a search over machines with Keras Tuner's chief/worker mode."""
-    if isinstance(distribution_strategy, tf.distribute.MultiWorkerMirroredStrategy) \
-            or distribution_strategy == "multi-worker":
+    if distribution_strategy == "multi-worker" or is_multi_worker(distribution_strategy):
         raise ValueError("distribution_strategy 'multi-worker' is not supported for tuning "
                          "(Keras 3's fit fails under MultiWorkerMirroredStrategy); run Keras Tuner's "
                          "chief/worker mode instead (KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, "
                          "KERASTUNER_ORACLE_PORT).")
-    if isinstance(distribution_strategy, tf.distribute.Strategy):
-        return distribution_strategy
+    if not isinstance(distribution_strategy, (str, type(None))):
+        return make_strategy(distribution_strategy)
     name = check_choice("none" if distribution_strategy is None else distribution_strategy,
                         STRATEGIES, "distribution_strategy")
     if name == "auto":
-        if len(tf.config.list_physical_devices("GPU")) > 1:
-            return tf.distribute.MirroredStrategy()
-        return None
+        return make_strategy("mirrored") if len(gpu_compute_capabilities()) > 1 else None
     return make_strategy("mirrored") if name == "mirrored" else None
 
 
@@ -241,7 +244,7 @@ def tune(
     data_dir: str | os.PathLike | None = None,
     precision: str = "auto",
     mixed_precision: bool | None = None,
-    distribution_strategy: str | tf.distribute.Strategy | None = "auto",
+    distribution_strategy: Any = "auto",
     retrain: bool = True,
     export_dir: str | os.PathLike | None = None,
     tensorboard: bool = False,
@@ -314,7 +317,8 @@ def tune(
     project_dir = directory / (project_name or f"{config.model}-{config.dataset}-{config.tuner}")
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"Tuning directory {directory} exists and is not a directory.")
-    fingerprint = {**config.fingerprint(), "precision": chosen.policy}
+    fingerprint = {**config.fingerprint(), "precision": chosen.policy,
+                   "backend": keras.backend.backend()}
     if not overwrite and role != "worker":
         _check_same_search(project_dir, fingerprint)
     announce(chosen, verbose=verbose != 0)
@@ -388,6 +392,8 @@ def tune(
 
         exported = None
         if export_dir is not None:
+            from zoo.export import export_savedmodel  # TensorFlow's SavedModel
+
             exported = export_savedmodel(final_model, export_dir, replace=True)
         results = {
             **fingerprint,
@@ -448,7 +454,7 @@ def retrain_best(config: SearchConfig, values: dict[str, float | None], project_
 def train_and_evaluate(config: SearchConfig, values: dict[str, float | None], *,
                        run_dir: str | os.PathLike, seed: int | None = None,
                        data_dir: str | os.PathLike | None = None,
-                       strategy: tf.distribute.Strategy | None = None, verbose: int = 0,
+                       strategy: Any = None, verbose: int = 0,
                        jit_compile: bool | str = "auto", precision: str = "auto",
                        overwrite: bool = False) -> TrainResult:
     """Trains one configuration of the space (``values``: weight_decay,

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import keras
 import keras_tuner
 
 from custom_layers.arguments import check_choice
@@ -93,7 +94,10 @@ class ZooTuner:
 
     def on_trial_begin(self, trial):
         self._trial_started = time.time()
-        self._gradients_mark = custom_gradient_mark()
+        # TensorFlow keeps every @tf.custom_gradient registration; other backends hold none
+        self.release_custom_gradients &= keras.backend.backend() == "tensorflow"
+        if self.release_custom_gradients:
+            self._gradients_mark = custom_gradient_mark()
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):

@@ -11,12 +11,13 @@ sets ``handler`` (a function of the parsed arguments) as its default, e.g.
     tune = "tuning.cli:add_tune_command"
 
 so ``zoo`` presents commands built on it without importing them by name.
-Nothing here imports TensorFlow.
+Nothing here imports TensorFlow or Keras.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from importlib.metadata import entry_points
@@ -124,11 +125,27 @@ def import_tensorflow_quietly() -> None:
         os.close(saved)
 
 
+def keras_backend() -> str:
+    """The Keras backend this process will run (``KERAS_BACKEND``, else
+    Keras' configuration file, else tensorflow), without importing Keras."""
+    name = os.environ.get("KERAS_BACKEND")
+    if name:
+        return name
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    try:
+        with open(os.path.join(home, "keras.json")) as handle:
+            return json.load(handle).get("backend") or "tensorflow"
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
 def run_command(handler: Handler, args: argparse.Namespace) -> int:
     """Runs a command handler the way every ``zoo`` command runs: TensorFlow
-    imported quietly, errors as one line with exit status 2, Ctrl-C as 130."""
+    imported quietly (when it is the backend), errors as one line with exit
+    status 2, Ctrl-C as 130."""
     try:
-        import_tensorflow_quietly()
+        if keras_backend() == "tensorflow":
+            import_tensorflow_quietly()
         handler(args)
     except KeyboardInterrupt:
         print("zoo: interrupted; run the same command again to resume.", file=sys.stderr)
@@ -144,6 +161,9 @@ def main(build_parser: Callable[[], argparse.ArgumentParser], argv=None) -> int:
     """Parses ``argv`` with the parser ``build_parser`` makes and runs the
     chosen subcommand's ``handler`` (see :func:`run_command`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # JAX takes GPU memory as needed, as TensorFlow's memory growth does, rather than
+    # 75 % of it at start (set before JAX starts; an explicit setting wins).
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:  # Ctrl-C before the command started: nothing to resume

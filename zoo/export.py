@@ -1,5 +1,8 @@
 """Export for inference: TensorFlow SavedModel and ``.keras`` files, and prediction.
 
+``.keras`` files load, evaluate and predict on every Keras backend; writing or
+serving a SavedModel needs TensorFlow (imported only then).
+
 A SavedModel written by :func:`export_savedmodel` needs neither this package
 nor Keras to run:
 
@@ -23,15 +26,27 @@ from typing import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from zoo.io import load_model
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def serving_signature(model: keras.Model) -> tf.TensorSpec:
-    """The input spec of ``serve``: the model's input shape, any batch size, float32."""
+def _tensorflow(purpose: str):
+    """TensorFlow, or an error that says ``purpose`` needs it and what works without."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise RuntimeError(f"{purpose} needs TensorFlow, which is not installed here; a run's "
+                           "model.keras loads, evaluates and predicts on every Keras backend "
+                           "without it.") from None
+    return tf
+
+
+def serving_signature(model: keras.Model):
+    """The input spec of ``serve`` (a ``tf.TensorSpec``): the model's input
+    shape, any batch size, float32."""
+    tf = _tensorflow("A SavedModel signature")
     shape = model.inputs[0].shape
     return tf.TensorSpec((None, *shape[1:]), tf.float32, name="inputs")
 
@@ -44,6 +59,7 @@ def export_savedmodel(model: keras.Model, path: str | os.PathLike, replace: bool
     interrupted export leaves no half-written SavedModel. An existing,
     non-empty ``path`` is refused — unless ``replace`` and it holds a
     SavedModel, which is then replaced (re-running a search's export)."""
+    tf = _tensorflow("Exporting a SavedModel")
     path = Path(path)
     exists = path.is_file() or (path.is_dir() and any(path.iterdir()))
     if exists and not (replace and (path / "saved_model.pb").exists()):
@@ -90,6 +106,7 @@ class Predictor:
         if path.is_dir():
             if not (path / "saved_model.pb").exists():
                 raise ValueError(f"{path} is not a SavedModel directory (no saved_model.pb).")
+            tf = _tensorflow("Loading a SavedModel")
             self._served = tf.saved_model.load(str(path))
             if not hasattr(self._served, "serve"):
                 raise ValueError(f"SavedModel {path} has no `serve` endpoint.")
@@ -123,8 +140,13 @@ class Predictor:
 
 def read_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarray:
     """An image file as the model expects it: resized to (H, W), gray or RGB by
-    the channel count, scaled to [0, 1] as in training."""
+    the channel count, scaled to [0, 1] as in training (decoded and resized
+    bilinearly by TensorFlow, or by Pillow where TensorFlow is not installed)."""
     height, width, channels = input_shape
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return _read_image_with_pillow(path, height, width, channels)
     data = tf.io.read_file(str(path))
     try:
         image = tf.io.decode_image(data, channels=channels, expand_animations=False)
@@ -132,6 +154,20 @@ def read_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarra
         raise ValueError(f"{path} is not a PNG or JPEG image.") from None
     image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, (height, width))
     return image.numpy()
+
+
+def _read_image_with_pillow(path, height: int, width: int, channels: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is not a PNG or JPEG image.") from None
+    image = image.convert("L" if channels == 1 else "RGB").resize((width, height),
+                                                                  Image.Resampling.BILINEAR)
+    array = np.asarray(image, np.float32) / 255.0
+    return array.reshape(height, width, channels)
 
 
 def read_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) -> np.ndarray:

@@ -17,6 +17,12 @@ early-stopping rule:
   ``MultiWorkerMirroredStrategy`` the custom loop of
   ``zoo.training.custom_loop`` driving the same callbacks; both return a
   ``keras.callbacks.History``.
+
+It runs on the Keras backend in use. On TensorFlow, strategies are
+``tf.distribute``'s; on JAX, "mirrored" is ``keras.distribution.DataParallel``
+over the local devices and "multi-worker" is refused (it is TensorFlow's
+``MultiWorkerMirroredStrategy``); TensorBoard logs come from Keras' callback on
+TensorFlow and from the ``tensorboard`` package's writer elsewhere.
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import contextlib
+from typing import Any
+
 import keras
-import tensorflow as tf
 
 from custom_layers.arguments import check_choice, check_int, check_number
-from zoo.training.custom_loop import fit_custom_loop
 from zoo.training.loss import data_loss
 from zoo.training.run_state import RunState
 
@@ -133,6 +140,44 @@ class WeightPenaltyLogger(keras.callbacks.Callback):
             logs["weight_penalty"] = penalty
 
 
+class EpochScalars(keras.callbacks.Callback):
+    """TensorBoard's epoch scalars (``epoch_loss``, ``epoch_accuracy``, …
+    under ``log_dir/train`` and ``log_dir/validation``, as Keras' TensorBoard
+    callback names them) written with the ``tensorboard`` package's own
+    writer, which needs no TensorFlow: the logs of a run on JAX."""
+
+    def __init__(self, log_dir: str | Path):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self._writers: dict[str, Any] = {}
+
+    def _writer(self, name: str):
+        if name not in self._writers:
+            from tensorboard.summary import Writer
+
+            self._writers[name] = Writer(str(self.log_dir / name))
+        return self._writers[name]
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            run, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            self._writer(run).add_scalar(f"epoch_{tag}", float(value), epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+def tensorboard_callback(log_dir: str | Path) -> keras.callbacks.Callback:
+    """Keras' TensorBoard callback on TensorFlow; :class:`EpochScalars` elsewhere."""
+    if keras.backend.backend() == "tensorflow":
+        return keras.callbacks.TensorBoard(str(log_dir))
+    return EpochScalars(log_dir)
+
+
 class EpochTimer(keras.callbacks.Callback):
     """The wall time of every epoch this process runs (its validation pass
     included), for the training speed a run records."""
@@ -182,7 +227,7 @@ def training_callbacks(
     if run_dir is not None:
         run_callbacks.append(RunState(run_dir / "backup", run_dir / "history.csv", early_stopping))
         if tensorboard:
-            run_callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+            run_callbacks.append(tensorboard_callback(run_dir / "logs"))
     return [*run_callbacks, *callbacks]
 
 
@@ -191,12 +236,12 @@ def training_callbacks(
 
 def fit(
     model: keras.Model,
-    train_data: tf.data.Dataset,
-    validation_data: tf.data.Dataset | None = None,
+    train_data,
+    validation_data=None,
     *,
     epochs: int,
     callbacks: Sequence[keras.callbacks.Callback] = (),
-    strategy: tf.distribute.Strategy | None = None,
+    strategy=None,
     global_batch_size: int | None = None,
     verbose: int | str = 0,
     **fit_arguments,
@@ -211,7 +256,9 @@ def fit(
     as under ``fit``. ``fit_arguments`` (``initial_epoch``,
     ``steps_per_epoch``) go to ``model.fit``.
     """
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if is_multi_worker(strategy):
+        from zoo.training.custom_loop import fit_custom_loop
+
         return fit_custom_loop(model, strategy, train_data, validation_data, epochs=epochs,
                                global_batch_size=global_batch_size, callbacks=callbacks,
                                verbose=verbose)
@@ -223,8 +270,19 @@ def fit(
 # ----------------------------------------------------------------------------- devices
 
 
+def on_tensorflow() -> bool:
+    """Whether Keras runs on TensorFlow (else JAX: ``KERAS_BACKEND``)."""
+    return keras.backend.backend() == "tensorflow"
+
+
 def enable_gpu_memory_growth() -> None:
-    """Lets TensorFlow take GPU memory as needed instead of all of it up front."""
+    """Lets TensorFlow take GPU memory as needed instead of all of it up front.
+    (JAX reads ``XLA_PYTHON_CLIENT_PREALLOCATE`` when it starts; the ``zoo``
+    command sets it to false.)"""
+    if not on_tensorflow():
+        return
+    import tensorflow as tf
+
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -233,19 +291,66 @@ def enable_gpu_memory_growth() -> None:
 
 
 def make_deterministic(seed: int) -> None:
-    """Seeds Python, NumPy and TensorFlow and makes TensorFlow's ops
-    deterministic, so two CPU runs with the same seed give identical weights."""
+    """Seeds Python, NumPy and the backend (Keras' global seed) and, on
+    TensorFlow, makes its ops deterministic, so two CPU runs with the same
+    seed give identical weights (JAX's CPU kernels are deterministic)."""
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if on_tensorflow():
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
-def make_strategy(strategy: str | tf.distribute.Strategy | None) -> tf.distribute.Strategy:
-    """The tf.distribute strategy for a name: "none" (default device),
-    "mirrored" (all local GPUs, or every logical CPU device when there is no GPU)
-    or "multi-worker" (from the TF_CONFIG environment variable)."""
-    if isinstance(strategy, tf.distribute.Strategy):
+class KerasDistribution:
+    """A strategy on a backend other than TensorFlow, with the two members
+    the engine uses of a ``tf.distribute.Strategy``: ``scope()`` and
+    ``num_replicas_in_sync``. ``distribution`` None is the default device;
+    otherwise a ``keras.distribution`` (``DataParallel``) whose scope places
+    the variables and shards each batch over its devices."""
+
+    def __init__(self, distribution: keras.distribution.Distribution | None = None):
+        self.distribution = distribution
+        self.num_replicas_in_sync = (
+            1 if distribution is None else len(distribution.device_mesh.devices.flatten()))
+
+    def scope(self):
+        return contextlib.nullcontext() if self.distribution is None else self.distribution.scope()
+
+
+def is_multi_worker(strategy) -> bool:
+    """Whether ``strategy`` is TensorFlow's ``MultiWorkerMirroredStrategy``."""
+    if strategy is None or isinstance(strategy, KerasDistribution) or not on_tensorflow():
+        return False
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def make_strategy(strategy=None):
+    """The strategy for a name: "none" (default device), "mirrored" (all local
+    GPUs, or every logical CPU device when there is no GPU) or "multi-worker"
+    (from the TF_CONFIG environment variable; TensorFlow only). On TensorFlow
+    a ``tf.distribute.Strategy``; on JAX a :class:`KerasDistribution`."""
+    if isinstance(strategy, KerasDistribution):
         return strategy
+    if on_tensorflow():
+        import tensorflow as tf
+
+        if isinstance(strategy, tf.distribute.Strategy):
+            return strategy
     name = check_choice("none" if strategy is None else strategy, STRATEGIES, "strategy")
+    if not on_tensorflow():
+        if name == "multi-worker":
+            raise ValueError(
+                "strategy 'multi-worker' is TensorFlow's MultiWorkerMirroredStrategy and needs "
+                f"KERAS_BACKEND=tensorflow; the backend in use is {keras.backend.backend()!r}. "
+                "Use 'mirrored' (every local device) or 'none'.")
+        if name == "none":
+            return KerasDistribution()
+        return KerasDistribution(keras.distribution.DataParallel(
+            devices=keras.distribution.list_devices()))
+    import tensorflow as tf
+
     if name == "none":
         return tf.distribute.get_strategy()
     if name == "mirrored":

@@ -13,10 +13,10 @@ natively:
 
 Under a mixed policy the layers compute in the half type and keep float32
 weights; batch-norm statistics and the softmax stay float32. A mixed policy
-asked for on a device without native support still runs — TensorFlow
+asked for on a device without native support still runs — the backend
 emulates it, slowly — and says so once (:class:`EmulatedPrecisionWarning`).
-The GPU rules were derived from the vendors' specifications, not measured:
-this project's machines have no GPU.
+The GPU's compute capability comes from the backend (TensorFlow's device
+details, JAX's CUDA device); the GPU rules follow the vendors' specifications.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Sequence
 
 import keras
-import tensorflow as tf
 
 from custom_layers.arguments import check_choice
 
@@ -81,14 +80,30 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
+def gpu_compute_capabilities() -> tuple[tuple[int, int], ...]:
+    """(major, minor) of every GPU the Keras backend sees (TensorFlow's
+    device details; a JAX CUDA device's ``compute_capability``)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tuple(
+            tuple(capability) for capability in (
+                tf.config.experimental.get_device_details(gpu).get("compute_capability")
+                for gpu in tf.config.list_physical_devices("GPU")) if capability)
+    import jax
+
+    capabilities = []
+    for device in jax.devices():
+        text = getattr(device, "compute_capability", None) if device.platform == "gpu" else None
+        if text:
+            major, _, minor = str(text).partition(".")
+            capabilities.append((int(major), int(minor or 0)))
+    return tuple(capabilities)
+
+
 def detect_device() -> Device:
     """The device this process trains on: its GPUs, or else its CPU."""
-    capabilities = []
-    for gpu in tf.config.list_physical_devices("GPU"):
-        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
-        if capability:
-            capabilities.append(tuple(capability))
-    return Device(tuple(capabilities), cpu_flags())
+    return Device(gpu_compute_capabilities(), cpu_flags())
 
 
 def _native_support(policy: str, device: Device) -> str | None:

@@ -33,18 +33,18 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
-import tensorflow as tf
+import numpy as np
 
 from custom_layers.arguments import check_choice, check_int
+from custom_layers.backends import require
 from custom_layers.inspect import GradientStatistics
 from zoo import datasets
 from zoo.io import atomic_save_model, atomic_write_json
 from zoo.models import create_model
 from zoo.models.registry import check_overrides
-from zoo.training.custom_loop import evaluate_custom_loop, worker_run_dir
 from zoo.training import engine
 from zoo.training.precision import (
     PRECISIONS,
@@ -53,6 +53,9 @@ from zoo.training.precision import (
     choose_precision,
     precision_scope,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tensorflow as tf
 
 
 class RunFinishedError(RuntimeError):
@@ -100,12 +103,13 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def check_finite_inputs(dataset: tf.data.Dataset, name: str) -> None:
-    """Raises ValueError if ``dataset`` is empty or any of its inputs is NaN or infinite."""
+def check_finite_inputs(dataset, name: str) -> None:
+    """Raises ValueError if ``dataset`` (a ``tf.data.Dataset`` or a
+    ``keras.utils.PyDataset``) is empty or any of its inputs is NaN or infinite."""
     empty = True
     for index, (x, _) in enumerate(dataset):
         empty = False
-        if not bool(tf.reduce_all(tf.math.is_finite(tf.cast(x, tf.float32)))):
+        if not np.isfinite(np.asarray(x, np.float32)).all():
             raise ValueError(f"The {name} data contain NaN or infinite values (batch {index + 1}).")
     if empty:
         raise ValueError(f"The {name} data are empty: no batch to train on.")
@@ -185,7 +189,7 @@ def train(
     early_stopping_patience: int = 5,
     run_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
-    strategy: str | tf.distribute.Strategy | None = None,
+    strategy: str | tf.distribute.Strategy | engine.KerasDistribution | None = None,
     seed: int | None = None,
     data_dir: str | os.PathLike | None = None,
     augment: bool = False,
@@ -227,6 +231,9 @@ def train(
     if gradient_stats_every is not None and strategy not in (None, "none"):
         raise ValueError("Gradient statistics observe a single-device run (strategy 'none'); "
                          f"received strategy={strategy!r}.")
+    if gradient_stats_every is not None:
+        require("gradient_stats_every (GradientStatistics swaps a tapped TensorFlow training "
+                "step into fit)", "tensorflow")
     # A multi-worker strategy must exist before TensorFlow runs any op.
     distribution = engine.make_strategy(strategy)
     engine.make_optimizer(optimizer, learning_rate, learning_rate_schedule)  # validate before any work
@@ -236,12 +243,18 @@ def train(
     else:
         chosen = _built_model_precision(model, precision)
     dataset_info = datasets.info(dataset)
+    if not engine.on_tensorflow():
+        from zoo.datasets.arrays import check_loadable
+
+        check_loadable(dataset)  # before the run directory is written
     engine.enable_gpu_memory_growth()
 
     model_name = model if isinstance(model, str) else model.name
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(model_name, dataset)
-    multi_worker = isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy)
+    multi_worker = engine.is_multi_worker(distribution)
     if multi_worker:
+        from zoo.training.custom_loop import worker_run_dir
+
         run_dir = worker_run_dir(run_dir)
     _prepare_run_dir(run_dir, overwrite)
     check_same_settings(run_dir, {
@@ -249,7 +262,8 @@ def train(
         "learning_rate": learning_rate, "optimizer": optimizer,
         "learning_rate_schedule": learning_rate_schedule,
         "early_stopping_patience": early_stopping_patience, "seed": seed, "augment": augment,
-        "precision": chosen.policy, "model_arguments": model_overrides})
+        "precision": chosen.policy, "model_arguments": model_overrides,
+        "backend": keras.backend.backend()})
     announce(chosen, verbose=verbose != 0)
 
     if seed is not None:  # seeds the data pipeline's shuffling
@@ -261,7 +275,7 @@ def train(
     train_data = datasets.load(dataset, "train", augment=augment, **load)
     validation_data = datasets.load(dataset, "validation", **load)
     test_data = datasets.load(dataset, "test", batch_size=global_batch, data_dir=data_dir)
-    steps_per_epoch = int(train_data.cardinality())
+    steps_per_epoch = datasets.num_batches(train_data)
     examples_per_epoch = (steps_per_epoch * global_batch if replicas > 1
                           else dataset_info.num_examples("train"))
     check_finite_inputs(train_data, f"{dataset} training")
@@ -292,6 +306,8 @@ def train(
                strategy=distribution, global_batch_size=global_batch, verbose=verbose)
     wall_time = time.perf_counter() - started
     if multi_worker:
+        from zoo.training.custom_loop import evaluate_custom_loop
+
         evaluation = evaluate_custom_loop(model, distribution, test_data)
         test_loss, test_accuracy = evaluation["test_loss"], evaluation["test_accuracy"]
         test_data_loss = evaluation["test_data_loss"]
@@ -315,6 +331,7 @@ def train(
             round(examples_per_epoch / statistics.median(timer.seconds), 1) if timer.seconds else None),
         "precision": chosen.policy,
         "precision_reason": chosen.reason,
+        "backend": keras.backend.backend(),
         "batch_size": batch_size,
         "replicas": replicas,
         "learning_rate": learning_rate,

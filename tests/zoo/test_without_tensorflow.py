@@ -1,0 +1,170 @@
+"""The zoo on JAX in a process where TensorFlow cannot be imported.
+
+Each command runs under ``KERAS_BACKEND=jax`` in a subprocess whose import
+system refuses ``tensorflow`` and ``tensorflow_datasets`` (as on a machine
+without them): ``zoo train`` (killed and resumed), ``zoo tune`` with two
+trials, one ``zoo reproduce --quick`` experiment, and the one-line errors of
+what needs TensorFlow. The array loader those runs read is checked here,
+beside TensorFlow, against the tfds builders it replaces.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoo import datasets
+from zoo.datasets.arrays import ArrayBatches, load_arrays
+from zoo.datasets.loader import split_arrays
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Runs ``zoo`` with TensorFlow and tensorflow-datasets made unimportable.
+WITHOUT_TENSORFLOW = """
+import sys
+
+class NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NoTensorFlow())
+from zoo.cli import main
+status = main(sys.argv[1:])
+assert "tensorflow" not in sys.modules
+sys.exit(status)
+"""
+
+
+def jax_environment(backend="jax"):
+    return {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONUNBUFFERED": "1", "JAX_PLATFORMS": "cpu"}
+
+
+def zoo_without_tensorflow(*arguments, cwd, timeout=600):
+    return subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, *arguments], cwd=cwd,
+                          env=jax_environment(), capture_output=True, text=True, timeout=timeout)
+
+
+def committed_epochs(run_dir: Path) -> int:
+    try:
+        return json.loads((run_dir / "backup" / "state.json").read_text())["epoch"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+
+
+@pytest.mark.parametrize("name", ["mnist_5k", "mnist1d"])
+def test_the_array_loader_gives_the_splits_order_and_values_of_the_tfds_builders(name, data_dir):
+    import tensorflow_datasets as tfds
+
+    builder = datasets.prepare(name, data_dir)
+    arrays = split_arrays(name)
+    for split in ("train", "test"):
+        x, y = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True,
+                                                shuffle_files=False))
+        np.testing.assert_array_equal(arrays[split][0], x)
+        np.testing.assert_array_equal(arrays[split][1], y)
+    n_val = datasets.info(name).num_examples("validation")
+    for split in ("train", "validation", "test"):
+        expected = datasets.load(name, split, batch_size=1000, shuffle=False, data_dir=data_dir)
+        batches = load_arrays(name, split, n_val, arrays, batch_size=1000, shuffle=False,
+                              seed=None)
+        assert isinstance(batches, ArrayBatches) and len(batches) == len(list(expected))
+        for (x, y), (x_tf, y_tf) in zip(batches, expected):
+            np.testing.assert_array_equal(x, x_tf.numpy())
+            np.testing.assert_array_equal(y, y_tf.numpy())
+            assert x.dtype == np.float32 and y.dtype == np.int32
+
+
+def test_array_batches_reshuffle_every_epoch_from_their_seed():
+    x, y = np.arange(10, dtype=np.float32)[:, None], np.arange(10)
+
+    def epochs(seed, count=3):
+        batches = ArrayBatches(x, y, 4, shuffle=True, seed=seed, drop_remainder=True)
+        orders = []
+        for _ in range(count):
+            orders.append(np.concatenate([labels for _, labels in batches]))
+            batches.on_epoch_end()
+        return orders
+
+    first, again = epochs(seed=5), epochs(seed=5)
+    assert len(first[0]) == 8  # two whole batches, the remainder dropped
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], first[1])
+    endless = ArrayBatches(x, y, 4, repeat=True)  # passes of 3 batches: 4, 4 and 2 examples
+    assert endless.num_batches is None
+    assert [list(endless[index][1]) for index in (2, 3)] == [[8, 9], [0, 1, 2, 3]]
+
+
+def test_train_killed_and_resumed_on_jax_without_tensorflow(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-c", WITHOUT_TENSORFLOW, "train", "mlp", "--dataset", "mnist1d",
+               "--epochs", "6", "--seed", "3", "--run-dir", str(run_dir)]
+    log = tmp_path / "first.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=tmp_path, env=jax_environment(), stdout=output,
+                                   stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while committed_epochs(run_dir) < 2 and process.poll() is None:
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    done = committed_epochs(run_dir)
+    assert 2 <= done < 6, log.read_text()[-2000:]
+    assert json.loads((run_dir / "settings.json").read_text())["backend"] == "jax"
+
+    on_tensorflow = subprocess.run([sys.executable, "-m", "zoo.cli", *command[3:]], cwd=tmp_path,
+                                   env=jax_environment("tensorflow"), capture_output=True,
+                                   text=True, timeout=300)
+    assert on_tensorflow.returncode == 2
+    assert "backend 'jax' -> 'tensorflow'" in on_tensorflow.stderr
+    assert len(on_tensorflow.stderr.strip().splitlines()) == 1
+
+    resumed = zoo_without_tensorflow(*command[3:], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert f"Epoch {done + 1}/6" in resumed.stdout and "Epoch 1/6" not in resumed.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["backend"] == "jax" and metrics["epochs_run"] == 6
+    assert metrics["test_accuracy"] > 0.3  # ten classes: well above chance after 6 epochs
+    assert (run_dir / "model.keras").exists() and not (run_dir / "backup").exists()
+    assert list((run_dir / "logs" / "train").glob("events.out.tfevents.*"))
+    assert list((run_dir / "logs" / "validation").glob("events.out.tfevents.*"))
+
+
+def test_tune_runs_two_trials_on_jax_without_tensorflow(tmp_path):
+    result = zoo_without_tensorflow(
+        "tune", "cnn1d", "--tuner", "random", "--max-trials", "2", "--max-epochs", "2",
+        "--directory", str(tmp_path), "--project-name", "search", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    project = tmp_path / "search"
+    results = json.loads((project / "results.json").read_text())
+    assert results["backend"] == "jax"
+    assert len(results["trials"]) == 2
+    assert 0.1 < results["test_accuracy"] <= 1
+    assert (project / "best_model.keras").exists() and (project / "search.png").exists()
+
+
+def test_reproduce_quick_on_jax_without_tensorflow(tmp_path):
+    result = zoo_without_tensorflow("reproduce", "params", "--quick", "--out", str(tmp_path),
+                                    cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (tmp_path / "results.json").exists() and list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["train", "mlp", "--dataset", "mnist"], "needs TensorFlow"),
+    (["train", "mlp", "--strategy", "multi-worker"], "KERAS_BACKEND=tensorflow"),
+    (["train", "mlp", "--gradient-stats"], "tensorflow backend"),
+], ids=["tfds-dataset", "multi-worker", "gradient-statistics"])
+def test_what_needs_tensorflow_is_refused_in_one_line(arguments, message, tmp_path):
+    result = zoo_without_tensorflow(*arguments, "--run-dir", str(tmp_path / "run"),
+                                    cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
