@@ -51,15 +51,19 @@ def parse_args(argv=None):
     return args
 
 
-def build(name: str, layers: str, input_shape, jit_compile: bool):
+def build(name: str, layers: str, input_shape, jit_compile: bool, precision: str = "float32"):
     from zoo.models import create_model
     from zoo.training import compile_model
+    from zoo.training.precision import precision_scope
 
-    model = create_model(name, input_shape=input_shape, num_classes=10, layers=layers)
+    with precision_scope(precision):
+        model = create_model(name, input_shape=input_shape, num_classes=10, layers=layers)
     return compile_model(model, "adam", 1e-3, jit_compile=jit_compile)
 
 
-def measure(name: str, repeats: int, steps: int) -> dict[str, Any]:
+def measure(name: str, repeats: int, steps: int, precision: str = "float32") -> dict[str, Any]:
+    """The interleaved median step of ``name`` built from each layer family
+    under the dtype policy ``precision``, and their ratio."""
     import keras
     import numpy as np
 
@@ -71,8 +75,8 @@ def measure(name: str, repeats: int, steps: int) -> dict[str, Any]:
     x = rng.random((batch_size, *input_shape), dtype=np.float32)
     y = rng.integers(0, 10, batch_size)
     jit = keras.backend.backend() == "jax"
-    models = {"custom": build(name, "custom", input_shape, jit),
-              "keras": build(name, "keras", input_shape, jit)}
+    models = {"custom": build(name, "custom", input_shape, jit, precision),
+              "keras": build(name, "keras", input_shape, jit, precision)}
     models["keras"].set_weights(models["custom"].get_weights())
     first_step_s = {}
     for variant, model in models.items():
@@ -98,7 +102,7 @@ def measure(name: str, repeats: int, steps: int) -> dict[str, Any]:
         "model": name,
         "input_shape": list(input_shape),
         "batch_size": batch_size,
-        "precision": "float32",
+        "precision": precision,
         "jit_compile": jit,
         "ms_per_example": {variant: round(value * 1e3 / batch_size, 4)
                            for variant, value in medians.items()},
