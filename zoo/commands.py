@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from importlib.metadata import entry_points
 from typing import Callable
 
@@ -139,14 +141,31 @@ def keras_backend() -> str:
         return "tensorflow"
 
 
+#: Set when Ctrl-C (SIGINT) arrives during a command. The KeyboardInterrupt the
+#: signal raises can land in a garbage-collection callback (JAX, which Keras
+#: imports when it is installed, registers one), where Python ignores it; the
+#: engine's training callbacks then raise it again at the next batch.
+interrupt_requested = threading.Event()
+
+
+def _interrupt(signal_number, frame):
+    interrupt_requested.set()
+    raise KeyboardInterrupt
+
+
 def run_command(handler: Handler, args: argparse.Namespace) -> int:
     """Runs a command handler the way every ``zoo`` command runs: TensorFlow
     imported quietly (when it is the backend), errors as one line with exit
     status 2, Ctrl-C as 130."""
+    interrupt_requested.clear()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         if keras_backend() == "tensorflow":
             import_tensorflow_quietly()
         handler(args)
+        if interrupt_requested.is_set():  # raised where Python ignored it, after the last batch
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         print("zoo: interrupted; run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -77,3 +77,35 @@ def test_gradient_statistics_flags(flags, every):
     from zoo.cli import _gradient_stats_every, build_parser
 
     assert _gradient_stats_every(build_parser().parse_args(["train", "mlp", *flags])) == every
+
+
+def test_a_ctrl_c_that_python_ignored_still_stops_the_command(capsys):
+    """SIGINT's KeyboardInterrupt can land in a garbage-collection callback,
+    where Python drops it: the command still ends as interrupted (130), and a
+    training in progress stops at its next batch."""
+    import argparse
+
+    import keras
+    import numpy as np
+
+    from zoo.commands import EXIT_INTERRUPTED, interrupt_requested, run_command
+    from zoo.training import training_callbacks
+
+    def handler_whose_interrupt_was_dropped(args):
+        interrupt_requested.set()
+
+    assert run_command(handler_whose_interrupt_was_dropped, argparse.Namespace()) == EXIT_INTERRUPTED
+    assert "interrupted" in capsys.readouterr().err
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    batches = []
+    interrupt_requested.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(np.zeros((8, 2)), np.zeros(8), batch_size=2, verbose=0,
+                      callbacks=[*training_callbacks(), keras.callbacks.LambdaCallback(
+                          on_train_batch_begin=lambda batch, logs: batches.append(batch))])
+    finally:
+        interrupt_requested.clear()
+    assert batches == [0]

@@ -11,7 +11,7 @@ early-stopping rule:
   penalties λ‖w‖², accuracy and E_D reported on their own; the optimizer
   from :func:`make_optimizer`.
 - :func:`training_callbacks` — the run's callbacks in the order they must
-  run: stop on a non-finite loss, log λE_W, early stopping, the run state
+  run: stop on Ctrl-C, stop on a non-finite loss, log λE_W, early stopping, the run state
   (``zoo.training.run_state.RunState``), TensorBoard, then the caller's.
 - :func:`fit` — Keras' ``model.fit``, or under
   ``MultiWorkerMirroredStrategy`` the custom loop of
@@ -129,6 +129,24 @@ class TerminateOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
                 f"batch {batch + 1} (try a smaller learning rate){kept}.") from None
 
 
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt at the next batch once the ``zoo`` command
+    has received Ctrl-C (``zoo.commands.interrupt_requested``): a second
+    chance for an interrupt that Python ignored where it was first raised."""
+
+    def _check(self):
+        from zoo.commands import interrupt_requested
+
+        if interrupt_requested.is_set():
+            raise KeyboardInterrupt
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._check()
+
+
 class WeightPenaltyLogger(keras.callbacks.Callback):
     """Adds the weight penalty λE_W = λ‖w‖² (the sum of the model's
     regularization losses) to each epoch's logs as ``weight_penalty``,
@@ -213,7 +231,7 @@ def training_callbacks(
     state of the epoch — and TensorBoard logs go to ``run_dir/logs``.
     ``callbacks`` (the caller's) run last.
     """
-    run_callbacks: list[keras.callbacks.Callback] = []
+    run_callbacks: list[keras.callbacks.Callback] = [StopOnInterrupt()]
     if stop_on_non_finite_loss:
         run_callbacks.append(TerminateOnNonFiniteLoss(None if run_dir is None else run_dir / "backup"))
     run_callbacks.append(WeightPenaltyLogger())
