@@ -20,6 +20,8 @@ for ever (about 4 MB per trial here). The zoo's tuners remove a trial's
 registrations when it ends (``tuning.tuners.ZooTuner``).
 ``--keep-custom-gradients`` turns that off, to measure the leak; ``--compare``
 also runs the search that way, in a fresh process, and adds it to the JSON.
+Under ``KERAS_BACKEND=jax`` the same search runs on JAX, which has no such
+registry (``--compare`` then measures the same thing twice).
 """
 
 from __future__ import annotations
