@@ -8,6 +8,7 @@ a bad argument reads the same wherever it is caught.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from typing import Any, Iterable
@@ -147,3 +148,10 @@ def check_choice(value, allowed: Iterable[str], name: str, received: Any = None)
         raise invalid(name, f"one of {', '.join(repr(item) for item in allowed)}",
                       value if received is None else received)
     return value
+
+
+def did_you_mean(name: Any, choices: Iterable[str]) -> str:
+    """" Did you mean 'x'?" for the closest of ``choices`` to a misspelt
+    ``name`` (difflib's ratio ≥ 0.6), or "" when none is close."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""

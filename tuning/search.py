@@ -37,6 +37,7 @@ one GPU per worker via ``CUDA_VISIBLE_DEVICES``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -56,7 +57,7 @@ from tuning.report import plot_search, read_json, trial_table
 from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
 from tuning.tuners import TUNERS, TrialObserver, distributed_role, make_tuner
 from zoo import datasets
-from zoo.io import atomic_save_model, atomic_write_json, load_model
+from zoo.io import atomic_save_model, atomic_write_json, directory_lock, load_model
 from zoo.training import (
     TrainResult,
     compile_model,
@@ -65,7 +66,7 @@ from zoo.training import (
     train,
     training_defaults,
 )
-from zoo.training.engine import is_multi_worker
+from zoo.training.engine import is_multi_worker, tensorboard_callback
 from zoo.training.precision import (
     announce,
     choose_precision,
@@ -319,117 +320,119 @@ def tune(
         raise ValueError(f"Tuning directory {directory} exists and is not a directory.")
     fingerprint = {**config.fingerprint(), "precision": chosen.policy,
                    "backend": keras.backend.backend()}
-    if not overwrite and role != "worker":
-        _check_same_search(project_dir, fingerprint)
-    announce(chosen, verbose=verbose != 0)
-
     enable_gpu_memory_growth()  # before the strategy (or anything) initialises the GPUs
     strategy = resolve_strategy(distribution_strategy)
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
+    with contextlib.ExitStack() as held:
+        if role != "worker":  # workers share the chief's project
+            held.enter_context(directory_lock(project_dir, "Tuning project"))
+        if not overwrite and role != "worker":
+            _check_same_search(project_dir, fingerprint)
+        announce(chosen, verbose=verbose != 0)
+        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
 
-    # The chief only serves the oracle during the search: it loads no data for it.
-    train_data = validation_data = None
-    if role != "chief":
-        load = dict(batch_size=config.batch_size * replicas, seed=seed, data_dir=data_dir,
-                    drop_remainder=replicas > 1)
-        train_data = datasets.load(config.dataset, "train", **load)
-        validation_data = datasets.load(config.dataset, "validation", **load)
+        # The chief only serves the oracle during the search: it loads no data for it.
+        train_data = validation_data = None
+        if role != "chief":
+            load = dict(batch_size=config.batch_size * replicas, seed=seed, data_dir=data_dir,
+                        drop_remainder=replicas > 1)
+            train_data = datasets.load(config.dataset, "train", **load)
+            validation_data = datasets.load(config.dataset, "validation", **load)
 
-    previous_policy = keras.mixed_precision.global_policy()
-    try:
-        search_tuner = make_tuner(
-            config.tuner, hypermodel, max_trials=max_trials, max_epochs=config.max_epochs,
-            directory=directory, project_name=project_dir.name, overwrite=overwrite, seed=seed,
-            distribution_strategy=strategy, hyperband_factor=config.hyperband_factor,
-            hyperband_iterations=config.hyperband_iterations, trial_observers=trial_observers,
-            release_custom_gradients=release_custom_gradients)
-        if role != "worker":
-            project_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(fingerprint, project_dir / SETTINGS_FILE)
-        callbacks = [keras.callbacks.TensorBoard(str(project_dir / "logs"))] if tensorboard else []
-        if role == "worker":
-            print(f"Worker {os.environ['KERASTUNER_TUNER_ID']}: asking the oracle at "
-                  f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']} "
-                  "for trials", flush=True)
-        started = time.perf_counter()
-        search_tuner.search(train_data, validation_data=validation_data, epochs=config.max_epochs,
-                            callbacks=callbacks, verbose=verbose)
-        search_time = time.perf_counter() - started
-        if role == "worker":
-            return TuneResult(role=role, project_dir=project_dir, tuner=search_tuner,
-                              trials_run=list(search_tuner.trials_run))
+        previous_policy = keras.mixed_precision.global_policy()
+        try:
+            search_tuner = make_tuner(
+                config.tuner, hypermodel, max_trials=max_trials, max_epochs=config.max_epochs,
+                directory=directory, project_name=project_dir.name, overwrite=overwrite, seed=seed,
+                distribution_strategy=strategy, hyperband_factor=config.hyperband_factor,
+                hyperband_iterations=config.hyperband_iterations, trial_observers=trial_observers,
+                release_custom_gradients=release_custom_gradients)
+            if role != "worker":
+                project_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(fingerprint, project_dir / SETTINGS_FILE)
+            callbacks = [tensorboard_callback(project_dir / "logs")] if tensorboard else []
+            if role == "worker":
+                print(f"Worker {os.environ['KERASTUNER_TUNER_ID']}: asking the oracle at "
+                      f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']} "
+                      "for trials", flush=True)
+            started = time.perf_counter()
+            search_tuner.search(train_data, validation_data=validation_data, epochs=config.max_epochs,
+                                callbacks=callbacks, verbose=verbose)
+            search_time = time.perf_counter() - started
+            if role == "worker":
+                return TuneResult(role=role, project_dir=project_dir, tuner=search_tuner,
+                                  trials_run=list(search_tuner.trials_run))
 
-        trials = trial_table(search_tuner)
-        best_trials = search_tuner.oracle.get_best_trials(1)
-        if not best_trials or best_trials[0].status != "COMPLETED":
-            raise RuntimeError(f"No trial of the search in {project_dir} completed; "
-                               "see the trial messages in its trial_*/trial.json files.")
-        best_trial = best_trials[0]
-        best = trial_values(best_trial.hyperparameters.values)
-        if best[LEARNING_RATE] is None:
-            best[LEARNING_RATE] = float(config.learning_rate)
+            trials = trial_table(search_tuner)
+            best_trials = search_tuner.oracle.get_best_trials(1)
+            if not best_trials or best_trials[0].status != "COMPLETED":
+                raise RuntimeError(f"No trial of the search in {project_dir} completed; "
+                                   "see the trial messages in its trial_*/trial.json files.")
+            best_trial = best_trials[0]
+            best = trial_values(best_trial.hyperparameters.values)
+            if best[LEARNING_RATE] is None:
+                best[LEARNING_RATE] = float(config.learning_rate)
 
-        final_settings = {"retrain": retrain, "max_epochs": config.max_epochs,
-                          "batch_size": config.batch_size, "seed": seed,
-                          "early_stopping_patience": config.early_stopping_patience,
-                          "best_trial_id": best_trial.trial_id}
-        if retrain:
-            final = retrain_best(config, best, project_dir, final_settings, strategy=strategy,
-                                 seed=seed, data_dir=data_dir, jit_compile=jit_compile,
-                                 precision=chosen.policy, verbose=verbose)
-            final_model, test_loss = final.model, final.metrics["test_loss"]
-            test_accuracy = final.metrics["test_accuracy"]
-        else:
-            release_memory()
-            with precision_scope(chosen.policy):
-                final_model = search_tuner.get_best_models(1)[0]
-            test_metrics = evaluate(final_model, config.dataset, batch_size=config.batch_size * replicas,
-                                    data_dir=data_dir)
-            test_loss, test_accuracy = test_metrics["test_loss"], test_metrics["test_accuracy"]
-        atomic_save_model(final_model, project_dir / BEST_MODEL_FILE)
+            final_settings = {"retrain": retrain, "max_epochs": config.max_epochs,
+                              "batch_size": config.batch_size, "seed": seed,
+                              "early_stopping_patience": config.early_stopping_patience,
+                              "best_trial_id": best_trial.trial_id}
+            if retrain:
+                final = retrain_best(config, best, project_dir, final_settings, strategy=strategy,
+                                     seed=seed, data_dir=data_dir, jit_compile=jit_compile,
+                                     precision=chosen.policy, verbose=verbose)
+                final_model, test_loss = final.model, final.metrics["test_loss"]
+                test_accuracy = final.metrics["test_accuracy"]
+            else:
+                release_memory()
+                with precision_scope(chosen.policy):
+                    final_model = search_tuner.get_best_models(1)[0]
+                test_metrics = evaluate(final_model, config.dataset, batch_size=config.batch_size * replicas,
+                                        data_dir=data_dir)
+                test_loss, test_accuracy = test_metrics["test_loss"], test_metrics["test_accuracy"]
+            atomic_save_model(final_model, project_dir / BEST_MODEL_FILE)
 
-        exported = None
-        if export_dir is not None:
-            from zoo.export import export_savedmodel  # TensorFlow's SavedModel
+            exported = None
+            if export_dir is not None:
+                from zoo.export import export_savedmodel  # TensorFlow's SavedModel
 
-            exported = export_savedmodel(final_model, export_dir, replace=True)
-        results = {
-            **fingerprint,
-            "precision_reason": chosen.reason,
-            "objective": "val_accuracy",
-            "max_trials": max_trials,
-            "replicas": replicas,
-            "seed": seed,
-            "best_trial_id": best_trial.trial_id,
-            "best_hyperparameters": best,
-            "best_val_accuracy": float(best_trial.score),
-            "test_accuracy": test_accuracy,
-            "test_loss": test_loss,
-            "final_training": final_settings,
-            "final_run": FINAL_RUN if retrain else None,
-            "num_trials": len(trials),
-            "num_completed_trials": sum(row["status"] == "COMPLETED" for row in trials),
-            "search_wall_time_s": round(search_time, 3),
-            "trials": trials,
-            "best_model": BEST_MODEL_FILE,
-            "export_dir": None if exported is None else str(exported),
-        }
-        results_path = project_dir / RESULTS_FILE
-        atomic_write_json(results, results_path)
-        plot_path = project_dir / PLOT_FILE
-        plot_search(trials, config.search_space, plot_path,
-                    title=f"{config.model} on {config.dataset}: {config.tuner} search, val accuracy",
-                    best_trial_id=best_trial.trial_id)
-        return TuneResult(
-            role=role, project_dir=project_dir, tuner=search_tuner,
-            trials_run=list(search_tuner.trials_run), best_hyperparameters=best,
-            best_trial_id=best_trial.trial_id, best_val_accuracy=float(best_trial.score),
-            test_accuracy=test_accuracy, test_loss=test_loss, model=final_model, trials=trials,
-            results_path=results_path, plot_path=plot_path, export_dir=exported)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)  # the trials' builds set it
+                exported = export_savedmodel(final_model, export_dir, replace=True)
+            results = {
+                **fingerprint,
+                "precision_reason": chosen.reason,
+                "objective": "val_accuracy",
+                "max_trials": max_trials,
+                "replicas": replicas,
+                "seed": seed,
+                "best_trial_id": best_trial.trial_id,
+                "best_hyperparameters": best,
+                "best_val_accuracy": float(best_trial.score),
+                "test_accuracy": test_accuracy,
+                "test_loss": test_loss,
+                "final_training": final_settings,
+                "final_run": FINAL_RUN if retrain else None,
+                "num_trials": len(trials),
+                "num_completed_trials": sum(row["status"] == "COMPLETED" for row in trials),
+                "search_wall_time_s": round(search_time, 3),
+                "trials": trials,
+                "best_model": BEST_MODEL_FILE,
+                "export_dir": None if exported is None else str(exported),
+            }
+            results_path = project_dir / RESULTS_FILE
+            atomic_write_json(results, results_path)
+            plot_path = project_dir / PLOT_FILE
+            plot_search(trials, config.search_space, plot_path,
+                        title=f"{config.model} on {config.dataset}: {config.tuner} search, val accuracy",
+                        best_trial_id=best_trial.trial_id)
+            return TuneResult(
+                role=role, project_dir=project_dir, tuner=search_tuner,
+                trials_run=list(search_tuner.trials_run), best_hyperparameters=best,
+                best_trial_id=best_trial.trial_id, best_val_accuracy=float(best_trial.score),
+                test_accuracy=test_accuracy, test_loss=test_loss, model=final_model, trials=trials,
+                results_path=results_path, plot_path=plot_path, export_dir=exported)
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)  # the trials' builds set it
 
 
 def retrain_best(config: SearchConfig, values: dict[str, float | None], project_dir: Path,

@@ -18,6 +18,7 @@ run resumes when the same command is run again.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Sequence
 
@@ -28,6 +29,7 @@ from zoo.commands import Parser, add_precision_argument, non_negative_float, pos
 def build_parser() -> Parser:
     """The ``zoo`` parser: its own subcommands and those registered under ``zoo.commands``."""
     parser = Parser(prog="zoo", description="deepzoo: models of layers with hand-written gradients.")
+    parser.add_argument("--version", action="version", version=f"zoo (deepzoo) {commands.version()}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     subcommands.required = True
 
@@ -38,7 +40,9 @@ def build_parser() -> Parser:
 
     train = subcommands.add_parser("train", help="train a model (re-run to resume an unfinished run)")
     train.add_argument("model", help="a registered model name (see `zoo list`)")
-    train.add_argument("--dataset", default="mnist_5k", help="default: %(default)s (offline)")
+    train.add_argument("--dataset", default=None,
+                       help="default: the model's own (offline): mnist1d for the 1-D models, "
+                            "mnist_5k for the others")
     train.add_argument("--epochs", type=positive_int, default=None,
                        help="default: 15 (40 on mnist1d)")
     train.add_argument("--batch-size", type=positive_int, default=None,
@@ -62,6 +66,9 @@ def build_parser() -> Parser:
                        help="train afresh: replace a finished run, or drop an unfinished one's backup")
     train.add_argument("--strategy", choices=("none", "mirrored", "multi-worker"), default="none")
     train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                       help="0: silent, 1: a progress bar, 2: one line per epoch (default: 1 on "
+                            "a terminal, 2 in a log file)")
     train.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     train.add_argument("--augment", action="store_true", help="random shifts/rotations of images")
     add_precision_argument(train)
@@ -81,6 +88,8 @@ def build_parser() -> Parser:
     export = subcommands.add_parser("export", help="export a run's model as a TensorFlow SavedModel")
     export.add_argument("run_dir")
     export.add_argument("path", help="the SavedModel directory to write (must not exist)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace a SavedModel already at PATH (nothing else is replaced)")
 
     predict = subcommands.add_parser("predict", help="classify .npy arrays or PNG/JPEG images")
     predict.add_argument("model_path", help="a .keras file or an exported SavedModel directory")
@@ -103,8 +112,14 @@ def _list(_args) -> None:
     from zoo.models.registry import get_builder
 
     for name in list_models():
-        summary = (get_builder(name).__doc__ or "").strip().splitlines()[0]
-        print(f"{name:<24} {summary}")
+        print(f"{name:<24} {_first_sentence(get_builder(name).__doc__ or '')}")
+
+
+def _first_sentence(docstring: str) -> str:
+    """A docstring's first sentence on one line, without reStructuredText's backticks."""
+    paragraph = " ".join(docstring.strip().split("\n\n")[0].split()).replace("``", "")
+    end = re.search(r"(?<!\bal)\.(\s+[A-Z(]|$)", paragraph)  # not after "et al."
+    return paragraph[:end.start() + 1] if end else paragraph
 
 
 def _info(args) -> None:
@@ -138,6 +153,7 @@ def _train(args) -> None:
         early_stopping_patience=args.patience, run_dir=args.run_dir, overwrite=args.overwrite,
         strategy=args.strategy, seed=args.seed, data_dir=args.data_dir, augment=args.augment,
         precision=args.precision, gradient_stats_every=_gradient_stats_every(args),
+        verbose=(1 if sys.stdout.isatty() else 2) if args.verbose is None else args.verbose,
         per_example_gradients=args.per_example_gradients, **overrides,
     )
     metrics = result.metrics
@@ -164,16 +180,20 @@ def _evaluate(args) -> None:
 def _export(args) -> None:
     from zoo.export import export_run
 
-    print(f"exported SavedModel to {export_run(args.run_dir, args.path)} (signature `serve`)")
+    path = export_run(args.run_dir, args.path, replace=args.overwrite)
+    print(f"exported SavedModel to {path} (signature `serve`)")
 
 
 def _predict(args) -> None:
-    from zoo.export import Predictor, read_inputs
+    from zoo.export import Predictor, read_named_inputs
 
     predictor = Predictor(args.model_path)
-    probabilities = predictor.predict(read_inputs(args.inputs, predictor.input_shape))
-    for index, row in enumerate(probabilities):
-        print(f"{index}\tclass {int(row.argmax())}\tprobability {float(row.max()):.4f}")
+    notes: list[str] = []
+    inputs, names = read_named_inputs(args.inputs, predictor.input_shape, notes)
+    for note in notes:
+        print(f"zoo: note: {note}", file=sys.stderr)
+    for name, row in zip(names, predictor.predict(inputs)):
+        print(f"{name}\tclass {int(row.argmax())}\tprobability {float(row.max()):.4f}")
 
 
 def _convert(args) -> None:

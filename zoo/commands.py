@@ -176,13 +176,27 @@ def run_command(handler: Handler, args: argparse.Namespace) -> int:
     return 0
 
 
+def version() -> str:
+    """The installed deepzoo's version."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return installed("deepzoo")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(build_parser: Callable[[], argparse.ArgumentParser], argv=None) -> int:
     """Parses ``argv`` with the parser ``build_parser`` makes and runs the
-    chosen subcommand's ``handler`` (see :func:`run_command`)."""
+    chosen subcommand's ``handler`` (see :func:`run_command`); with no
+    arguments at all, prints the usage and the commands (exit status 2)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # JAX takes GPU memory as needed, as TensorFlow's memory growth does, rather than
     # 75 % of it at start (set before JAX starts; an explicit setting wins).
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if not (sys.argv[1:] if argv is None else list(argv)):
+        build_parser().print_help(sys.stderr)
+        return EXIT_ERROR
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:  # Ctrl-C before the command started: nothing to resume

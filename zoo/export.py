@@ -64,7 +64,8 @@ def export_savedmodel(model: keras.Model, path: str | os.PathLike, replace: bool
     exists = path.is_file() or (path.is_dir() and any(path.iterdir()))
     if exists and not (replace and (path / "saved_model.pb").exists()):
         raise FileExistsError(f"Export path {path} already exists and is not empty"
-                              f"{'' if not replace else ' (nor a SavedModel to replace)'}.")
+                              f"{' (nor a SavedModel to replace)' if replace else ''}"
+                              f"{'' if replace else '; --overwrite (replace=True) replaces a SavedModel'}.")
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
@@ -88,9 +89,11 @@ def export_savedmodel(model: keras.Model, path: str | os.PathLike, replace: bool
     return path
 
 
-def export_run(run_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Exports a finished run's ``model.keras`` as a SavedModel at ``path``."""
-    return export_savedmodel(load_model(Path(run_dir) / "model.keras"), path)
+def export_run(run_dir: str | os.PathLike, path: str | os.PathLike,
+               replace: bool = False) -> Path:
+    """Exports a finished run's ``model.keras`` as a SavedModel at ``path``
+    (``replace``: an existing SavedModel there is replaced)."""
+    return export_savedmodel(load_model(Path(run_dir) / "model.keras"), path, replace=replace)
 
 
 def load(path: str | os.PathLike) -> keras.Model:
@@ -172,7 +175,17 @@ def _read_image_with_pillow(path, height: int, width: int, channels: int) -> np.
 
 def read_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) -> np.ndarray:
     """Stacks ``.npy`` arrays and image files into one batch."""
-    batches = []
+    return read_named_inputs(paths, input_shape)[0]
+
+
+def read_named_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int],
+                      notes: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """The batch of :func:`read_inputs` and a name for each example (the file,
+    with ``[i]`` for the i-th example of a batch file). ``notes`` collects
+    what a user should know about the inputs: arrays outside [0, 1] (the
+    models were trained on inputs scaled to it), and images drawn dark on
+    light, which are inverted to MNIST's light-on-dark digits."""
+    batches, names = [], []
     for path in map(Path, paths):
         if not path.exists():
             raise FileNotFoundError(f"Input file {path} does not exist.")
@@ -182,16 +195,31 @@ def read_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) 
                 array = np.load(path, allow_pickle=False)
             except ValueError as error:
                 raise ValueError(f"{path} is not a readable .npy array: {error}") from None
-            batches.append(array[None] if array.shape == tuple(input_shape) else array)
+            single = array.shape == tuple(input_shape)
+            array = array[None] if single else array
+            if notes is not None and array.size and np.issubdtype(array.dtype, np.number) and (
+                    array.min() < 0 or array.max() > 1):
+                notes.append(f"{path.name} holds values in [{array.min():g}, {array.max():g}]; "
+                             "the models were trained on inputs in [0, 1] (divide 0-255 grey "
+                             "levels by 255)")
+            batches.append(array)
+            names += [path.name] if single else [f"{path.name}[{i}]" for i in range(len(array))]
         elif suffix in IMAGE_SUFFIXES:
             if len(input_shape) != 3:
                 raise ValueError(f"{path} is an image but the model expects inputs of shape "
                                  f"{tuple(input_shape)}.")
-            batches.append(read_image(path, input_shape)[None])
+            image = read_image(path, input_shape)
+            if input_shape[-1] == 1 and float(image.mean()) > 0.5:  # a light background
+                image = 1.0 - image
+                if notes is not None:
+                    notes.append(f"{path.name} is drawn dark on light; inverted to the light-on-"
+                                 "dark digits the models were trained on")
+            batches.append(image[None])
+            names.append(path.name)
         else:
             raise ValueError(f"Unsupported input file {path}: expected .npy, .png, .jpg or .jpeg.")
     shapes = {tuple(batch.shape[1:]) for batch in batches}
     if len(shapes) > 1:
         raise ValueError(
             f"Inputs have different shapes {sorted(shapes)}; expected {tuple(input_shape)}.")
-    return np.concatenate(batches)
+    return np.concatenate(batches), names

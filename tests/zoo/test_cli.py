@@ -46,7 +46,7 @@ def test_evaluate_of_a_missing_run_dir_fails_cleanly_in_a_subprocess(tmp_path):
     result = run_zoo("evaluate", str(tmp_path / "nothing-here"))
     assert result.returncode == 2
     assert result.stderr.strip().startswith("zoo: error:")
-    assert "is not a finished run" in result.stderr
+    assert "nothing-here does not exist" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 

@@ -162,3 +162,40 @@ def test_predict_rejects_a_wrong_shape_naming_the_expected_one(trained, tmp_path
     assert main(["predict", str(directory / "model.keras"), str(tmp_path / "wrong.npy")]) == 2
     assert "expected (batch, 12, 12, 1)" in capsys.readouterr().err
     assert Predictor(directory / "savedmodel").input_shape == INPUT_SHAPE
+
+
+def test_predict_names_each_input_and_says_what_it_changed(trained, tmp_path, capsys):
+    model, x, directory = trained
+    np.save(tmp_path / "batch.npy", x[:2])
+    np.save(tmp_path / "grey_levels.npy", (x[2] * 255).astype("uint8"))
+    drawing = np.full((12, 12, 1), 255, np.uint8)  # black strokes on white paper
+    drawing[2:10, 5:7] = 0
+    tf.io.write_file(str(tmp_path / "drawn.png"), tf.io.encode_png(drawing))
+    assert main(["predict", str(directory / "model.keras"), str(tmp_path / "batch.npy"),
+                 str(tmp_path / "grey_levels.npy"), str(tmp_path / "drawn.png")]) == 0
+    captured = capsys.readouterr()
+    names = [line.split("\t")[0] for line in captured.out.strip().splitlines()]
+    assert names == ["batch.npy[0]", "batch.npy[1]", "grey_levels.npy", "drawn.png"]
+    notes = captured.err.strip().splitlines()
+    assert len(notes) == 2 and "grey_levels.npy holds values in [" in notes[0]
+    assert "trained on inputs in [0, 1]" in notes[0]
+    assert "drawn.png is drawn dark on light; inverted" in notes[1]
+    inverted = np.zeros((1, 12, 12, 1), "float32")
+    inverted[0, 2:10, 5:7] = 1.0
+    expected = int(model.predict(inverted, verbose=0).argmax())
+    assert captured.out.strip().splitlines()[-1].split("\t")[1] == f"class {expected}"
+
+
+def test_export_overwrite_replaces_a_savedmodel_only(trained, tmp_path, capsys):
+    model, _, directory = trained
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(directory / "model.keras", run / "model.keras")
+    assert main(["export", str(run), str(tmp_path / "served")]) == 0
+    assert main(["export", str(run), str(tmp_path / "served")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["export", str(run), str(tmp_path / "served"), "--overwrite"]) == 0
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    assert main(["export", str(run), str(tmp_path / "notes"), "--overwrite"]) == 2
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"

@@ -153,10 +153,17 @@ def _source(name: str) -> _Source:
     return _entry(name)[1]
 
 
+def _did_you_mean(name) -> str:
+    from custom_layers.arguments import did_you_mean  # plain Python: keeps this module light
+
+    return did_you_mean(name, _DATASETS).lower()
+
+
 def _entry(name: str):
     if not isinstance(name, str) or name not in _DATASETS:
         raise ValueError(
-            f"unknown dataset {name!r}; valid names are: {', '.join(list_datasets())}"
+            f"unknown dataset {name!r};{_did_you_mean(name)} valid names are: "
+            f"{', '.join(list_datasets())}"
         )
     return _DATASETS[name]
 

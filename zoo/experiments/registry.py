@@ -65,7 +65,10 @@ def get_experiment(name: str) -> Experiment:
     """The experiment called ``name``; ValueError lists the valid names."""
     _import_experiments()
     if name not in _REGISTRY:
-        raise ValueError(f"Unknown experiment {name!r}. Available experiments: "
+        from custom_layers.arguments import did_you_mean
+
+        raise ValueError(f"Unknown experiment {name!r}.{did_you_mean(name, _REGISTRY)} "
+                         "Available experiments: "
                          f"{', '.join(_REGISTRY)}.")
     return _REGISTRY[name]
 

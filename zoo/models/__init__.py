@@ -4,7 +4,13 @@ families registers their models."""
 from zoo.models.cnn import deep_cnn
 from zoo.models.cnn1d import cnn1d
 from zoo.models.mlp import deep_mlp
-from zoo.models.registry import create_model, list_models, model_arguments, register_model
+from zoo.models.registry import (
+    create_model,
+    default_dataset,
+    list_models,
+    model_arguments,
+    register_model,
+)
 
-__all__ = ["cnn1d", "create_model", "deep_cnn", "deep_mlp", "list_models", "model_arguments",
-           "register_model"]
+__all__ = ["cnn1d", "create_model", "deep_cnn", "deep_mlp", "default_dataset", "list_models",
+           "model_arguments", "register_model"]

@@ -14,6 +14,8 @@ from typing import Callable
 
 import keras
 
+from custom_layers.arguments import did_you_mean
+
 ModelBuilder = Callable[..., keras.Model]
 
 _REGISTRY: dict[str, ModelBuilder] = {}
@@ -57,7 +59,8 @@ def list_models() -> list[str]:
 def get_builder(name: str) -> ModelBuilder:
     """The registered entry point called ``name``; ValueError lists the valid names."""
     if name not in _REGISTRY:
-        raise ValueError(f"Unknown model {name!r}. Available models: {', '.join(list_models())}.")
+        raise ValueError(f"Unknown model {name!r}.{did_you_mean(name, _REGISTRY)} "
+                         f"Available models: {', '.join(list_models())}.")
     return _REGISTRY[name]
 
 
@@ -69,6 +72,19 @@ def model_arguments(name: str) -> dict[str, object]:
         for key, p in parameters.items()
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
+
+
+def default_dataset(name: str) -> str:
+    """The offline dataset ``name`` trains on when none is given: the one
+    whose examples have the model's default ``input_shape`` (``mnist1d`` for
+    the 1-D models, ``mnist_5k`` for the image models)."""
+    from zoo.datasets import info, offline_datasets
+
+    shape = model_arguments(name).get("input_shape")
+    for dataset in offline_datasets():
+        if shape is not None and tuple(info(dataset).input_shape) == tuple(shape):
+            return dataset
+    return "mnist_5k"
 
 
 def create_model(name: str, **overrides) -> keras.Model:

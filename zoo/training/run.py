@@ -42,9 +42,9 @@ from custom_layers.arguments import check_choice, check_int
 from custom_layers.backends import require
 from custom_layers.inspect import GradientStatistics
 from zoo import datasets
-from zoo.io import atomic_save_model, atomic_write_json
+from zoo.io import atomic_save_model, atomic_write_json, directory_lock
 from zoo.models import create_model
-from zoo.models.registry import check_overrides
+from zoo.models.registry import check_overrides, default_dataset
 from zoo.training import engine
 from zoo.training.precision import (
     PRECISIONS,
@@ -180,7 +180,7 @@ def plot_history(history: list[dict[str, float]], path: Path, title: str) -> Non
 
 def train(
     model: str | keras.Model = "deep_cnn",
-    dataset: str = "mnist_5k",
+    dataset: str | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
     learning_rate: float | None = None,
@@ -202,8 +202,9 @@ def train(
     **model_overrides,
 ) -> TrainResult:
     """Trains a zoo model (a registry name, or a built ``keras.Model``) on a
-    dataset, minimising E = E_D + λE_W with early stopping on the validation
-    loss, evaluates it on the test split and saves the run (module docstring).
+    dataset (None: the model's default, ``zoo.models.default_dataset``),
+    minimising E = E_D + λE_W with early stopping on the validation loss,
+    evaluates it on the test split and saves the run (module docstring).
 
     ``model_overrides`` (weight_decay, dropout_rate, batch_norm, layers, ...)
     go to ``create_model`` when ``model`` is a name; ``callbacks`` run after
@@ -219,6 +220,8 @@ def train(
     norms if ``per_example_gradients``) into the run directory; it observes
     a single-device run (strategy "none").
     """
+    if dataset is None:
+        dataset = default_dataset(model) if isinstance(model, str) else "mnist_5k"
     defaults = engine.training_defaults(dataset)
     epochs = defaults["epochs"] if epochs is None else epochs
     batch_size = defaults["batch_size"] if batch_size is None else batch_size
@@ -241,6 +244,9 @@ def train(
         check_overrides(model, model_overrides)
         chosen = choose_precision(precision)
     else:
+        if model_overrides:
+            raise ValueError(f"Model arguments {sorted(model_overrides)} apply only to a model "
+                             "given by name.")
         chosen = _built_model_precision(model, precision)
     dataset_info = datasets.info(dataset)
     if not engine.on_tensorflow():
@@ -256,95 +262,129 @@ def train(
         from zoo.training.custom_loop import worker_run_dir
 
         run_dir = worker_run_dir(run_dir)
-    _prepare_run_dir(run_dir, overwrite)
-    check_same_settings(run_dir, {
-        "model": model_name, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
-        "learning_rate": learning_rate, "optimizer": optimizer,
-        "learning_rate_schedule": learning_rate_schedule,
-        "early_stopping_patience": early_stopping_patience, "seed": seed, "augment": augment,
-        "precision": chosen.policy, "model_arguments": model_overrides,
-        "backend": keras.backend.backend()})
-    announce(chosen, verbose=verbose != 0)
+    with directory_lock(run_dir):  # one process at a time, released however it ends
+        created = not run_dir.exists()
+        _prepare_run_dir(run_dir, overwrite)
+        fresh = not (run_dir / SETTINGS_FILE).exists()
+        check_same_settings(run_dir, {
+            "model": model_name, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
+            "learning_rate": learning_rate, "optimizer": optimizer,
+            "learning_rate_schedule": learning_rate_schedule,
+            "early_stopping_patience": early_stopping_patience, "seed": seed, "augment": augment,
+            "precision": chosen.policy, "model_arguments": model_overrides,
+            "backend": keras.backend.backend()})
+        _announce_resumption(run_dir, epochs, verbose)
+        try:
+            announce(chosen, verbose=verbose != 0)
 
-    if seed is not None:  # seeds the data pipeline's shuffling
-        engine.make_deterministic(seed)
-    replicas = distribution.num_replicas_in_sync
-    global_batch = batch_size * replicas
-    load = dict(batch_size=global_batch, seed=seed, data_dir=data_dir,
-                drop_remainder=replicas > 1)
-    train_data = datasets.load(dataset, "train", augment=augment, **load)
-    validation_data = datasets.load(dataset, "validation", **load)
-    test_data = datasets.load(dataset, "test", batch_size=global_batch, data_dir=data_dir)
-    steps_per_epoch = datasets.num_batches(train_data)
-    examples_per_epoch = (steps_per_epoch * global_batch if replicas > 1
-                          else dataset_info.num_examples("train"))
-    check_finite_inputs(train_data, f"{dataset} training")
-    if seed is not None:  # again: building a dataset the first time draws from Python's RNG
-        engine.make_deterministic(seed)
+            if seed is not None:  # seeds the data pipeline's shuffling
+                engine.make_deterministic(seed)
+            replicas = distribution.num_replicas_in_sync
+            global_batch = batch_size * replicas
+            load = dict(batch_size=global_batch, seed=seed, data_dir=data_dir,
+                        drop_remainder=replicas > 1)
+            train_data = datasets.load(dataset, "train", augment=augment, **load)
+            validation_data = datasets.load(dataset, "validation", **load)
+            test_data = datasets.load(dataset, "test", batch_size=global_batch, data_dir=data_dir)
+            steps_per_epoch = datasets.num_batches(train_data)
+            examples_per_epoch = (steps_per_epoch * global_batch if replicas > 1
+                                  else dataset_info.num_examples("train"))
+            check_finite_inputs(train_data, f"{dataset} training")
+            if seed is not None:  # again: building a dataset the first time draws from Python's RNG
+                engine.make_deterministic(seed)
 
-    with distribution.scope(), precision_scope(chosen.policy):
-        if isinstance(model, str):
-            model = create_model(model, input_shape=dataset_info.input_shape,
-                                 num_classes=dataset_info.num_classes, **model_overrides)
-        elif model_overrides:
-            raise ValueError(f"Model arguments {sorted(model_overrides)} apply only to a model "
-                             "given by name.")
-        schedule_steps = epochs * steps_per_epoch if steps_per_epoch > 0 else None
-        optimizer_instance = engine.make_optimizer(optimizer, learning_rate, learning_rate_schedule,
-                                                   schedule_steps)
-        engine.compile_model(model, optimizer_instance, jit_compile=jit_compile)
+            with distribution.scope(), precision_scope(chosen.policy):
+                if isinstance(model, str):
+                    model = _create_for(model, dataset, dataset_info, model_overrides)
+                schedule_steps = epochs * steps_per_epoch if steps_per_epoch > 0 else None
+                optimizer_instance = engine.make_optimizer(optimizer, learning_rate, learning_rate_schedule,
+                                                           schedule_steps)
+                engine.compile_model(model, optimizer_instance, jit_compile=jit_compile)
+        except BaseException:
+            if fresh:  # it never started: leave nothing of it behind
+                if created:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                else:
+                    (run_dir / SETTINGS_FILE).unlink(missing_ok=True)
+            raise
 
-    history_path = run_dir / "history.csv"
-    timer = engine.EpochTimer()
-    observers = [] if gradient_stats_every is None else [GradientStatistics(
-        run_dir, every=gradient_stats_every, per_example=per_example_gradients)]
-    run_callbacks = engine.training_callbacks(
-        early_stopping_patience=early_stopping_patience, run_dir=run_dir,
-        tensorboard=not multi_worker, callbacks=[timer, *observers, *callbacks])
-    started = time.perf_counter()
-    engine.fit(model, train_data, validation_data, epochs=epochs, callbacks=run_callbacks,
-               strategy=distribution, global_batch_size=global_batch, verbose=verbose)
-    wall_time = time.perf_counter() - started
-    if multi_worker:
-        from zoo.training.custom_loop import evaluate_custom_loop
+        history_path = run_dir / "history.csv"
+        timer = engine.EpochTimer()
+        observers = [] if gradient_stats_every is None else [GradientStatistics(
+            run_dir, every=gradient_stats_every, per_example=per_example_gradients)]
+        run_callbacks = engine.training_callbacks(
+            early_stopping_patience=early_stopping_patience, run_dir=run_dir,
+            tensorboard=not multi_worker, callbacks=[timer, *observers, *callbacks])
+        started = time.perf_counter()
+        engine.fit(model, train_data, validation_data, epochs=epochs, callbacks=run_callbacks,
+                   strategy=distribution, global_batch_size=global_batch, verbose=verbose)
+        wall_time = time.perf_counter() - started
+        if multi_worker:
+            from zoo.training.custom_loop import evaluate_custom_loop
 
-        evaluation = evaluate_custom_loop(model, distribution, test_data)
-        test_loss, test_accuracy = evaluation["test_loss"], evaluation["test_accuracy"]
-        test_data_loss = evaluation["test_data_loss"]
-    else:
-        test_loss, test_accuracy, test_data_loss = model.evaluate(test_data, verbose=0)
+            evaluation = evaluate_custom_loop(model, distribution, test_data)
+            test_loss, test_accuracy = evaluation["test_loss"], evaluation["test_accuracy"]
+            test_data_loss = evaluation["test_data_loss"]
+        else:
+            test_loss, test_accuracy, test_data_loss = model.evaluate(test_data, verbose=0)
 
-    history = _read_history(history_path)
-    metrics = {
-        "model": model_name,
-        "dataset": dataset,
-        "test_accuracy": float(test_accuracy),
-        "test_loss": float(test_loss),
-        "test_data_loss": float(test_data_loss),
-        "epochs_run": len(history),
-        "params": int(model.count_params()),
-        "wall_time_s": round(wall_time, 3),
-        # Training examples per epoch over the median epoch's wall time (validation
-        # included) of the epochs this process ran; None if it ran none (resumed a
-        # finished fit).
-        "train_examples_per_second": (
-            round(examples_per_epoch / statistics.median(timer.seconds), 1) if timer.seconds else None),
-        "precision": chosen.policy,
-        "precision_reason": chosen.reason,
-        "backend": keras.backend.backend(),
-        "batch_size": batch_size,
-        "replicas": replicas,
-        "learning_rate": learning_rate,
-        "learning_rate_schedule": learning_rate_schedule,
-        "optimizer": optimizer,
-        "seed": seed,
-        "model_arguments": {k: v for k, v in model_overrides.items()},
-    }
-    atomic_save_model(model, run_dir / "model.keras")
-    plot_history(history, run_dir / "training_curves.png", f"{model_name} on {dataset}")
-    atomic_write_json(metrics, run_dir / "metrics.json")
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)  # the run is finished
-    return TrainResult(model=model, metrics=metrics, run_dir=run_dir, history=history)
+        history = _read_history(history_path)
+        metrics = {
+            "model": model_name,
+            "dataset": dataset,
+            "test_accuracy": float(test_accuracy),
+            "test_loss": float(test_loss),
+            "test_data_loss": float(test_data_loss),
+            "epochs_run": len(history),
+            "params": int(model.count_params()),
+            "wall_time_s": round(wall_time, 3),
+            # Training examples per epoch over the median epoch's wall time (validation
+            # included) of the epochs this process ran; None if it ran none (resumed a
+            # finished fit).
+            "train_examples_per_second": (
+                round(examples_per_epoch / statistics.median(timer.seconds), 1) if timer.seconds else None),
+            "precision": chosen.policy,
+            "precision_reason": chosen.reason,
+            "backend": keras.backend.backend(),
+            "batch_size": batch_size,
+            "replicas": replicas,
+            "learning_rate": learning_rate,
+            "learning_rate_schedule": learning_rate_schedule,
+            "optimizer": optimizer,
+            "seed": seed,
+            "model_arguments": {k: v for k, v in model_overrides.items()},
+        }
+        atomic_save_model(model, run_dir / "model.keras")
+        plot_history(history, run_dir / "training_curves.png", f"{model_name} on {dataset}")
+        atomic_write_json(metrics, run_dir / "metrics.json")
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)  # the run is finished
+        return TrainResult(model=model, metrics=metrics, run_dir=run_dir, history=history)
+
+
+def _create_for(name: str, dataset: str, dataset_info, overrides: dict) -> keras.Model:
+    """The registry model ``name`` built for ``dataset``'s inputs and classes;
+    a model that cannot take them names the dataset it is made for."""
+    try:
+        return create_model(name, input_shape=dataset_info.input_shape,
+                            num_classes=dataset_info.num_classes, **overrides)
+    except ValueError as error:
+        own = default_dataset(name)
+        if own == dataset:
+            raise
+        raise ValueError(f"Model {name!r} cannot be built for dataset {dataset!r} (inputs of "
+                         f"shape {tuple(dataset_info.input_shape)}): "
+                         f"{str(error).strip().splitlines()[0]} Its own dataset is {own!r} "
+                         f"(--dataset {own}).") from None
+
+
+def _announce_resumption(run_dir: Path, epochs: int, verbose) -> None:
+    """Says that an unfinished run goes on, and after which epoch."""
+    try:
+        done = json.loads((run_dir / "backup" / "state.json").read_text())["epoch"]
+    except (OSError, ValueError, KeyError, TypeError):  # fresh, or corrupt: RunState says so
+        return
+    if verbose != 0:
+        print(f"resuming {run_dir} after epoch {done} of {epochs}", flush=True)
 
 
 def _built_model_precision(model: keras.Model, requested: str) -> Precision:
@@ -365,6 +405,9 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
 
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.json"
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"Run directory {run_dir} does not exist"
+                                f"{' (it is a file)' if run_dir.exists() else ''}.")
     if not metrics_path.exists():
         raise FileNotFoundError(f"{run_dir} is not a finished run: {metrics_path.name} is missing.")
     try:

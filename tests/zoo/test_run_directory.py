@@ -1,0 +1,127 @@
+"""What a run directory (and a tuning project) promises: one process at a
+time, nothing written by a run that cannot start, each model on its own
+dataset by default, a line when a run resumes, and the command line around
+it (--version, usage, did-you-mean, one line per epoch in a log)."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from zoo.cli import main
+from zoo.io import DirectoryInUseError
+from zoo.models import default_dataset
+from zoo.training import train
+
+HOLD_LOCK = """
+import sys, time
+from zoo.io import directory_lock
+with directory_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(300)
+"""
+
+
+def hold_lock(path):
+    """A process that holds ``path``'s lock until killed."""
+    process = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def mlp_arguments(run_dir, data_dir, *extra):
+    return ["train", "mlp", "--dataset", "mnist1d", "--epochs", "1", "--batch-size", "400",
+            "--run-dir", str(run_dir), "--data-dir", data_dir, *extra]
+
+
+def test_a_run_directory_in_use_is_refused_and_a_killed_holder_does_not_block(
+        tmp_path, data_dir, capsys):
+    run_dir = tmp_path / "run"
+    holder = hold_lock(run_dir)
+    try:
+        assert main(mlp_arguments(run_dir, data_dir)) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert error == [f"zoo: error: Run directory {run_dir} is in use by another process "
+                         f"(pid {holder.pid}); wait for it to end, or stop it, and run the "
+                         "command again."]
+        assert not run_dir.exists()  # the holder's run is untouched
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert main(mlp_arguments(run_dir, data_dir, "--verbose", "2")) == 0  # the lock died with it
+    output = capsys.readouterr().out
+    assert "val_accuracy" in output and "━" not in output  # one line per epoch, no progress bar
+    assert (run_dir / "metrics.json").exists()
+
+
+def test_a_tuning_project_in_use_is_refused(tmp_path, data_dir):
+    from tuning import tune
+
+    holder = hold_lock(tmp_path / "search")
+    try:
+        with pytest.raises(DirectoryInUseError, match=f"Tuning project .*search is in use by "
+                                                      f"another process \\(pid {holder.pid}\\)"):
+            tune("cnn1d", "mnist1d", directory=tmp_path, project_name="search", max_trials=1,
+                 max_epochs=1, data_dir=data_dir, verbose=0)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert not (tmp_path / "search").exists()
+
+
+def test_a_model_trains_on_its_own_dataset_and_a_misfit_writes_nothing(tmp_path, data_dir):
+    assert default_dataset("cnn1d") == default_dataset("mnist1d_paper_cnn") == "mnist1d"
+    assert default_dataset("deep_cnn") == default_dataset("mlp") == "mnist_5k"
+    result = train("cnn1d", epochs=1, batch_size=400, verbose=0, data_dir=data_dir,
+                   run_dir=tmp_path / "own", filters=(4,))
+    assert result.metrics["dataset"] == "mnist1d"
+
+    with pytest.raises(ValueError, match=r"Model 'deep_cnn' cannot be built for dataset 'mnist1d' "
+                                         r"\(inputs of shape \(40, 1\)\): .* Its own dataset is "
+                                         r"'mnist_5k' \(--dataset mnist_5k\)\."):
+        train("deep_cnn", dataset="mnist1d", epochs=1, verbose=0, data_dir=data_dir,
+              run_dir=tmp_path / "misfit")
+    assert not (tmp_path / "misfit").exists()
+    existing = tmp_path / "existing"
+    (existing / "notes").mkdir(parents=True)  # a directory of the user's: only our file goes
+    with pytest.raises(ValueError, match="cannot be built"):
+        train("deep_cnn", dataset="mnist1d", epochs=1, verbose=0, data_dir=data_dir,
+              run_dir=existing)
+    assert sorted(path.name for path in existing.iterdir()) == ["notes"]
+
+
+def test_a_resumed_run_says_after_which_epoch(tmp_path, data_dir, capsys):
+    class StopAfterFirstEpoch(Exception):
+        pass
+
+    import keras
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise StopAfterFirstEpoch
+
+    arguments = dict(dataset="mnist1d", epochs=2, batch_size=400, data_dir=data_dir,
+                     run_dir=tmp_path / "run")
+    with pytest.raises(StopAfterFirstEpoch):
+        train("mlp", verbose=0, callbacks=[Stop()], **arguments)
+    capsys.readouterr()
+    train("mlp", verbose=2, **arguments)
+    assert f"resuming {tmp_path / 'run'} after epoch 1 of 2" in capsys.readouterr().out
+
+
+def test_the_command_line_a_person_expects(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("zoo (deepzoo) ")
+    assert main([]) == 2
+    usage = capsys.readouterr().err
+    assert usage.startswith("usage: zoo") and "train" in usage and "tune" in usage
+    assert main(["info", "deep_cn"]) == 2
+    assert "Did you mean 'deep_cnn'?" in capsys.readouterr().err
+    started = time.perf_counter()
+    assert main(["train", "mlp", "--dataset", "mnist_5"]) == 2
+    assert "did you mean 'mnist_5k'?" in capsys.readouterr().err
+    assert time.perf_counter() - started < 60  # refused before any data is read
