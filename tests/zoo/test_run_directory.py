@@ -125,3 +125,25 @@ def test_the_command_line_a_person_expects(capsys):
     assert main(["train", "mlp", "--dataset", "mnist_5"]) == 2
     assert "did you mean 'mnist_5k'?" in capsys.readouterr().err
     assert time.perf_counter() - started < 60  # refused before any data is read
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_the_same_command_resumes(
+        tmp_path, data_dir, monkeypatch, capsys):
+    """Out of space in the middle of an HDF5 weights file, h5py crashed the
+    process (a segmentation fault); the epoch is refused before it is written."""
+    import shutil
+
+    from zoo.training import run_state
+
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(run_state.shutil, "disk_usage",
+                        lambda path: real_usage(path)._replace(free=3 * 2**20 // 100))
+    arguments = mlp_arguments(tmp_path / "run", data_dir)
+    assert main(arguments) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "Could not commit epoch 1 to" in error[0]
+    assert "No space left on device" in error[0] and "run the same command again" in error[0]
+    assert not list((tmp_path / "run" / "backup").glob("*.h5"))  # nothing half written
+    monkeypatch.undo()
+    assert main(arguments) == 0
+    assert (tmp_path / "run" / "metrics.json").exists()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +104,13 @@ class RunState(keras.callbacks.Callback):
         history = [*self.history, row]
         # New file names: what the committed state.json names is never rewritten.
         weights = f"epoch-{completed}.weights.h5"
-        self.model.save_weights(self.backup_dir / weights, overwrite=True)
-        _fsync(self.backup_dir / weights)
+        self._check_space(completed)
+        try:
+            self.model.save_weights(self.backup_dir / weights, overwrite=True)
+            _fsync(self.backup_dir / weights)
+        except OSError as error:
+            (self.backup_dir / weights).unlink(missing_ok=True)
+            raise self._not_committed(completed, error.strerror or str(error)) from None
         stopping = None
         if self.early_stopping is not None:
             es = self.early_stopping
@@ -123,6 +130,26 @@ class RunState(keras.callbacks.Callback):
             if path.name not in keep and path.is_file():
                 path.unlink(missing_ok=True)
         self._write_history()
+
+    def _not_committed(self, completed: int, reason: str) -> OSError:
+        return OSError(f"Could not commit epoch {completed} to {self.backup_dir}: {reason}; the "
+                       f"run state keeps epoch {completed - 1}. Free some space and run the same "
+                       "command again to resume.")
+
+    def _check_space(self, completed: int) -> None:
+        """Refuses to start writing an epoch that cannot fit on the disk: h5py,
+        out of space in the middle of a weights file, can crash the process."""
+        variables = [*self.model.weights,
+                     *(self.model.optimizer.variables if self.model.optimizer is not None else [])]
+        needed = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
+        if self.early_stopping is not None and self.early_stopping.best_weights is not None:
+            needed += sum(np.asarray(w).nbytes for w in self.early_stopping.best_weights)
+        needed = int(needed * 1.1) + 2**20  # HDF5's headers, state.json, history.csv
+        free = shutil.disk_usage(self.backup_dir).free
+        if free < needed:
+            raise self._not_committed(
+                completed, f"No space left on device (about {needed / 2**20:.1f} MB needed, "
+                           f"{free / 2**20:.1f} MB free)")
 
     def _write_history(self) -> None:
         columns = list(dict.fromkeys(key for row in self.history for key in row))
