@@ -135,6 +135,19 @@ def _info(args) -> None:
 
 
 def _train(args) -> None:
+    from zoo.training import RunFinishedError
+
+    try:
+        _train_run(args)
+    except RunFinishedError as finished:  # done already: like a finished `zoo tune`, exit 0
+        import json
+
+        recorded = json.loads((finished.run_dir / "metrics.json").read_text())
+        print(f"{finished.run_dir} already holds a finished run: test accuracy "
+              f"{recorded.get('test_accuracy', float('nan')):.4f}; --overwrite trains it again.")
+
+
+def _train_run(args) -> None:
     from zoo.training import train
 
     overrides = {}

@@ -33,11 +33,13 @@ Handler = Callable[[argparse.Namespace], object]
 
 
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line (``zoo: error: ...``)
-    and exit status 2, without the usage dump."""
+    """An ``ArgumentParser`` whose errors are one line with the one prefix
+    of every ``zoo`` error (``zoo: error: ...``, a subcommand's too) and exit
+    status 2, without the usage dump."""
 
     def error(self, message):
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+        prog = "zoo" if self.prog.startswith("zoo ") else self.prog  # "zoo train" → "zoo"
+        self.exit(EXIT_ERROR, f"{prog}: error: {message}\n")
 
 
 def int_at_least(minimum: int):

@@ -147,3 +147,15 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_same_command_resumes(
     monkeypatch.undo()
     assert main(arguments) == 0
     assert (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_rerunning_a_finished_train_reports_it_and_exits_0_as_tune_does(
+        tmp_path, data_dir, capsys):
+    arguments = mlp_arguments(tmp_path / "run", data_dir, "--verbose", "0")
+    assert main(arguments) == 0
+    recorded = (tmp_path / "run" / "metrics.json").read_text()
+    capsys.readouterr()
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "already holds a finished run: test accuracy" in out and "--overwrite" in out
+    assert (tmp_path / "run" / "metrics.json").read_text() == recorded  # untouched

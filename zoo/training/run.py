@@ -59,7 +59,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class RunFinishedError(RuntimeError):
-    """The run directory already holds a finished run."""
+    """The run directory (``run_dir``) already holds a finished run."""
+
+    def __init__(self, message: str, run_dir: Path):
+        super().__init__(message)
+        self.run_dir = run_dir
 
 
 class RunSettingsChangedError(ValueError):
@@ -125,8 +129,7 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
         if not overwrite:
             raise RunFinishedError(
                 f"{run_dir} already holds a finished run (metrics.json exists); "
-                "pass overwrite=True (--overwrite) to train it again."
-            )
+                "pass overwrite=True (--overwrite) to train it again.", run_dir)
         shutil.rmtree(run_dir)
     elif overwrite:  # an unfinished run: start it afresh
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
