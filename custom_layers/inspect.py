@@ -38,6 +38,7 @@ from __future__ import annotations
 import csv
 import importlib
 import math
+import os
 import warnings
 from pathlib import Path
 
@@ -421,12 +422,17 @@ class GradientStatistics(keras.callbacks.Callback):
 
     def _plot(self):
         if self.directory is not None and self.rows:
-            plot_gradient_statistics(self.rows, self.directory / "gradients.png")
+            plot_gradient_statistics(self.rows, self.directory / "gradients.png",
+                                     title=f"Gradient statistics of {self.model.name}, "
+                                           f"every {self.every} steps")
 
 
-def plot_gradient_statistics(rows: list[dict], path: str | Path) -> None:
+def plot_gradient_statistics(rows: list[dict], path: str | Path, title: str | None = None) -> None:
     """The table's curves per layer against the step: ‖dE/dy‖, ‖dE/dW‖ and
-    ‖ΔW‖/‖W‖ on log scales, and the dead fraction of ReLU layers."""
+    ‖ΔW‖/‖W‖ on log scales, and the dead fraction of ReLU layers. Every
+    recorded step is a marker; layers differ by colour (tab20), line style and
+    marker; a picture of fewer than 5 steps per layer says so. Written to a
+    temporary file beside ``path`` and renamed over it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -437,22 +443,35 @@ def plot_gradient_statistics(rows: list[dict], path: str | Path) -> None:
               ("update_ratio", "‖ΔW‖ / ‖W‖ per step", True),
               ("dead_fraction", "dead ReLU units (fraction)", False))
     layers = list(dict.fromkeys(row["layer"] for row in rows))
+    styles, markers = ("-", "--", "-.", ":"), "osD^vP*Xh<>p"
     figure, axes = plt.subplots(2, 2, figsize=(12, 8))
-    for axis, (column, title, log) in zip(axes.flat, panels):
+    for axis, (column, panel_title, log) in zip(axes.flat, panels):
         for index, layer in enumerate(layers):
             points = [(float(row["step"]), float(row[column])) for row in rows
                       if row["layer"] == layer and row[column] not in ("", None)
                       and math.isfinite(float(row[column])) and (not log or float(row[column]) > 0)]
             if points:
                 steps, values = zip(*points)
-                axis.plot(steps, values, label=layer, color=plt.cm.viridis(index / max(len(layers) - 1, 1)))
-        axis.set(title=title, xlabel="training step")
+                axis.plot(steps, values, label=layer, color=plt.cm.tab20(index % 20),
+                          linestyle=styles[index // 20 % len(styles)],
+                          marker=markers[index % len(markers)], markersize=4)
+        axis.set(title=panel_title, xlabel="training step")
         if log and axis.lines:
             axis.set_yscale("log")
+    steps_per_layer = min((sum(row["layer"] == layer for row in rows) for layer in layers),
+                          default=0)
+    heading = title or "Gradient statistics per layer"
+    if steps_per_layer < 5:
+        heading += (f"\nonly {steps_per_layer} recorded step(s) per layer: record more often "
+                    "(a smaller `every`) to see a trend")
+    figure.suptitle(heading)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if not handles:
         handles, labels = axes.flat[1].get_legend_handles_labels()
     figure.legend(handles, labels, loc="center right", fontsize="small")
-    figure.tight_layout(rect=(0, 0, 0.85, 1))
-    figure.savefig(path, dpi=100)
+    figure.tight_layout(rect=(0, 0, 0.85, 0.93))
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    figure.savefig(temporary, dpi=100)
     plt.close(figure)
+    os.replace(temporary, path)

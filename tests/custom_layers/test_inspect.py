@@ -125,6 +125,7 @@ def test_records_every_nth_step_to_files_and_resumes(tmp_path):
         steps = sorted({int(row["step"]) for row in csv.DictReader(file)})
     assert steps == [0, 3, 6]
     assert (tmp_path / "gradients.png").stat().st_size > 0
+    assert not list(tmp_path.glob(".*.tmp.png"))  # written atomically
     assert list((tmp_path / "logs" / "gradients").glob("events.out.tfevents.*"))
     assert "call" not in vars(model.get_layer("dense"))  # the taps are removed after training
 
@@ -183,3 +184,22 @@ def test_an_xla_compiled_model_is_observed_too(without_op_determinism):
     assert model.jit_compile
     assert {row["step"] for row in callback.rows} == {0, 1}
     assert callback.per_example_norms["dense"].shape == (BATCH,)
+
+
+def test_the_gradient_picture_names_the_run_and_says_when_it_is_too_sparse(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from custom_layers.inspect import plot_gradient_statistics
+
+    headings = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle",
+                        lambda figure, text, **kwargs: headings.append(text))
+    rows = [{"layer": f"layer{i}", "step": step, "output_gradient_norm": 1.0 + step,
+             "weight_gradient_norm": 0.5, "update_ratio": 0.01, "dead_fraction": ""}
+            for i in range(3) for step in (0, 100)]
+    plot_gradient_statistics(rows, tmp_path / "sparse.png", title="Gradient statistics of run")
+    rows += [{**row, "step": step} for row in rows[::2] for step in range(200, 500, 100)]
+    plot_gradient_statistics(rows, tmp_path / "dense.png", title="Gradient statistics of run")
+    assert headings[0].startswith("Gradient statistics of run\nonly 2 recorded step(s) per layer")
+    assert headings[1] == "Gradient statistics of run"  # 5 steps of each layer: no note
+    assert (tmp_path / "sparse.png").exists() and (tmp_path / "dense.png").exists()
