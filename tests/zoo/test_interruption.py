@@ -146,7 +146,7 @@ def test_train_survives_random_kills_and_a_ctrl_c_and_ends_as_an_uninterrupted_r
         assert first_epoch_run(log.read_text()) == done_before + 1, context
         committed = committed_epochs(run_dir)
         history = read_history(run_dir)
-        assert [int(row["epoch"]) for row in history] == list(range(len(history))), context
+        assert [int(row["epoch"]) for row in history] == list(range(1, len(history) + 1)), context
         assert committed - 1 <= len(history) <= committed, context
         assert committed > done_before and not (run_dir / "metrics.json").exists(), context
         done.append(committed)
@@ -156,7 +156,7 @@ def test_train_survives_random_kills_and_a_ctrl_c_and_ends_as_an_uninterrupted_r
     assert first_epoch_run(final.stdout) == done[-1] + 1
     metrics = json.loads((run_dir / "metrics.json").read_text())
     history = read_history(run_dir)
-    assert [int(row["epoch"]) for row in history] == list(range(EPOCHS))
+    assert [int(row["epoch"]) for row in history] == list(range(1, EPOCHS + 1))
     assert metrics["epochs_run"] == reference["epochs_run"] == EPOCHS
     assert not (run_dir / "backup").exists()
     print(f"kill/resume: epochs done at each interruption {done}; test accuracy "

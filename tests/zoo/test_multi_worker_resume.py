@@ -74,7 +74,7 @@ def test_a_killed_multi_worker_run_resumes_history_and_patience(tmp_path, data_d
         assert process.returncode == -signal.SIGKILL, context
         assert first_epoch_run(log.read_text()) == done_before + 1, context
         history = read_history(run_dir)
-        assert [int(row["epoch"]) for row in history] == list(range(len(history))), context
+        assert [int(row["epoch"]) for row in history] == list(range(1, len(history) + 1)), context
         done.append(committed_epochs(run_dir))
 
     final = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
@@ -82,7 +82,7 @@ def test_a_killed_multi_worker_run_resumes_history_and_patience(tmp_path, data_d
     assert final.returncode == 0, context + final.stderr[-3000:]
     assert first_epoch_run(final.stdout) == done[-1] + 1, context
     history = read_history(run_dir)
-    assert [int(row["epoch"]) for row in history] == list(range(len(history))), context
+    assert [int(row["epoch"]) for row in history] == list(range(1, len(history) + 1)), context
     stop = keras_stopping_epoch([float(row["val_loss"]) for row in history], PATIENCE)
     # Patience carried across the kills: the run ended where one uninterrupted
     # EarlyStopping would have ended it on this history, not later.

@@ -105,10 +105,10 @@ def test_interrupted_fit_resumes_from_the_last_completed_epoch(tmp_path, data_di
     with pytest.raises(KeyboardInterrupt):
         train("cnn1d", callbacks=[StopAfterEpoch(1)], **arguments)
     assert (run_dir / "backup").exists() and not (run_dir / "metrics.json").exists()
-    assert [row["epoch"] for row in read_history(run_dir)] == ["0", "1"]
+    assert [row["epoch"] for row in read_history(run_dir)] == ["1", "2"]
 
     result = train("cnn1d", **arguments)
-    assert [row["epoch"] for row in read_history(run_dir)] == ["0", "1", "2"]
+    assert [row["epoch"] for row in read_history(run_dir)] == ["1", "2", "3"]
     assert result.metrics["epochs_run"] == 3
 
 

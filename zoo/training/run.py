@@ -159,7 +159,7 @@ def plot_history(history: list[dict[str, float]], path: Path, title: str) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [row["epoch"] + 1 for row in history]
+    epochs = [row["epoch"] for row in history]  # numbered from 1
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label in (("loss", "train E"), ("data_loss", "train E_D"),
                        ("val_loss", "validation E"), ("val_data_loss", "validation E_D")):

@@ -99,8 +99,10 @@ class RunState(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         completed = epoch + 1
         self.backup_dir.mkdir(parents=True, exist_ok=True)
-        row = {"epoch": epoch, **{key: _loggable(value) for key, value in sorted((logs or {}).items())
-                                  if key != "epoch"}}
+        # Numbered from 1, as Keras' progress output and the curves number epochs.
+        row = {"epoch": completed, **{key: _loggable(value)
+                                      for key, value in sorted((logs or {}).items())
+                                      if key != "epoch"}}
         history = [*self.history, row]
         # New file names: what the committed state.json names is never rewritten.
         weights = f"epoch-{completed}.weights.h5"
