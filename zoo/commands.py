@@ -113,9 +113,10 @@ def add_contributed_commands(subparsers) -> list[str]:
 
 
 def import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with file descriptor 2 pointed at /dev/null: its C++
-    runtime prints start-up notices before its log level applies, and a user's
-    terminal should show only this program's own output and errors."""
+    """Imports TensorFlow and looks for GPUs with file descriptor 2 pointed at
+    /dev/null: its C++ runtime prints start-up notices before its log level
+    applies (and CUDA's "failed call to cuInit" on a machine without a GPU),
+    and a user's terminal should show only this program's own output and errors."""
     if "tensorflow" in sys.modules:
         return
     sys.stderr.flush()
@@ -123,7 +124,9 @@ def import_tensorflow_quietly() -> None:
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # CUDA starts here, silently
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -69,6 +69,17 @@ def prepare(name: str, data_dir: Optional[PathLike] = None) -> "tfds.core.Datase
     minutes. Concurrent processes preparing the same dataset wait for each
     other instead of building it twice.
     """
+    source = _source(name)
+    if source.builder is not None:
+        # Embedded builders never touch the network (not even tfds' GCS mirror);
+        # tfds' "Downloading and preparing dataset Unknown size", its progress bars
+        # and its absl warnings about a folder not built yet would only mislead.
+        with _quiet_tfds():
+            return _prepare(name, data_dir, offline=True)
+    return _prepare(name, data_dir, offline=False)
+
+
+def _prepare(name: str, data_dir: Optional[PathLike], offline: bool):
     builder = get_builder(name, data_dir)
     if builder.is_prepared():
         return builder
@@ -79,11 +90,9 @@ def prepare(name: str, data_dir: Optional[PathLike] = None) -> "tfds.core.Datase
             return builder
         import tensorflow_datasets as tfds
 
-        if source.builder is not None:
-            # Embedded builders never touch the network (not even tfds' GCS mirror).
+        if offline:
             builder.download_and_prepare(
-                download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-            )
+                download_config=tfds.download.DownloadConfig(try_download_gcs=False))
             return builder
         _check_reachable(name, source.download_urls)
         try:
@@ -310,6 +319,23 @@ def _build_lock(builder):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+    """tfds without its progress bars, its stdout notices and absl's warnings."""
+    import absl.logging
+    import tensorflow_datasets as tfds
+
+    verbosity = absl.logging.get_verbosity()
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    tfds.disable_progress_bar()
+    try:
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            yield
+    finally:
+        tfds.enable_progress_bar()
+        absl.logging.set_verbosity(verbosity)
 
 
 def _network_errors() -> tuple:
