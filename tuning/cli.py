@@ -24,7 +24,7 @@ import ast
 import sys
 from typing import Sequence
 
-from zoo.commands import Parser, add_precision_argument, positive_int
+from zoo.commands import Parser, add_precision_argument, native_precision, positive_int
 
 TUNER_CHOICES = ("hyperband", "bayesian", "random")
 
@@ -135,13 +135,13 @@ def _search_space(args):
 def _precision(args: argparse.Namespace) -> str:
     """``--precision``, or mixed_float16 for the deprecated ``--mixed-precision``."""
     if not args.mixed_precision:
-        return args.precision
+        return native_precision(args.precision)
     if args.precision not in ("auto", "mixed_float16"):
         raise ValueError(f"--mixed-precision contradicts --precision {args.precision}; "
                          "pass --precision alone.")
     print("zoo tune: --mixed-precision is deprecated; use --precision mixed_float16.",
           file=sys.stderr)
-    return "mixed_float16"
+    return native_precision("mixed_float16")
 
 
 def run_tune(args: argparse.Namespace) -> None:

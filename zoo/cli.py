@@ -165,7 +165,8 @@ def _train_run(args) -> None:
         learning_rate_schedule=args.schedule,
         early_stopping_patience=args.patience, run_dir=args.run_dir, overwrite=args.overwrite,
         strategy=args.strategy, seed=args.seed, data_dir=args.data_dir, augment=args.augment,
-        precision=args.precision, gradient_stats_every=_gradient_stats_every(args),
+        precision=commands.native_precision(args.precision),
+        gradient_stats_every=_gradient_stats_every(args),
         verbose=(1 if sys.stdout.isatty() else 2) if args.verbose is None else args.verbose,
         per_example_gradients=args.per_example_gradients, **overrides,
     )

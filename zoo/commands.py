@@ -102,6 +102,20 @@ def add_precision_argument(parser) -> None:
              "mixed_float16 on older GPUs with tensor cores, else float32")
 
 
+def native_precision(requested: str) -> str:
+    """``--precision`` as the commands take it: "auto" or a precision this
+    device computes natively. An emulated one is refused in one line (the
+    Python API runs it anyway, with a warning: its slowness is measured
+    there)."""
+    from zoo.training.precision import choose_precision
+
+    chosen = choose_precision(requested)
+    if not chosen.native:
+        raise ValueError(f"--precision {requested} would run {chosen.reason.partition('; ')[2]}; "
+                         "use --precision auto or float32.")
+    return requested
+
+
 def add_contributed_commands(subparsers) -> list[str]:
     """Adds the subcommands registered under the ``zoo.commands`` entry-point
     group to ``subparsers``; returns their names."""

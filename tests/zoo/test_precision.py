@@ -119,3 +119,17 @@ def test_a_built_model_keeps_its_own_policy(tmp_path, data_dir):
                                          "name; this model was built with the 'float32' policy"):
         train(model, dataset="mnist1d", epochs=1, precision="mixed_float16",
               run_dir=tmp_path / "run", data_dir=data_dir, verbose=0)
+
+
+@pytest.mark.parametrize("argv", [["train", "mlp"], ["tune", "cnn1d"], ["reproduce", "params"]])
+def test_the_commands_refuse_an_emulated_precision_in_one_line(argv, monkeypatch, capsys, tmp_path):
+    from zoo.cli import main
+    from zoo.training import precision
+
+    monkeypatch.setattr(precision, "detect_device", lambda: precision.Device())  # a plain CPU
+    monkeypatch.chdir(tmp_path)  # where the commands would write by default
+    assert main([*argv, "--precision", "mixed_float16"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "--precision mixed_float16 would run emulated and slow" in error[0]
+    assert "use --precision auto or float32" in error[0]
+    assert not list(tmp_path.iterdir())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zoo.commands import add_precision_argument, int_at_least
+from zoo.commands import add_precision_argument, int_at_least, native_precision
 
 
 def add_reproduce_command(subparsers) -> argparse.ArgumentParser:
@@ -54,5 +54,5 @@ def run_reproduce(args: argparse.Namespace) -> list[dict]:
         names = list_experiments()
         out_dirs = [None if args.out is None else Path(args.out) / f"reproduce-{name}" for name in names]
     return [run(name, out_dir=out_dir, quick=args.quick, dataset=args.dataset, seed=args.seed,
-                data_dir=args.data_dir, precision=args.precision)
+                data_dir=args.data_dir, precision=native_precision(args.precision))
             for name, out_dir in zip(names, out_dirs)]
