@@ -42,6 +42,31 @@ sys.exit(status)
 """
 
 
+#: Runs several ``zoo`` commands (argv lists as JSON) in one process without
+#: TensorFlow and prints each one's status and stderr on an OUTCOME line.
+EACH_WITHOUT_TENSORFLOW = WITHOUT_TENSORFLOW.split("from zoo.cli import main")[0] + """
+import contextlib, io, json
+from zoo.cli import main
+
+for argv in json.loads(sys.argv[1]):
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = main(argv)
+    print("OUTCOME", json.dumps([status, stderr.getvalue()]), flush=True)
+assert "tensorflow" not in sys.modules
+"""
+
+
+def run_each_without_tensorflow(commands, cwd, timeout=600):
+    """``(status, stderr)`` of each command, run one after the other in one process."""
+    result = subprocess.run([sys.executable, "-c", EACH_WITHOUT_TENSORFLOW, json.dumps(commands)],
+                            cwd=cwd, env=jax_environment(), capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return [json.loads(line.split(" ", 1)[1]) for line in result.stdout.splitlines()
+            if line.startswith("OUTCOME ")]
+
+
 def jax_environment(backend="jax", **variables):
     return {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
             "PYTHONUNBUFFERED": "1", "JAX_PLATFORMS": "cpu", **variables}
@@ -159,51 +184,29 @@ def test_seeded_runs_on_jax_repeat_exactly_and_mirrored_splits_the_batch(tmp_pat
     assert metrics["replicas"] == 2 and metrics["batch_size"] == 100
 
 
-def test_tune_runs_two_trials_on_jax_without_tensorflow(tmp_path):
-    result = zoo_without_tensorflow(
-        "tune", "cnn1d", "--tuner", "random", "--max-trials", "2", "--max-epochs", "2",
-        "--directory", str(tmp_path), "--project-name", "search", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+def test_tune_and_reproduce_run_on_jax_without_tensorflow(tmp_path):
+    outcomes = run_each_without_tensorflow([
+        ["tune", "cnn1d", "--tuner", "random", "--max-trials", "2", "--max-epochs", "2",
+         "--directory", str(tmp_path), "--project-name", "search"],
+        ["reproduce", "params", "--quick", "--out", str(tmp_path / "params")]], cwd=tmp_path)
+    assert [status for status, _ in outcomes] == [0, 0], outcomes
     project = tmp_path / "search"
     results = json.loads((project / "results.json").read_text())
     assert results["backend"] == "jax"
     assert len(results["trials"]) == 2
     assert 0.1 < results["test_accuracy"] <= 1
     assert (project / "best_model.keras").exists() and (project / "search.png").exists()
-
-
-def test_reproduce_quick_on_jax_without_tensorflow(tmp_path):
-    result = zoo_without_tensorflow("reproduce", "params", "--quick", "--out", str(tmp_path),
-                                    cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert (tmp_path / "results.json").exists() and list(tmp_path.glob("*.png"))
-
-
-#: Runs several ``zoo`` commands (argv lists as JSON) in one process without
-#: TensorFlow and prints each one's status and stderr as JSON lines.
-EACH_WITHOUT_TENSORFLOW = WITHOUT_TENSORFLOW.split("from zoo.cli import main")[0] + """
-import contextlib, io, json
-from zoo.cli import main
-
-for argv in json.loads(sys.argv[1]):
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        status = main(argv)
-    print(json.dumps([status, stderr.getvalue()]))
-assert "tensorflow" not in sys.modules
-"""
+    params = tmp_path / "params"
+    assert (params / "results.json").exists() and list(params.glob("*.png"))
 
 
 def test_what_needs_tensorflow_is_refused_in_one_line(tmp_path):
     refused = {"needs TensorFlow": ["train", "mlp", "--dataset", "mnist"],
                "KERAS_BACKEND=tensorflow": ["train", "mlp", "--strategy", "multi-worker"],
                "tensorflow backend": ["train", "mlp", "--gradient-stats"]}
-    commands = [[*argv, "--run-dir", str(tmp_path / "run")] for argv in refused.values()]
-    result = subprocess.run([sys.executable, "-c", EACH_WITHOUT_TENSORFLOW, json.dumps(commands)],
-                            cwd=tmp_path, env=jax_environment(), capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    outcomes = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("[")]
+    outcomes = run_each_without_tensorflow(
+        [[*argv, "--run-dir", str(tmp_path / "run")] for argv in refused.values()], tmp_path,
+        timeout=300)
     assert len(outcomes) == len(refused)
     for message, (status, stderr) in zip(refused, outcomes):
         assert status == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
