@@ -20,26 +20,18 @@ subcommand on its own.
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from typing import Sequence
 
-from zoo.commands import Parser, add_precision_argument, native_precision, positive_int
+from zoo.commands import (
+    Parser,
+    add_model_argument,
+    add_precision_argument,
+    native_precision,
+    positive_int,
+)
 
 TUNER_CHOICES = ("hyperband", "bayesian", "random")
-
-
-def _model_argument(text: str) -> tuple[str, object]:
-    name, separator, value = text.partition("=")
-    if not separator or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, received {text!r}")
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        parsed = value  # a bare word, e.g. layers=keras
-    if isinstance(parsed, list):
-        parsed = tuple(parsed)
-    return name.strip(), parsed
 
 
 def add_tune_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -96,10 +88,7 @@ def add_tune_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     model.add_argument("--layers", choices=("custom", "keras"), default=None,
                        help="hand-written-gradient layers (default) or keras.layers")
     model.add_argument("--no-batch-norm", action="store_true", help="build without batch norm")
-    model.add_argument("--model-arg", type=_model_argument, action="append", default=[],
-                       metavar="NAME=VALUE",
-                       help="another model argument, a Python literal, e.g. 'filters=(16, 32)' "
-                            "(repeatable)")
+    add_model_argument(model)
 
     devices = tune.add_argument_group("devices")
     devices.add_argument("--strategy", choices=("auto", "none", "mirrored"), default="auto",

@@ -61,6 +61,7 @@ def build_parser() -> Parser:
     train.add_argument("--no-batch-norm", action="store_true", help="build without batch norm")
     train.add_argument("--layers", choices=("custom", "keras"), default=None,
                        help="hand-written-gradient layers (default) or keras.layers")
+    commands.add_model_argument(train)
     train.add_argument("--run-dir", default=None, help="default: ./runs/MODEL-DATASET")
     train.add_argument("--overwrite", action="store_true",
                        help="train afresh: replace a finished run, or drop an unfinished one's backup")
@@ -150,7 +151,7 @@ def _train(args) -> None:
 def _train_run(args) -> None:
     from zoo.training import train
 
-    overrides = {}
+    overrides = dict(args.model_arg)
     if args.weight_decay is not None:
         overrides["weight_decay"] = args.weight_decay
     if args.dropout is not None:

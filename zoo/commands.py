@@ -17,6 +17,7 @@ Nothing here imports TensorFlow or Keras.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import signal
@@ -100,6 +101,29 @@ def add_precision_argument(parser) -> None:
         help="dtype policy; auto (default): mixed_bfloat16 where the device computes bfloat16 "
              "natively (CPUs with AMX-BF16/AVX512-BF16, GPUs of compute capability 8.0+), "
              "mixed_float16 on older GPUs with tensor cores, else float32")
+
+
+def model_argument(text: str) -> tuple[str, object]:
+    """An argparse ``type`` for ``NAME=VALUE``, the value a Python literal
+    (a list becomes a tuple) or else a bare word (``layers=keras``)."""
+    name, separator, value = text.partition("=")
+    if not separator or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, received {text!r}")
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value
+    if isinstance(parsed, list):
+        parsed = tuple(parsed)
+    return name.strip(), parsed
+
+
+def add_model_argument(parser) -> None:
+    """``--model-arg NAME=VALUE`` of every command that builds a registry model."""
+    parser.add_argument("--model-arg", type=model_argument, action="append", default=[],
+                        metavar="NAME=VALUE",
+                        help="another model argument, a Python literal, e.g. 'filters=(16, 32)' "
+                             "(repeatable)")
 
 
 def native_precision(requested: str) -> str:

@@ -3,6 +3,7 @@ time, nothing written by a run that cannot start, each model on its own
 dataset by default, a line when a run resumes, and the command line around
 it (--version, usage, did-you-mean, one line per epoch in a log)."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -151,9 +152,11 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_same_command_resumes(
 
 def test_rerunning_a_finished_train_reports_it_and_exits_0_as_tune_does(
         tmp_path, data_dir, capsys):
-    arguments = mlp_arguments(tmp_path / "run", data_dir, "--verbose", "0")
+    arguments = mlp_arguments(tmp_path / "run", data_dir, "--verbose", "0",
+                              "--model-arg", "hidden_units=(8,)")  # as zoo tune takes it
     assert main(arguments) == 0
     recorded = (tmp_path / "run" / "metrics.json").read_text()
+    assert json.loads(recorded)["model_arguments"] == {"hidden_units": [8]}
     capsys.readouterr()
     assert main(arguments) == 0
     out = capsys.readouterr().out
