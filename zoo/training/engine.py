@@ -38,6 +38,7 @@ from typing import Any
 import keras
 
 from custom_layers.arguments import check_choice, check_int, check_number
+from zoo.commands import interrupt_requested
 from zoo.training.loss import data_loss
 from zoo.training.run_state import RunState
 
@@ -135,8 +136,6 @@ class StopOnInterrupt(keras.callbacks.Callback):
     chance for an interrupt that Python ignored where it was first raised."""
 
     def _check(self):
-        from zoo.commands import interrupt_requested
-
         if interrupt_requested.is_set():
             raise KeyboardInterrupt
 
