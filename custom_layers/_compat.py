@@ -5,6 +5,15 @@ Keras locks a built layer's state, so that no weight is added after
 LoRA weights. :func:`unlocked_state` does the same for ours and fails loudly,
 naming what changed, if a Keras release moves that tracker.
 
+``GradientStatistics`` (``custom_layers.inspect``) records chosen steps of a
+running ``fit``: Keras has no public hook between a step's gradients and
+their application, nor a way to run one step differently. Its ``fit`` calls
+``model.train_function`` afresh at every step and ``apply_gradients`` of the
+model's optimizer, so :func:`traced_train_function` and
+:func:`use_train_function` swap a second, tapped step in for the recorded
+steps, and :func:`observe_gradients` reads the gradients on their way to
+the optimizer.
+
 TensorFlow keeps its autodiff's gradient functions in a registry by op type
 (``tensorflow.python.framework.ops._gradient_registry``), JAX its JVP rules
 in a dict by primitive (``jax.interpreters.ad.primitive_jvps``);
@@ -38,6 +47,55 @@ def unlocked_state(layer):
         yield
     finally:
         tracker.lock()
+
+
+def traced_train_function(model):
+    """A second compiled training step of ``model``, traced afresh without
+    XLA (``make_train_function(force=True)``), leaving ``fit``'s own step in
+    place: what it traces while taps are attached, it records."""
+    if not callable(getattr(model, "make_train_function", None)) \
+            or not hasattr(model, "train_function") or not hasattr(model, "jit_compile"):
+        raise UpstreamChanged(
+            "keras.Model no longer has make_train_function(force=True), train_function and "
+            "jit_compile, through which fit() runs its step; custom_layers.inspect needs updating "
+            "for this Keras release.")
+    plain, jit_compile = model.train_function, model.jit_compile
+    model.jit_compile = False
+    try:
+        model.make_train_function(force=True)
+        return model.train_function
+    finally:
+        model.jit_compile = jit_compile
+        model.train_function = plain
+
+
+def use_train_function(model, step) -> None:
+    """Makes ``fit`` run ``step`` (a function from :func:`traced_train_function`,
+    or its own) from its next step on."""
+    model.train_function = step
+
+
+def observe_gradients(optimizer, observe):
+    """Makes ``optimizer.apply_gradients`` call ``observe(pairs)`` with the
+    (gradient, variable) pairs before applying them; returns the function
+    that undoes it."""
+    original = optimizer.apply_gradients
+    had_own = "apply_gradients" in vars(optimizer)
+
+    def apply_gradients(grads_and_vars, *args, **kwargs):
+        pairs = list(grads_and_vars)
+        observe(pairs)
+        return original(pairs, *args, **kwargs)
+
+    optimizer.apply_gradients = apply_gradients
+
+    def restore():
+        if had_own:
+            optimizer.apply_gradients = original
+        else:
+            vars(optimizer).pop("apply_gradients", None)
+
+    return restore
 
 
 @contextlib.contextmanager

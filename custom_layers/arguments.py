@@ -14,16 +14,6 @@ import numbers
 from typing import Any, Iterable
 
 
-def positive_int(value, name: str) -> int:
-    """An integer > 0, or a ValueError that quotes the received value."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a strictly positive integer. "
-            f"Received {name}={value!r}."
-        )
-    return value
-
-
 def positive_tuple(value, rank: int, name: str) -> tuple[int, ...]:
     """An int or a length-``rank`` sequence of ints > 0, as a tuple of length
     ``rank``; refused in the words of Keras' own layers (its ``standardize_tuple``)."""
@@ -72,17 +62,6 @@ def not_implemented_unless_default(owner: str, feature: str, **arguments: tuple[
             raise NotImplementedError(
                 f"{owner} does not implement {feature}: {name}={value!r} is not supported "
                 f"(only {name}={accepted!r}).")
-
-
-def choice(value, allowed: Iterable[str], name: str) -> str:
-    """A case-insensitive choice among ``allowed``, returned lower-case."""
-    allowed = tuple(allowed)
-    if not isinstance(value, str) or value.lower() not in allowed:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected one of {allowed}. "
-            f"Received {name}={value!r}."
-        )
-    return value.lower()
 
 
 def build_at_init(layer) -> None:
@@ -141,9 +120,14 @@ def check_bool(value, name: str) -> bool:
     return value
 
 
-def check_choice(value, allowed: Iterable[str], name: str, received: Any = None) -> str:
-    """One of ``allowed`` exactly (``received``: what to quote, if not ``value``)."""
+def check_choice(value, allowed: Iterable[str], name: str, received: Any = None,
+                 ignore_case: bool = False) -> str:
+    """One of ``allowed`` exactly, or in any case with ``ignore_case`` (then
+    returned lower-case, as Keras reads ``padding``); ``received``: what to
+    quote, if not ``value``."""
     allowed = tuple(allowed)
+    if isinstance(value, str) and ignore_case:
+        value, received = value.lower(), value if received is None else received
     if not isinstance(value, str) or value not in allowed:
         raise invalid(name, f"one of {', '.join(repr(item) for item in allowed)}",
                       value if received is None else received)

@@ -25,6 +25,7 @@ def convert(model: keras.Model) -> keras.Model:
     gradients now the hand-derived ones.
 
     Sequential and functional models convert, nested ones included; a layer
+    of ``custom_layers`` is copied as it is, and a layer
     of any other class is kept as it is (a copy), and the names of the kept
     layers are listed in a warning and in the new model's ``kept_layers``
     (the replaced ones in ``converted_layers``).
@@ -45,7 +46,8 @@ def convert(model: keras.Model) -> keras.Model:
         if name in COVERED and type(layer) is COVERED[name] and _has_twin(layer):
             swapped.append(f"{layer.name} ({name})")
             return getattr(custom, name).from_config(layer.get_config())
-        if not isinstance(layer, keras.layers.InputLayer):
+        already_ours = type(layer).__module__.startswith("custom_layers.")
+        if not isinstance(layer, keras.layers.InputLayer) and not already_ours:
             kept.append(f"{layer.name} ({name})")
         return layer.__class__.from_config(layer.get_config())
 

@@ -45,6 +45,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from custom_layers import _compat
 from custom_layers.arguments import check_int
 from custom_layers.backends import require
 from custom_layers.layers import Conv1D, Conv2D, Dense
@@ -241,7 +242,7 @@ class GradientStatistics(keras.callbacks.Callback):
         self._recording = False
         self._weights_before: dict[str, list[np.ndarray]] = {}
         self._writer = None
-        self._original_apply_gradients = None
+        self._restore_optimizer = None
 
     # -- hooking in and out
 
@@ -266,19 +267,14 @@ class GradientStatistics(keras.callbacks.Callback):
         # The recording step runs without XLA: the per-example norms' length
         # (the batch size) is not known when the step is compiled.
         self._plain_step = self.model.train_function
-        jit_compile = self.model.jit_compile
-        self.model.jit_compile = False
-        self.model.make_train_function(force=True)
-        self.model.jit_compile = jit_compile
-        self._recording_step = self.model.train_function
-        self.model.train_function = self._plain_step
+        self._recording_step = _compat.traced_train_function(self.model)
         self._step = int(self.model.optimizer.iterations.numpy())
         self._resume_table()
 
     def on_train_end(self, logs=None):
         self._unhook()
         if self._plain_step is not None:
-            self.model.train_function = self._plain_step
+            _compat.use_train_function(self.model, self._plain_step)
         self._plain_step = self._recording_step = None
         self._plot()
         if self._writer is not None:
@@ -289,33 +285,24 @@ class GradientStatistics(keras.callbacks.Callback):
         for probe in self._probes:
             probe.attach()
         optimizer = self.model.optimizer
-        original = optimizer.apply_gradients
         gradients_of = self._weight_gradients
         scale = getattr(optimizer, "dynamic_scale", None)  # a LossScaleOptimizer's
 
-        def apply_gradients(grads_and_vars, *args, **kwargs):
-            pairs = list(grads_and_vars)
+        def observe(pairs):
             for gradient, weight in pairs:
                 target = gradients_of.get(getattr(weight, "path", None))
                 if target is not None and gradient is not None:
                     value = tf.cast(tf.convert_to_tensor(gradient), tf.float32)
                     target.assign(value if scale is None else value / tf.cast(scale, tf.float32))
-            return original(pairs, *args, **kwargs)
 
-        self._optimizer_had_own = "apply_gradients" in vars(optimizer)
-        self._original_apply_gradients = original
-        optimizer.apply_gradients = apply_gradients
+        self._restore_optimizer = _compat.observe_gradients(optimizer, observe)
 
     def _unhook(self):
         for probe in self._probes:
             probe.detach()
-        if self._original_apply_gradients is not None:
-            optimizer = self.model.optimizer
-            if self._optimizer_had_own:
-                optimizer.apply_gradients = self._original_apply_gradients
-            else:
-                vars(optimizer).pop("apply_gradients", None)
-            self._original_apply_gradients = None
+        if self._restore_optimizer is not None:
+            self._restore_optimizer()
+            self._restore_optimizer = None
 
     # -- each step
 
@@ -330,12 +317,12 @@ class GradientStatistics(keras.callbacks.Callback):
             self._weights_before = {probe.layer.name: [w.numpy() for w in probe.layer.trainable_weights]
                                     for probe in self._probes}
             self._hook()
-            self.model.train_function = self._recording_step
+            _compat.use_train_function(self.model, self._recording_step)
 
     def on_train_batch_end(self, batch, logs=None):
         if self._recording:
             self._unhook()
-            self.model.train_function = self._plain_step
+            _compat.use_train_function(self.model, self._plain_step)
             self._record(self._step)
             self._recording = False
         self._step += 1
@@ -470,8 +457,21 @@ def plot_gradient_statistics(rows: list[dict], path: str | Path, title: str | No
         handles, labels = axes.flat[1].get_legend_handles_labels()
     figure.legend(handles, labels, loc="center right", fontsize="small")
     figure.tight_layout(rect=(0, 0, 0.85, 0.93))
+    save_figure(figure, path)
+
+
+def save_figure(figure, path: str | Path, dpi: int = 100) -> Path:
+    """Writes a matplotlib ``figure`` to ``path`` atomically (a temporary file
+    beside it, then a rename), closes it and returns the path: a reader sees
+    the old picture or the new one, never half of one."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    os.replace(temporary, path)
+    try:
+        figure.savefig(temporary, dpi=dpi)
+        os.replace(temporary, path)
+    finally:
+        plt.close(figure)
+        temporary.unlink(missing_ok=True)
+    return path

@@ -11,8 +11,8 @@ import keras
 from custom_layers import ops
 from custom_layers.ops import activations
 from custom_layers.arguments import (
-    choice,
-    positive_int,
+    check_choice,
+    check_int,
     positive_tuple,
     standardize_data_format,
 )
@@ -60,7 +60,7 @@ class BaseConv(LoRAKernel, keras.layers.Layer):
         if isinstance(filters, (int, float)) and not isinstance(filters, bool) and filters <= 0:
             raise ValueError("Invalid value for argument `filters`. Expected a strictly positive "
                              f"value. Received filters={filters}.")
-        self.filters = positive_int(filters, "filters")
+        self.filters = check_int(filters, "filters", minimum=1)
         self.data_format = standardize_data_format(data_format)
         if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
             raise ValueError("The number of groups must be a positive integer. "
@@ -72,7 +72,7 @@ class BaseConv(LoRAKernel, keras.layers.Layer):
         self._init_lora(lora_rank, lora_alpha)
         self.kernel_size = positive_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = positive_tuple(strides, self.rank, "strides")
-        self.padding = choice(padding, self.paddings, "padding")
+        self.padding = check_choice(padding, self.paddings, "padding", ignore_case=True)
         self.dilation_rate = positive_tuple(dilation_rate, self.rank, "dilation_rate")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(

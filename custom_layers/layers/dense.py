@@ -7,7 +7,7 @@ import keras
 from custom_layers import ops
 from custom_layers.backends import kernels
 from custom_layers.ops import activations
-from custom_layers.arguments import not_implemented_unless_default, positive_int
+from custom_layers.arguments import check_int, not_implemented_unless_default
 from custom_layers.layers.lora import LoRAKernel
 
 
@@ -42,7 +42,7 @@ class Dense(LoRAKernel, keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        self.units = positive_int(units, "units")
+        self.units = check_int(units, "units", minimum=1)
         self._init_lora(lora_rank, lora_alpha)
         not_implemented_unless_default("custom_layers.Dense", "quantization",
                                        quantization_config=(quantization_config, None))

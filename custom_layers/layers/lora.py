@@ -8,7 +8,7 @@ import keras
 
 from custom_layers import ops
 from custom_layers._compat import unlocked_state
-from custom_layers.arguments import positive_int
+from custom_layers.arguments import check_int
 
 
 class LoRAKernel:
@@ -19,7 +19,7 @@ class LoRAKernel:
     loading puts it back into W with A and B zeroed, as Keras does."""
 
     def _init_lora(self, lora_rank, lora_alpha) -> None:
-        self.lora_rank = None if lora_rank is None else positive_int(lora_rank, "lora_rank")
+        self.lora_rank = None if lora_rank is None else check_int(lora_rank, "lora_rank", minimum=1)
         self.lora_alpha = lora_alpha if lora_alpha is not None else self.lora_rank
         self.lora_enabled = False
 
@@ -47,7 +47,7 @@ class LoRAKernel:
             raise ValueError("Cannot enable lora on a layer that isn't yet built.")
         if self.lora_enabled:
             raise ValueError("lora is already enabled. This can only be done once per layer.")
-        rank = positive_int(rank, "rank")
+        rank = check_int(rank, "rank", minimum=1)
         with unlocked_state(self):
             self.lora_kernel_a = self.add_weight(
                 name="lora_kernel_a", shape=tuple(self._kernel.shape[:-1]) + (rank,),

@@ -7,7 +7,7 @@ import keras
 from custom_layers import ops
 from custom_layers.arguments import (
     build_at_init,
-    choice,
+    check_choice,
     positive_tuple,
     standardize_data_format,
 )
@@ -27,7 +27,7 @@ class BaseMaxPooling(keras.layers.Layer):
         self.strides = (
             self.pool_size if strides is None else positive_tuple(strides, self.rank, "strides")
         )
-        self.padding = choice(padding, ("valid", "same"), "padding")
+        self.padding = check_choice(padding, ("valid", "same"), "padding", ignore_case=True)
         self.input_spec = keras.layers.InputSpec(ndim=self.rank + 2)
         build_at_init(self)
 

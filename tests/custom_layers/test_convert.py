@@ -1,6 +1,8 @@
 """custom_layers.convert: a Keras model with its covered layers swapped for
 their custom twins computes the same outputs and gradients."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -64,6 +66,10 @@ def test_a_sequential_model_converts_and_round_trips_through_a_keras_file(tmp_pa
     x = np.random.default_rng(1).standard_normal((2, 5, 3)).astype("float32")
     np.testing.assert_allclose(reloaded(x), original(x), rtol=1e-5, atol=1e-6)
     assert type(reloaded.layers[0]) is custom_layers.Conv1D
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its layers are ours already: nothing kept, no warning
+        again = custom_layers.convert(reloaded)
+    assert again.kept_layers == again.converted_layers == []
 
 
 def test_an_activation_without_a_derived_backward_is_kept():
