@@ -102,19 +102,19 @@ def measure_training(epochs: int | None, workdir: str) -> dict[str, Any]:
 
 def measure_search(max_epochs: int, workdir: str) -> dict[str, Any]:
     from tuning import SearchConfig, SearchSpace, tune
-    from zoo.training import training_defaults
+    from zoo.training import TrainConfig, training_defaults
 
     defaults = training_defaults("mnist1d")
     space = SearchSpace(weight_decay=(1e-6, 1e-2), include_zero_weight_decay=True,
                         dropout_rate=(0.0, 0.7))
-    config = SearchConfig("cnn1d", "mnist1d", "hyperband", space, max_epochs=max_epochs,
-                          batch_size=defaults["batch_size"],
-                          learning_rate=defaults["learning_rate"], learning_rate_schedule="cosine")
+    training = TrainConfig("cnn1d", "mnist1d", epochs=max_epochs, batch_size=defaults["batch_size"],
+                           learning_rate=defaults["learning_rate"], learning_rate_schedule="cosine",
+                           seed=1)
+    config = SearchConfig(training, "hyperband", space)
     memory: list[int | None] = []
     with CompileClock() as clock:
         started = time.time()
-        result = tune(config, seed=1, directory=workdir, project_name="cnn1d-mnist1d",
-                      overwrite=True, verbose=0,
+        result = tune(config, run_dir=os.path.join(workdir, "cnn1d-mnist1d"), overwrite=True, verbose=0,
                       trial_observers=[lambda trial: memory.append(device_bytes_in_use())])
         wall = time.time() - started
     import json

@@ -95,8 +95,8 @@ def main(argv=None) -> int:
         datasets.prepare("mnist1d", data_dir=data_dir)
         rss_before = rss_mb()
         started = time.perf_counter()
-        result = tune("cnn1d", "mnist1d", tuner="random", max_trials=args.trials, max_epochs=1,
-                      directory=os.path.join(scratch, "search"), project_name="memory",
+        result = tune("cnn1d", "mnist1d", tuner="random", max_trials=args.trials, epochs=1,
+                      run_dir=os.path.join(scratch, "search", "memory"),
                       batch_size=args.batch_size, seed=1, data_dir=data_dir, verbose=0,
                       retrain=False, trial_observers=[on_trial_end],
                       release_custom_gradients=not args.keep_custom_gradients, **TINY_CNN)

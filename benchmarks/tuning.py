@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     from tuning import SearchConfig, SearchSpace, train_and_evaluate, tune
     from zoo import datasets
     from zoo.models import model_arguments
-    from zoo.training import training_defaults
+    from zoo.training import TrainConfig, training_defaults
 
     defaults_for_mnist1d = training_defaults("mnist1d")
     batch_size = args.batch_size or defaults_for_mnist1d["batch_size"]
@@ -107,9 +107,10 @@ def main(argv=None) -> int:
 
     space = SearchSpace(weight_decay=(1e-6, 1e-2), include_zero_weight_decay=True,
                         dropout_rate=(0.0, 0.7))
-    config = SearchConfig("cnn1d", "mnist1d", args.tuner, space, max_epochs=max_epochs,
-                          batch_size=batch_size, learning_rate=learning_rate,
-                          learning_rate_schedule=SCHEDULE)
+    training = TrainConfig("cnn1d", "mnist1d", epochs=max_epochs, batch_size=batch_size,
+                           learning_rate=learning_rate, learning_rate_schedule=SCHEDULE,
+                           seed=SEARCH_SEED)
+    config = SearchConfig(training, args.tuner, space)
     defaults = model_arguments("cnn1d")
     baselines = {
         "no_regularization": {"weight_decay": 0.0, "dropout_rate": 0.0},
@@ -121,9 +122,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         workdir = args.workdir or scratch
         result = tune(config, max_trials=args.max_trials if args.tuner != "hyperband" else None,
-                      seed=SEARCH_SEED, data_dir=args.data_dir,
-                      directory=workdir, project_name=f"cnn1d-mnist1d-{args.tuner}", overwrite=True,
-                      retrain=False, verbose=0)
+                      data_dir=args.data_dir, run_dir=os.path.join(workdir, f"cnn1d-mnist1d-{args.tuner}"),
+                      overwrite=True, retrain=False, verbose=0)
         results = json.loads(result.results_path.read_text())
     search_seconds = results["search_wall_time_s"]
     completed = results["num_completed_trials"]
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
         "batch_size": batch_size,
         "learning_rate": learning_rate,
         "learning_rate_schedule": SCHEDULE,
-        "early_stopping_patience": config.early_stopping_patience,
+        "early_stopping_patience": training.early_stopping_patience,
         "search_space": space.to_dict(),
         "seeds": list(seeds),
         "search": {

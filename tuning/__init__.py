@@ -1,7 +1,7 @@
 """Keras Tuner search over the weight-decay λ and the dropout rate of zoo models.
 
     from tuning import SearchSpace, tune
-    result = tune("cnn1d", dataset="mnist1d", tuner="hyperband", max_epochs=9,
+    result = tune("cnn1d", dataset="mnist1d", tuner="hyperband", epochs=9,
                   search_space=SearchSpace(weight_decay=(1e-6, 1e-2), dropout_rate=(0.0, 0.7)))
     print(result.best_hyperparameters, result.test_accuracy)
 
@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import importlib
 
+#: Keras Tuner's tuners a search can run (``tuning.tuners.make_tuner``).
+TUNERS = ("hyperband", "bayesian", "random")
+
 _LAZY = {
     "SearchSpace": "tuning.search_space",
     "ZooHyperModel": "tuning.hypermodel",
-    "TUNERS": "tuning.tuners",
     "make_tuner": "tuning.tuners",
     "distributed_role": "tuning.tuners",
     "ZooTuner": "tuning.tuners",
@@ -29,7 +31,7 @@ _LAZY = {
     "format_trial_table": "tuning.report",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted([*_LAZY, "TUNERS"])
 
 
 def __getattr__(name: str):

@@ -14,11 +14,8 @@ import contextlib
 import json
 from typing import Iterator
 
+from custom_layers._compat import UpstreamChanged  # noqa: F401  (one class for every package)
 from zoo.io import atomic_write_text
-
-
-class UpstreamChanged(RuntimeError):
-    """The private upstream internals a workaround relies on have changed."""
 
 
 # ----------------------------------------------------------------------------

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import gc
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import keras_tuner
 
-from custom_layers.arguments import check_choice, check_int, invalid
-from tuning.search_space import LEARNING_RATE, SearchSpace
+from custom_layers.arguments import check_choice, invalid
+from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace
 from zoo import datasets
-from zoo.models.registry import check_overrides, create_model, get_builder
 from zoo.training import (
     compile_model,
     enable_gpu_memory_growth,
@@ -26,78 +25,68 @@ from zoo.training import (
     make_optimizer,
     training_callbacks,
 )
-from zoo.training.precision import POLICIES
+from zoo.training.config import TrainConfig
+from zoo.training.precision import POLICIES, choose_precision
 
-#: The model arguments a search sets itself; they cannot be fixed overrides.
-TUNED_ARGUMENTS = ("weight_decay", "dropout_rate")
+#: The model arguments a search sets itself; they cannot be fixed.
+TUNED_ARGUMENTS = (WEIGHT_DECAY, DROPOUT_RATE)
+
+
+def check_not_tuned(model_arguments: dict[str, Any]) -> None:
+    """Refuses fixed model arguments that the search tunes."""
+    tuned = sorted(set(TUNED_ARGUMENTS) & set(model_arguments))
+    if tuned:
+        raise ValueError(f"Model argument(s) {', '.join(tuned)} are tuned by the search; "
+                         "set their ranges with SearchSpace instead of fixing them.")
 
 
 class ZooHyperModel(keras_tuner.HyperModel):
-    """Registry model ``model`` with a tuned λ and dropout rate (and learning rate).
+    """A zoo model with a tuned λ and dropout rate (and learning rate).
 
     Args:
-        model: a registry name (``zoo.models.list_models()``).
+        training: what each trial trains (a ``zoo.training.TrainConfig``),
+            or a registry name with the config's fields as keywords (any
+            other keyword is a fixed model argument: filters, batch_norm,
+            layers, input_shape, ...). Its dataset gives the input shape and
+            classes; ``learning_rate`` is used when the space does not tune
+            it; ``learning_rate_schedule`` "cosine" decays the step size to 0
+            along a cosine, as ``zoo.train`` does over a run: in ``fit`` over
+            that call's epochs (a Hyperband round continued from a shorter one
+            restarts the cosine from the restored state), in a model built
+            outside a search over ``schedule_steps``.
         search_space: the ranges (default ``SearchSpace()``).
-        input_shape, num_classes: of the dataset (None: the model's defaults).
-        learning_rate: used when the space does not tune it.
-        optimizer: adam, sgd, rmsprop or adamw (``zoo.training.make_optimizer``).
-        learning_rate_schedule: "constant", or "cosine" — the step size decays
-            to 0 along a cosine, as ``zoo.train`` does over a run: in ``fit``
-            over that call's epochs (a Hyperband round continued from a
-            shorter one restarts the cosine from the restored state), in a
-            model built outside a search over ``schedule_steps``.
         schedule_steps: optimizer steps of a training outside ``fit``;
             without it such a model's step size stays constant.
-        early_stopping_patience: epochs without a lower ``val_loss`` before a trial stops.
-        precision: the Keras dtype policy the models are built under:
+        policy: the Keras dtype policy the models are built under:
             "float32", "mixed_bfloat16" or "mixed_float16" (the softmax
-            stays float32); ``tune`` resolves "auto" before it gets here.
+            stays float32); None: the config's precision, "auto" resolved
+            (``zoo.training.precision``), as ``tune`` does once for a search.
         jit_compile: passed to ``model.compile``.
-        **model_overrides: fixed model arguments (filters, dense_units, batch_norm, layers, ...).
     """
 
     def __init__(
         self,
-        model: str,
+        training: TrainConfig | str = "cnn1d",
         search_space: SearchSpace | None = None,
         *,
-        input_shape: Sequence[int] | None = None,
-        num_classes: int | None = None,
-        learning_rate: float = 1e-3,
-        optimizer: str = "adam",
-        learning_rate_schedule: str = "constant",
         schedule_steps: int | None = None,
-        early_stopping_patience: int = 5,
-        precision: str = "float32",
+        policy: str | None = None,
         jit_compile: bool | str = "auto",
-        **model_overrides: Any,
+        **settings: Any,
     ):
-        super().__init__(name=f"zoo_{model}")
-        get_builder(model)  # unknown names: ValueError listing the registry
-        tuned = sorted(set(TUNED_ARGUMENTS) & set(model_overrides))
-        if tuned:
-            raise ValueError(f"Model argument(s) {', '.join(tuned)} are tuned by the search; "
-                             "set their ranges with SearchSpace instead of fixing them.")
-        if input_shape is not None:
-            model_overrides["input_shape"] = tuple(input_shape)
-        if num_classes is not None:
-            model_overrides["num_classes"] = num_classes
-        check_overrides(model, model_overrides)
-        make_optimizer(optimizer, learning_rate, learning_rate_schedule)  # validates all three
-        check_int(early_stopping_patience, "early_stopping_patience", minimum=0)
-        check_choice(precision, POLICIES, "precision")
-        self.model_name = model
+        training = TrainConfig.from_arguments(training, **settings)
+        check_not_tuned(training.model_arguments)
+        super().__init__(name=f"zoo_{training.model}")
+        if policy is None:
+            policy = choose_precision(training.precision).policy
+        check_choice(policy, POLICIES, "policy")
+        self.training = training
         self.search_space = search_space if search_space is not None else SearchSpace()
         if not isinstance(self.search_space, SearchSpace):
             raise invalid("search_space", "a tuning.SearchSpace", search_space)
-        self.learning_rate = learning_rate
-        self.optimizer = optimizer
-        self.learning_rate_schedule = learning_rate_schedule
         self.schedule_steps = schedule_steps
-        self.early_stopping_patience = early_stopping_patience
-        self.precision = precision
+        self.policy = policy
         self.jit_compile = jit_compile
-        self.model_overrides = model_overrides
         enable_gpu_memory_growth()  # before TensorFlow touches a GPU, if it has not yet
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
@@ -110,12 +99,12 @@ class ZooHyperModel(keras_tuner.HyperModel):
         if None), compiled: one configuration of the space, outside a search."""
         # keras.backend.clear_session() (Keras Tuner calls it before every
         # build) resets the dtype policy, so it is set again for each model.
-        keras.mixed_precision.set_global_policy(self.precision)
-        model = create_model(self.model_name, weight_decay=weight_decay, dropout_rate=dropout_rate,
-                             **self.model_overrides)
-        optimizer = make_optimizer(self.optimizer,
-                                   self.learning_rate if learning_rate is None else learning_rate,
-                                   self.learning_rate_schedule, self.schedule_steps)
+        keras.mixed_precision.set_global_policy(self.policy)
+        training = self.training
+        model = training.build_model(**{WEIGHT_DECAY: weight_decay, DROPOUT_RATE: dropout_rate})
+        optimizer = make_optimizer(training.optimizer,
+                                   training.learning_rate if learning_rate is None else learning_rate,
+                                   training.learning_rate_schedule, self.schedule_steps)
         compile_model(model, optimizer, jit_compile=self.jit_compile)
         # Built now, the optimizer's slots are in the checkpoints Keras Tuner
         # writes and are restored when Hyperband continues a trial.
@@ -130,7 +119,7 @@ class ZooHyperModel(keras_tuner.HyperModel):
         the History, whose ``val_accuracy`` the tuner scores."""
         enable_gpu_memory_growth()
         callbacks = training_callbacks(
-            early_stopping_patience=self.early_stopping_patience, restore_best_weights=False,
+            early_stopping_patience=self.training.early_stopping_patience, restore_best_weights=False,
             stop_on_non_finite_loss=False,  # a diverging trial scores low; the search goes on
             callbacks=list(kwargs.pop("callbacks", None) or []))
         train_data = args[0] if args else kwargs.pop("x")
@@ -138,14 +127,14 @@ class ZooHyperModel(keras_tuner.HyperModel):
         epochs = kwargs.pop("epochs", 1)
         if hasattr(train_data, "num_batches") or hasattr(train_data, "cardinality"):
             steps_per_epoch = datasets.num_batches(train_data)  # zoo.datasets.load's
-            if self.learning_rate_schedule == "cosine" and steps_per_epoch > 0:
+            if self.training.learning_rate_schedule == "cosine" and steps_per_epoch > 0:
                 # This call's epochs are one complete training: its step size
                 # decays to 0 by its last epoch. A Hyperband round that goes on
                 # from a shorter one restarts the cosine from the restored
                 # weights and optimizer state (a warm restart), so each round
                 # compares models at the end of their budget, not mid-schedule.
                 model.optimizer.learning_rate = RestartedCosineDecay(
-                    hp.values.get(LEARNING_RATE) or self.learning_rate,
+                    hp.values.get(LEARNING_RATE) or self.training.learning_rate,
                     decay_steps=max(1, (epochs - kwargs.get("initial_epoch", 0)) * steps_per_epoch),
                     start_step=int(model.optimizer.iterations))
         return fit(model, train_data, validation_data, epochs=epochs, callbacks=callbacks, **kwargs)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import keras_tuner
 
 from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
 from tuning.tuners import TRIAL_RECORD
+from zoo.io import save_figure
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -27,8 +27,15 @@ def _read_record(project_dir: Path, trial_id: str) -> dict[str, Any]:
     return read_json(project_dir / f"trial_{trial_id}" / TRIAL_RECORD)
 
 
+def trial_number(trial_id: str) -> int | str:
+    """The number Keras Tuner prints for a trial ("Search: Running Trial #N"):
+    its id, counted from 1. The table and the results use it."""
+    return int(trial_id) + 1 if str(trial_id).isdigit() else trial_id
+
+
 def trial_table(search_tuner: keras_tuner.Tuner) -> list[dict[str, Any]]:
-    """One row per trial of the search (chief or single process): id, status,
+    """One row per trial of the search (chief or single process): Keras
+    Tuner's id (its ``trial_ID`` directory) and number (as its log prints it), status,
     λ, dropout rate, learning rate, best val accuracy, best epoch, epoch budget,
     which tuner ran it and its wall time."""
     project_dir = Path(search_tuner.project_dir)
@@ -40,12 +47,14 @@ def trial_table(search_tuner: keras_tuner.Tuner) -> list[dict[str, Any]]:
         score = trial.score
         rows.append({
             "trial_id": trial_id,
+            "trial": trial_number(trial_id),
             "status": trial.status,
             **trial_values(values),
             "val_accuracy": None if score is None or math.isnan(score) else float(score),
             "best_epoch": None if trial.best_step is None else int(trial.best_step) + 1,
             "epochs": values.get("tuner/epochs"),
-            "continues_trial": values.get("tuner/trial_id"),
+            "continues_trial": (None if values.get("tuner/trial_id") is None
+                                else trial_number(values["tuner/trial_id"])),
             "tuner_id": record.get("tuner_id"),
             "wall_time_s": record.get("wall_time_s"),
         })
@@ -57,7 +66,7 @@ def format_trial_table(trials: list[dict[str, Any]], best_trial_id: str | None =
     Hyperband's epoch budget,) val accuracy, status and the tuner that ran it."""
     with_learning_rate = any(row.get(LEARNING_RATE) is not None for row in trials)
     with_epochs = any(row.get("epochs") is not None for row in trials)
-    columns = [("trial", 6, lambda row: row["trial_id"]),
+    columns = [("trial", 6, lambda row: f"#{trial_number(row['trial_id'])}"),
                ("λ", 9, lambda row: f"{row[WEIGHT_DECAY]:.2e}" if row[WEIGHT_DECAY] else "0"),
                ("dropout", 7, lambda row: f"{row[DROPOUT_RATE]:.3f}")]
     if with_learning_rate:
@@ -111,7 +120,4 @@ def plot_search(trials: list[dict[str, Any]], search_space: SearchSpace, path: P
     axis.set(xlabel="weight decay λ (symlog; 0 = none)", ylabel="dropout rate", title=title)
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    os.replace(temporary, path)
+    save_figure(figure, path)

@@ -39,11 +39,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
-import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -51,22 +48,24 @@ from typing import Any, Sequence
 import keras
 import keras_tuner
 
-from custom_layers.arguments import check_bool, check_choice, check_int, invalid
-from tuning.hypermodel import TUNED_ARGUMENTS, ZooHyperModel, release_memory
-from tuning.report import plot_search, read_json, trial_table
+from custom_layers.arguments import check_choice, check_int, invalid
+from tuning import TUNERS
+from tuning.hypermodel import ZooHyperModel, check_not_tuned, release_memory
+from tuning.report import plot_search, read_json, trial_number, trial_table
 from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
-from tuning.tuners import TUNERS, TrialObserver, distributed_role, make_tuner
-from zoo import datasets
-from zoo.io import atomic_save_model, atomic_write_json, directory_lock, load_model
+from tuning.tuners import TrialObserver, distributed_role, make_tuner
+from zoo import datasets, runs
+from zoo.io import atomic_save_model, atomic_write_json, load_model
 from zoo.training import (
+    TrainConfig,
     TrainResult,
     compile_model,
     enable_gpu_memory_growth,
     make_strategy,
     train,
-    training_defaults,
 )
-from zoo.training.engine import is_multi_worker, tensorboard_callback
+from zoo.training.config import split_settings
+from zoo.training.engine import check_verbose, is_multi_worker, tensorboard_callback
 from zoo.training.precision import (
     announce,
     choose_precision,
@@ -81,89 +80,87 @@ PLOT_FILE = "search.png"
 BEST_MODEL_FILE = "best_model.keras"
 SETTINGS_FILE = "zoo_search.json"
 FINAL_RUN = "final"
-FINAL_SETTINGS_FILE = "zoo_final.json"
 STRATEGIES = ("auto", "none", "mirrored")
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """What defines a search; ``dataclasses.asdict`` of it is the fingerprint
-    a resumed search must match (:meth:`fingerprint`).
+    """What defines a search; :meth:`settings` is the record a resumed search
+    must repeat.
 
     Args:
-        model: a registry name (``zoo.models.list_models()``).
-        dataset: a ``zoo.datasets`` name.
+        training: what each trial trains and the final model retrains (a
+            ``zoo.training.TrainConfig``: model, dataset, fixed model
+            arguments, epochs, batch size, optimizer, schedule, patience,
+            seed, precision); its ``epochs`` are the most one model trains
+            (Hyperband's largest budget). Default: ``TrainConfig("cnn1d")``.
         tuner: "hyperband" (default), "bayesian" or "random". Hyperband
             trains most trials a few epochs and continues the best; Bayesian
-            optimisation and random search train every trial ``max_epochs``.
+            optimisation and random search train every trial ``epochs``.
         search_space: the ranges (a ``SearchSpace``, or its ``to_dict()``).
-        model_arguments: fixed arguments of the model (e.g. ``filters=(8,)``).
-        max_epochs: the most epochs one model trains (Hyperband's largest
-            budget); None: ``zoo.train``'s epochs for the dataset (40 on
-            mnist1d, else 15).
-        batch_size, learning_rate: per-replica batch size and (when the space
-            does not tune it) step size; None: ``zoo.train``'s for the dataset
-            (``zoo.training.training_defaults``), so a tuned model is trained
-            as ``zoo train`` trains it.
-        learning_rate_schedule: "cosine" (as ``zoo.train``: the step size
-            decays to 0 over a training) or "constant".
-        optimizer: adam, sgd, rmsprop or adamw.
-        early_stopping_patience: epochs without a lower ``val_loss`` before a
-            trial (or the final training) stops.
         hyperband_factor, hyperband_iterations: Hyperband's schedule.
     """
 
-    model: str = "cnn1d"
-    dataset: str = "mnist1d"
+    training: TrainConfig = field(default_factory=lambda: TrainConfig("cnn1d"))
     tuner: str = "hyperband"
     search_space: SearchSpace = field(default_factory=SearchSpace)
-    model_arguments: dict[str, Any] = field(default_factory=dict)
-    max_epochs: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    learning_rate_schedule: str = "cosine"
-    optimizer: str = "adam"
-    early_stopping_patience: int = 5
     hyperband_factor: int = 3
     hyperband_iterations: int = 1
 
     def __post_init__(self):
-        set_ = object.__setattr__  # frozen: resolve the defaults once, here
+        if not isinstance(self.training, TrainConfig):
+            raise invalid("training", "a zoo.training.TrainConfig", self.training)
+        if not self.training.registered:
+            raise ValueError("A search builds its models by name; this TrainConfig names none "
+                             "from the registry.")
+        check_not_tuned(self.training.model_arguments)
         check_choice(self.tuner, TUNERS, "tuner")
-        datasets.info(self.dataset)  # unknown names: ValueError listing the valid ones
         if isinstance(self.search_space, dict):
-            set_(self, "search_space", SearchSpace.from_dict(self.search_space))
+            object.__setattr__(self, "search_space", SearchSpace.from_dict(self.search_space))
         elif not isinstance(self.search_space, SearchSpace):
             raise invalid("search_space", "a tuning.SearchSpace", self.search_space)
-        tuned = sorted(set(TUNED_ARGUMENTS) & set(self.model_arguments))
-        if tuned:
-            raise ValueError(f"Model argument(s) {', '.join(tuned)} are tuned by the search; "
-                             "set their ranges with SearchSpace instead of fixing them.")
-        check_int(self.max_epochs, "max_epochs", minimum=1, allow_none=True)
-        check_int(self.batch_size, "batch_size", minimum=1, allow_none=True)
         check_int(self.hyperband_factor, "hyperband_factor", minimum=2)
         check_int(self.hyperband_iterations, "hyperband_iterations", minimum=1)
-        defaults = training_defaults(self.dataset)
-        for name in ("batch_size", "learning_rate"):
-            if getattr(self, name) is None:
-                set_(self, name, defaults[name])
-        if self.max_epochs is None:
-            set_(self, "max_epochs", defaults["epochs"])
-        set_(self, "model_arguments", dict(self.model_arguments))
 
-    def fingerprint(self) -> dict[str, Any]:
-        """``asdict`` of the config as it reads back from JSON."""
-        return _json_ready(dataclasses.asdict(self))
+    @classmethod
+    def from_arguments(cls, config: Any = None, dataset: str | None = None, /,
+                       **settings: Any) -> SearchConfig:
+        """A SearchConfig from ``tune``'s arguments: ``config`` itself, or a
+        model name (and dataset) with ``settings``: this class's fields,
+        ``TrainConfig``'s, and any other keyword a fixed model argument."""
+        if isinstance(config, cls):
+            if dataset is not None or settings:
+                raise ValueError("Pass either a SearchConfig or its settings as keywords, not both.")
+            return config
+        own, training_settings = split_settings(cls, settings)
+        if "training" in own:
+            if config is not None or dataset is not None or training_settings:
+                raise ValueError("Pass either `training` or its settings as keywords, not both.")
+            return cls(**own)
+        if config is None and "model" not in training_settings:
+            config = "cnn1d"
+        training = TrainConfig.from_arguments(config, dataset, **training_settings)
+        return cls(training=training, **own)
 
-    def hypermodel(self, precision: str = "float32", jit_compile: bool | str = "auto") -> ZooHyperModel:
-        """The Keras Tuner hypermodel of this search (checks the model and its arguments)."""
-        info = datasets.info(self.dataset)
-        return ZooHyperModel(
-            self.model, self.search_space, input_shape=info.input_shape,
-            num_classes=info.num_classes, learning_rate=self.learning_rate,
-            optimizer=self.optimizer, learning_rate_schedule=self.learning_rate_schedule,
-            early_stopping_patience=self.early_stopping_patience, precision=precision,
-            jit_compile=jit_compile, **self.model_arguments)
+    @property
+    def model(self) -> str:
+        return self.training.model
+
+    @property
+    def dataset(self) -> str:
+        return self.training.dataset
+
+    def settings(self, precision: str | None = None) -> dict[str, Any]:
+        """The record of this search (``precision``: the dtype policy its
+        "auto" resolved to); a resumed search must repeat it."""
+        return {"training": self.training.settings(precision), "tuner": self.tuner,
+                "search_space": self.search_space.to_dict(),
+                "hyperband_factor": self.hyperband_factor,
+                "hyperband_iterations": self.hyperband_iterations}
+
+    def hypermodel(self, policy: str = "float32", jit_compile: bool | str = "auto") -> ZooHyperModel:
+        """The Keras Tuner hypermodel of this search."""
+        return ZooHyperModel(self.training, self.search_space, policy=policy, jit_compile=jit_compile)
 
 
 @dataclass
@@ -190,46 +187,24 @@ class TuneResult:
     export_dir: Path | None = None
 
 
-def resolve_strategy(distribution_strategy: Any):
+def resolve_strategy(strategy: Any):
     """The strategy each trial runs under: "auto" mirrors over all local GPUs
     when there are two or more (else none), "none", "mirrored" (all GPUs, or
-    the logical CPU devices), or a ``tf.distribute.Strategy`` instance
+    the logical CPU devices), or a strategy instance
     (``zoo.training.make_strategy``: on JAX, ``keras.distribution``'s).
     ``MultiWorkerMirroredStrategy`` is refused: Keras 3's ``fit`` fails under
     it; spread a search over machines with Keras Tuner's chief/worker mode."""
-    if distribution_strategy == "multi-worker" or is_multi_worker(distribution_strategy):
-        raise ValueError("distribution_strategy 'multi-worker' is not supported for tuning "
+    if strategy == "multi-worker" or is_multi_worker(strategy):
+        raise ValueError("strategy 'multi-worker' is not supported for tuning "
                          "(Keras 3's fit fails under MultiWorkerMirroredStrategy); run Keras Tuner's "
                          "chief/worker mode instead (KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, "
                          "KERASTUNER_ORACLE_PORT).")
-    if not isinstance(distribution_strategy, (str, type(None))):
-        return make_strategy(distribution_strategy)
-    name = check_choice("none" if distribution_strategy is None else distribution_strategy,
-                        STRATEGIES, "distribution_strategy")
+    if not isinstance(strategy, (str, type(None))):
+        return make_strategy(strategy)
+    name = check_choice("auto" if strategy is None else strategy, STRATEGIES, "strategy")
     if name == "auto":
-        return make_strategy("mirrored") if len(gpu_compute_capabilities()) > 1 else None
+        name = "mirrored" if len(gpu_compute_capabilities()) > 1 else "none"
     return make_strategy("mirrored") if name == "mirrored" else None
-
-
-def search_config(config: SearchConfig | str | None = None, dataset: str | None = None, /,
-                  **settings: Any) -> SearchConfig:
-    """A SearchConfig from ``tune``'s arguments: ``config`` itself, or a model
-    name (and dataset) with ``settings`` — SearchConfig fields, and any other
-    keyword as a fixed model argument."""
-    if isinstance(config, SearchConfig):
-        if dataset is not None or settings:
-            raise ValueError("Pass either a SearchConfig or its settings as keywords, not both.")
-        return config
-    names = {item.name for item in dataclasses.fields(SearchConfig)}
-    fields = {key: value for key, value in settings.items() if key in names}
-    model_arguments = {**fields.pop("model_arguments", {}),
-                       **{key: value for key, value in settings.items() if key not in names}}
-    for name, value in (("model", config), ("dataset", dataset)):
-        if value is not None:
-            if name in fields:
-                raise ValueError(f"`{name}` is given twice: as an argument and as a keyword.")
-            fields[name] = value
-    return SearchConfig(model_arguments=model_arguments, **fields)
 
 
 def tune(
@@ -238,55 +213,50 @@ def tune(
     /,
     *,
     max_trials: int | None = None,
-    directory: str | os.PathLike | None = None,
-    project_name: str | None = None,
+    run_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
-    seed: int | None = None,
     data_dir: str | os.PathLike | None = None,
-    precision: str = "auto",
-    mixed_precision: bool | None = None,
-    distribution_strategy: Any = "auto",
+    strategy: Any = "auto",
     retrain: bool = True,
     export_dir: str | os.PathLike | None = None,
     tensorboard: bool = False,
     jit_compile: bool | str = "auto",
-    verbose: int = 1,
+    verbose: int | str = "auto",
     trial_observers: Sequence[TrialObserver] = (),
     release_custom_gradients: bool = True,
     **settings: Any,
 ) -> TuneResult:
     """Runs the search ``config`` with a Keras Tuner tuner, then trains the
-    best configuration again for up to ``max_epochs`` as ``zoo.train`` does
-    (early stopping on validation, best epoch restored, run directory
-    ``PROJECT_DIR/final``; ``retrain=False`` reloads the best trial's
-    checkpoint instead), evaluates it on the test split and writes the
-    project directory (module docstring).
+    best configuration again as ``zoo.train`` does (early stopping on
+    validation, best epoch restored, run directory ``RUN_DIR/final``;
+    ``retrain=False`` reloads the best trial's checkpoint instead), evaluates
+    it on the test split and writes the project directory (module docstring).
 
-    ``config`` is a :class:`SearchConfig`, or a model name with
-    ``dataset`` and the other SearchConfig fields as keywords (any other
-    keyword is a fixed model argument): ``tune("cnn1d", "mnist1d",
-    tuner="bayesian", filters=(8,))``.
+    ``config`` is a :class:`SearchConfig`, or a model name with ``dataset``
+    and the fields of SearchConfig and ``zoo.training.TrainConfig`` as
+    keywords (any other keyword is a fixed model argument):
+    ``tune("cnn1d", "mnist1d", tuner="bayesian", epochs=9, filters=(8,))``.
 
     Args:
         max_trials: trials of a bayesian/random search (default 10); for
-            Hyperband an optional cap (its schedule follows from
-            ``max_epochs``, ``hyperband_factor``, ``hyperband_iterations``).
-        directory, project_name: where the search lives (default
-            ``runs/tuning/MODEL-DATASET-TUNER``); an existing one is resumed
-            unless ``overwrite``.
-        seed: seeds Keras (weights, data order) and the oracle's sampling;
-            Keras Tuner takes an oracle seed of 0 as "none" (random).
-        precision: "auto" (default: the fastest the device computes
-            natively), "float32", "mixed_bfloat16" or "mixed_float16"
-            (``zoo.training.precision``); recorded in ``results.json``.
-        mixed_precision: deprecated; ``True`` is ``precision="mixed_float16"``.
-        distribution_strategy: "auto" (MirroredStrategy when there are 2+
-            GPUs), "none", "mirrored" or a ``tf.distribute.Strategy``.
+            Hyperband an optional cap (its schedule follows from ``epochs``,
+            ``hyperband_factor``, ``hyperband_iterations``).
+        run_dir: the project directory, where the search lives (default
+            ``runs/tuning/MODEL-DATASET-TUNER``); an unfinished search there
+            resumes, a finished one returns its results, unless ``overwrite``.
+        strategy: "auto" (mirrored over two or more GPUs), "none",
+            "mirrored" or a strategy instance.
         export_dir: also export the best model as a SavedModel there
             (``zoo.export``; an earlier export there is replaced).
         tensorboard: TensorBoard logs per trial (with Keras Tuner's HParams)
-            under ``PROJECT_DIR/logs``.
+            under ``RUN_DIR/logs``.
+        verbose: "auto", 0, 1 or 2, as in ``keras.Model.fit``.
         trial_observers, release_custom_gradients: see ``tuning.tuners.ZooTuner``.
+
+    The config's ``seed`` seeds Keras (weights, data order) and the oracle's
+    sampling (Keras Tuner takes an oracle seed of 0 as "none": random); its
+    ``precision`` ("auto": the fastest the device computes natively) is
+    resolved once and recorded in ``results.json``.
 
     Raises:
         ValueError: an unknown model, dataset, tuner, optimizer or strategy,
@@ -294,71 +264,60 @@ def tune(
         RuntimeError: no trial completed.
     """
     # ---- validate everything before any work
-    config = search_config(config, dataset, **settings)
+    config = SearchConfig.from_arguments(config, dataset, **settings)
+    training = config.training
     check_int(max_trials, "max_trials", minimum=1, allow_none=True)
-    check_int(seed, "seed", minimum=0, allow_none=True)
-    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
-        raise invalid("verbose", "0, 1 or 2", verbose)
-    if mixed_precision is not None:
-        check_bool(mixed_precision, "mixed_precision")
-        warnings.warn("tune(mixed_precision=...) is deprecated; pass precision='mixed_float16' "
-                      "(or 'auto', 'float32', 'mixed_bfloat16') instead.", DeprecationWarning,
-                      stacklevel=2)
-        if mixed_precision:
-            if precision not in ("auto", "mixed_float16"):
-                raise ValueError(f"mixed_precision=True contradicts precision={precision!r}; "
-                                 "pass precision alone.")
-            precision = "mixed_float16"
-    chosen = choose_precision(precision)
-    hypermodel = config.hypermodel(chosen.policy, jit_compile)  # checks the model and optimizer
+    fit_verbose = 1 if check_verbose(verbose) == "auto" else verbose
+    chosen = choose_precision(training.precision)
+    hypermodel = config.hypermodel(chosen.policy, jit_compile)
     role = distributed_role()
     if max_trials is None and config.tuner != "hyperband":
         max_trials = DEFAULT_MAX_TRIALS
-    directory = Path(directory) if directory is not None else DEFAULT_DIRECTORY
-    project_dir = directory / (project_name or f"{config.model}-{config.dataset}-{config.tuner}")
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"Tuning directory {directory} exists and is not a directory.")
-    fingerprint = {**config.fingerprint(), "precision": chosen.policy,
-                   "backend": keras.backend.backend()}
+    project_dir = Path(run_dir) if run_dir is not None else (
+        DEFAULT_DIRECTORY / f"{training.model}-{training.dataset}-{config.tuner}")
+    if project_dir.parent.exists() and not project_dir.parent.is_dir():
+        raise ValueError(f"Tuning directory {project_dir.parent} exists and is not a directory.")
+    record = config.settings(chosen.policy)
     enable_gpu_memory_growth()  # before the strategy (or anything) initialises the GPUs
-    strategy = resolve_strategy(distribution_strategy)
+    distribution = resolve_strategy(strategy)
     with contextlib.ExitStack() as held:
         if role != "worker":  # workers share the chief's project
-            held.enter_context(directory_lock(project_dir, "Tuning project"))
+            held.enter_context(runs.directory_lock(project_dir, "Tuning project"))
         if not overwrite and role != "worker":
-            _check_same_search(project_dir, fingerprint)
-        announce(chosen, verbose=verbose != 0)
-        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-        if seed is not None:
-            keras.utils.set_random_seed(seed)
+            _check_same_search(project_dir, record)
+        announce(chosen, verbose=fit_verbose != 0)
+        replicas = distribution.num_replicas_in_sync if distribution is not None else 1
+        if training.seed is not None:
+            keras.utils.set_random_seed(training.seed)
 
         # The chief only serves the oracle during the search: it loads no data for it.
         train_data = validation_data = None
         if role != "chief":
-            load = dict(batch_size=config.batch_size * replicas, seed=seed, data_dir=data_dir,
-                        drop_remainder=replicas > 1)
-            train_data = datasets.load(config.dataset, "train", **load)
-            validation_data = datasets.load(config.dataset, "validation", **load)
+            load = dict(batch_size=training.batch_size * replicas, seed=training.seed,
+                        data_dir=data_dir, drop_remainder=replicas > 1)
+            train_data = datasets.load(training.dataset, "train", augment=training.augment, **load)
+            validation_data = datasets.load(training.dataset, "validation", **load)
 
         previous_policy = keras.mixed_precision.global_policy()
         try:
             search_tuner = make_tuner(
-                config.tuner, hypermodel, max_trials=max_trials, max_epochs=config.max_epochs,
-                directory=directory, project_name=project_dir.name, overwrite=overwrite, seed=seed,
-                distribution_strategy=strategy, hyperband_factor=config.hyperband_factor,
+                config.tuner, hypermodel, max_trials=max_trials, max_epochs=training.epochs,
+                directory=project_dir.parent, project_name=project_dir.name, overwrite=overwrite,
+                seed=training.seed, distribution_strategy=distribution,
+                hyperband_factor=config.hyperband_factor,
                 hyperband_iterations=config.hyperband_iterations, trial_observers=trial_observers,
                 release_custom_gradients=release_custom_gradients)
             if role != "worker":
                 project_dir.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(fingerprint, project_dir / SETTINGS_FILE)
+                atomic_write_json(record, project_dir / SETTINGS_FILE)
             callbacks = [tensorboard_callback(project_dir / "logs")] if tensorboard else []
             if role == "worker":
                 print(f"Worker {os.environ['KERASTUNER_TUNER_ID']}: asking the oracle at "
                       f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']} "
                       "for trials", flush=True)
             started = time.perf_counter()
-            search_tuner.search(train_data, validation_data=validation_data, epochs=config.max_epochs,
-                                callbacks=callbacks, verbose=verbose)
+            search_tuner.search(train_data, validation_data=validation_data, epochs=training.epochs,
+                                callbacks=callbacks, verbose=fit_verbose)
             search_time = time.perf_counter() - started
             if role == "worker":
                 return TuneResult(role=role, project_dir=project_dir, tuner=search_tuner,
@@ -372,24 +331,25 @@ def tune(
             best_trial = best_trials[0]
             best = trial_values(best_trial.hyperparameters.values)
             if best[LEARNING_RATE] is None:
-                best[LEARNING_RATE] = float(config.learning_rate)
+                best[LEARNING_RATE] = float(training.learning_rate)
 
-            final_settings = {"retrain": retrain, "max_epochs": config.max_epochs,
-                              "batch_size": config.batch_size, "seed": seed,
-                              "early_stopping_patience": config.early_stopping_patience,
-                              "best_trial_id": best_trial.trial_id}
+            final_config = best_config(training, best)
             if retrain:
-                final = retrain_best(config, best, project_dir, final_settings, strategy=strategy,
-                                     seed=seed, data_dir=data_dir, jit_compile=jit_compile,
-                                     precision=chosen.policy, verbose=verbose)
+                if fit_verbose:
+                    print(f"retraining the best configuration (trial {trial_number(best_trial.trial_id)}"
+                          f": λ = {best[WEIGHT_DECAY]:.3g}, dropout rate = {best[DROPOUT_RATE]:.3f}) "
+                          f"for up to {training.epochs} epochs in {project_dir / FINAL_RUN}",
+                          flush=True)
+                final = retrain_best(final_config, project_dir, chosen.policy, strategy=distribution,
+                                     data_dir=data_dir, jit_compile=jit_compile, verbose=fit_verbose)
                 final_model, test_loss = final.model, final.metrics["test_loss"]
                 test_accuracy = final.metrics["test_accuracy"]
             else:
                 release_memory()
                 with precision_scope(chosen.policy):
                     final_model = search_tuner.get_best_models(1)[0]
-                test_metrics = evaluate(final_model, config.dataset, batch_size=config.batch_size * replicas,
-                                        data_dir=data_dir)
+                test_metrics = evaluate(final_model, training.dataset,
+                                        batch_size=training.batch_size * replicas, data_dir=data_dir)
                 test_loss, test_accuracy = test_metrics["test_loss"], test_metrics["test_accuracy"]
             atomic_save_model(final_model, project_dir / BEST_MODEL_FILE)
 
@@ -399,18 +359,18 @@ def tune(
 
                 exported = export_savedmodel(final_model, export_dir, replace=True)
             results = {
-                **fingerprint,
+                **training.settings(chosen.policy),  # flat: the training as zoo train records it
+                **{key: value for key, value in record.items() if key != "training"},
                 "precision_reason": chosen.reason,
                 "objective": "val_accuracy",
                 "max_trials": max_trials,
                 "replicas": replicas,
-                "seed": seed,
                 "best_trial_id": best_trial.trial_id,
+                "best_trial_number": trial_number(best_trial.trial_id),
                 "best_hyperparameters": best,
                 "best_val_accuracy": float(best_trial.score),
                 "test_accuracy": test_accuracy,
                 "test_loss": test_loss,
-                "final_training": final_settings,
                 "final_run": FINAL_RUN if retrain else None,
                 "num_trials": len(trials),
                 "num_completed_trials": sum(row["status"] == "COMPLETED" for row in trials),
@@ -423,8 +383,8 @@ def tune(
             atomic_write_json(results, results_path)
             plot_path = project_dir / PLOT_FILE
             plot_search(trials, config.search_space, plot_path,
-                        title=f"{config.model} on {config.dataset}: {config.tuner} search, val accuracy",
-                        best_trial_id=best_trial.trial_id)
+                        title=f"{training.model} on {training.dataset}: {config.tuner} search, "
+                              "val accuracy", best_trial_id=best_trial.trial_id)
             return TuneResult(
                 role=role, project_dir=project_dir, tuner=search_tuner,
                 trials_run=list(search_tuner.trials_run), best_hyperparameters=best,
@@ -435,48 +395,45 @@ def tune(
             keras.mixed_precision.set_global_policy(previous_policy)  # the trials' builds set it
 
 
-def retrain_best(config: SearchConfig, values: dict[str, float | None], project_dir: Path,
-                 final_settings: dict[str, Any], **train_options) -> TrainResult:
-    """The best configuration trained from scratch as ``zoo.train`` trains it,
-    in the run directory ``PROJECT_DIR/final``: a finished run with the same
-    ``final_settings`` is reused, an unfinished one resumes, one of other
-    settings (the search went on and found another best) starts afresh."""
+def best_config(training: TrainConfig, values: dict[str, float | None]) -> TrainConfig:
+    """``training`` with one configuration of the space (``values``:
+    weight_decay, dropout_rate, optionally learning_rate) filled in."""
+    return dataclasses.replace(
+        training, learning_rate=values.get(LEARNING_RATE) or training.learning_rate,
+        model_arguments={**training.model_arguments, WEIGHT_DECAY: values[WEIGHT_DECAY],
+                         DROPOUT_RATE: values[DROPOUT_RATE]})
+
+
+def retrain_best(config: TrainConfig, project_dir: Path, policy: str,
+                 **train_options) -> TrainResult:
+    """The best configuration ``config`` trained from scratch by ``zoo.train``
+    in ``PROJECT_DIR/final``: a finished run of the same settings is reused,
+    an unfinished one resumes, one of other settings (the search went on and
+    found another best) starts afresh."""
     run_dir = project_dir / FINAL_RUN
-    settings_path = run_dir / FINAL_SETTINGS_FILE
-    same = read_json(settings_path) == _json_ready(final_settings)
-    if same and (run_dir / "metrics.json").exists():
+    changed = runs.settings_changes(run_dir / runs.SETTINGS_FILE, config.settings(policy))
+    if changed == [] and runs.is_finished(run_dir):
         model = compile_model(load_model(run_dir / "model.keras"))
-        return TrainResult(model=model, metrics=read_json(run_dir / "metrics.json"), run_dir=run_dir)
-    if run_dir.exists() and not same:
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(final_settings, settings_path)
-    return train_and_evaluate(config, values, run_dir=run_dir, **train_options)
+        return TrainResult(model=model, metrics=read_json(run_dir / runs.FINISHED_FILE),
+                           run_dir=run_dir, config=config)
+    release_memory()
+    return train(config, run_dir=run_dir, overwrite=bool(changed), **train_options)
 
 
 def train_and_evaluate(config: SearchConfig, values: dict[str, float | None], *,
-                       run_dir: str | os.PathLike, seed: int | None = None,
-                       data_dir: str | os.PathLike | None = None,
-                       strategy: Any = None, verbose: int = 0,
-                       jit_compile: bool | str = "auto", precision: str = "auto",
-                       overwrite: bool = False) -> TrainResult:
+                       run_dir: str | os.PathLike, **train_options) -> TrainResult:
     """Trains one configuration of the space (``values``: weight_decay,
     dropout_rate, optionally learning_rate) from scratch with ``zoo.train``
-    and the search's training settings (up to ``max_epochs``, early stopping
-    on "validation", best epoch restored, evaluated on "test") in
-    ``run_dir``: how ``tune`` retrains its best configuration, usable for
-    baselines. An interrupted call resumes when made again."""
+    and the search's training settings (up to ``epochs``, early stopping on
+    "validation", best epoch restored, evaluated on "test") in ``run_dir``:
+    how ``tune`` retrains its best configuration, usable for baselines. An
+    interrupted call resumes when made again. ``train_options`` are
+    ``zoo.train``'s options (strategy, data_dir, verbose, overwrite, ...) or
+    ``TrainConfig`` fields that replace the search's (``seed=2``)."""
+    fields, options = split_settings(TrainConfig, train_options)
     release_memory()
-    learning_rate = values.get(LEARNING_RATE) or config.learning_rate
-    return train(
-        config.model, dataset=config.dataset, epochs=config.max_epochs,
-        batch_size=config.batch_size, learning_rate=learning_rate, optimizer=config.optimizer,
-        learning_rate_schedule=config.learning_rate_schedule,
-        early_stopping_patience=config.early_stopping_patience, run_dir=run_dir,
-        overwrite=overwrite, strategy=strategy, seed=seed, data_dir=data_dir,
-        jit_compile=jit_compile, precision=precision, verbose=verbose,
-        weight_decay=values[WEIGHT_DECAY],
-        dropout_rate=values[DROPOUT_RATE], **config.model_arguments)
+    return train(dataclasses.replace(best_config(config.training, values), **fields),
+                 run_dir=run_dir, **options)
 
 
 def evaluate(model: keras.Model, dataset: str, batch_size: int = 64,
@@ -487,28 +444,14 @@ def evaluate(model: keras.Model, dataset: str, batch_size: int = 64,
     return {"test_loss": float(metrics["loss"]), "test_accuracy": float(metrics["accuracy"])}
 
 
-def _json_ready(data: Any) -> Any:
-    """``data`` as it reads back from JSON (tuples become lists)."""
-    return json.loads(json.dumps(data, default=repr))
-
-
-def _check_same_search(project_dir: Path, fingerprint: dict[str, Any]) -> None:
+def _check_same_search(project_dir: Path, record: dict[str, Any]) -> None:
     """Refuses to resume a search stored in ``project_dir`` with another
     config: Keras Tuner would silently keep the stored space and schedule."""
-    path = project_dir / SETTINGS_FILE
-    if not path.exists():
-        if (project_dir / "oracle.json").exists():
-            raise ValueError(f"{project_dir} holds a Keras Tuner project that was not started by "
-                             "tuning.tune; choose another project name or overwrite it.")
-        return
-    stored = read_json(path)
-    # Searches recorded before precision was a setting ran in float32 (unless
-    # their caller asked for mixed_float16, which was not recorded).
-    stored.setdefault("precision", "float32")
-    changed = sorted(key for key in set(stored) | set(fingerprint)
-                     if stored.get(key) != fingerprint.get(key))
+    changed = runs.settings_changes(project_dir / SETTINGS_FILE, record)
+    if changed is None and (project_dir / "oracle.json").exists():
+        raise ValueError(f"{project_dir} holds a Keras Tuner project that was not started by "
+                         "tuning.tune; choose another run_dir, or pass overwrite=True.")
     if changed:
-        details = "; ".join(f"{key}: {stored.get(key)!r} -> {fingerprint.get(key)!r}" for key in changed)
-        raise ValueError(f"The search in {project_dir} was started with other settings ({details}). "
-                         "Run it with the same ones to resume, or pass overwrite=True (--overwrite) "
-                         "or another project name to start afresh.")
+        raise ValueError(f"The search in {project_dir} was started with other settings "
+                         f"({'; '.join(changed)}). Run it with the same ones to resume, or pass "
+                         "overwrite=True or another run_dir to start afresh.")

@@ -38,11 +38,11 @@ import keras
 import keras_tuner
 
 from custom_layers.arguments import check_choice
+from tuning import TUNERS
 from tuning._compat import atomic_keras_tuner_state, custom_gradient_mark, forget_custom_gradients
 from tuning.hypermodel import ZooHyperModel, release_memory
 from zoo.io import atomic_write_json
 
-TUNERS = ("hyperband", "bayesian", "random")
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
 TRIAL_RECORD = "zoo_trial.json"
 

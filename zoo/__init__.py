@@ -18,6 +18,7 @@ _LAZY = {
     "create_model": "zoo.models",
     "list_models": "zoo.models",
     "train": "zoo.training",
+    "TrainConfig": "zoo.training",
     "evaluate_run": "zoo.training",
 }
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import keras
 
-
-class UpstreamChanged(RuntimeError):
-    """The private upstream internals a workaround relies on have changed."""
+from custom_layers._compat import UpstreamChanged  # noqa: F401  (one class for every package)
 
 
 # ----------------------------------------------------------------------------

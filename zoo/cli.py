@@ -23,7 +23,7 @@ import sys
 from typing import Sequence
 
 from zoo import commands
-from zoo.commands import Parser, add_precision_argument, non_negative_float, positive_int, rate
+from zoo.commands import Parser, positive_int
 
 
 def build_parser() -> Parser:
@@ -39,40 +39,12 @@ def build_parser() -> Parser:
     info.add_argument("model")
 
     train = subcommands.add_parser("train", help="train a model (re-run to resume an unfinished run)")
-    train.add_argument("model", help="a registered model name (see `zoo list`)")
-    train.add_argument("--dataset", default=None,
-                       help="default: the model's own (offline): mnist1d for the 1-D models, "
-                            "mnist_5k for the others")
-    train.add_argument("--epochs", type=positive_int, default=None,
-                       help="default: 15 (40 on mnist1d)")
-    train.add_argument("--batch-size", type=positive_int, default=None,
-                       help="per replica, the global batch is this times the replicas; "
-                            "default: 64 (100 on mnist1d)")
-    train.add_argument("--learning-rate", type=float, default=None,
-                       help="initial step size; default: 1e-3 (3e-3 on mnist1d)")
-    train.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop or adamw")
-    train.add_argument("--schedule", default="cosine", choices=("cosine", "constant"),
-                       help="learning-rate schedule (default: %(default)s)")
-    train.add_argument("--patience", type=int, default=5, help="early-stopping patience (epochs)")
-    train.add_argument("--weight-decay", type=non_negative_float, default=None,
-                       help="λ in E = E_D + λ‖w‖² (default: the model's)")
-    train.add_argument("--dropout", type=rate, default=None,
-                       help="dropout rate (default: the model's)")
-    train.add_argument("--no-batch-norm", action="store_true", help="build without batch norm")
-    train.add_argument("--layers", choices=("custom", "keras"), default=None,
-                       help="hand-written-gradient layers (default) or keras.layers")
-    commands.add_model_argument(train)
-    train.add_argument("--run-dir", default=None, help="default: ./runs/MODEL-DATASET")
+    commands.add_training_arguments(train)
+    commands.add_run_arguments(train, "default: ./runs/MODEL-DATASET")
     train.add_argument("--overwrite", action="store_true",
                        help="train afresh: replace a finished run, or drop an unfinished one's backup")
-    train.add_argument("--strategy", choices=("none", "mirrored", "multi-worker"), default="none")
-    train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                       help="0: silent, 1: a progress bar, 2: one line per epoch (default: 1 on "
-                            "a terminal, 2 in a log file)")
-    train.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
-    train.add_argument("--augment", action="store_true", help="random shifts/rotations of images")
-    add_precision_argument(train)
+    train.add_argument("--strategy", choices=("auto", "none", "mirrored", "multi-worker"),
+                       default="auto", help="auto (default): mirrored over 2 or more GPUs, else none")
     train.add_argument("--gradient-stats", action="store_true",
                        help="record per-layer gradient statistics into the run directory "
                             "(gradients.csv, gradients.png, TensorBoard)")
@@ -151,26 +123,11 @@ def _train(args) -> None:
 def _train_run(args) -> None:
     from zoo.training import train
 
-    overrides = dict(args.model_arg)
-    if args.weight_decay is not None:
-        overrides["weight_decay"] = args.weight_decay
-    if args.dropout is not None:
-        overrides["dropout_rate"] = args.dropout
-    if args.no_batch_norm:
-        overrides["batch_norm"] = False
-    if args.layers is not None:
-        overrides["layers"] = args.layers
     result = train(
-        args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, optimizer=args.optimizer,
-        learning_rate_schedule=args.schedule,
-        early_stopping_patience=args.patience, run_dir=args.run_dir, overwrite=args.overwrite,
-        strategy=args.strategy, seed=args.seed, data_dir=args.data_dir, augment=args.augment,
-        precision=commands.native_precision(args.precision),
+        args.model, run_dir=args.run_dir, overwrite=args.overwrite, strategy=args.strategy,
+        data_dir=args.data_dir, verbose=commands.verbosity(args),
         gradient_stats_every=_gradient_stats_every(args),
-        verbose=(1 if sys.stdout.isatty() else 2) if args.verbose is None else args.verbose,
-        per_example_gradients=args.per_example_gradients, **overrides,
-    )
+        per_example_gradients=args.per_example_gradients, **commands.training_settings(args))
     metrics = result.metrics
     print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}  "
           f"epochs {metrics['epochs_run']}  params {metrics['params']:,}  "

@@ -20,6 +20,7 @@ import argparse
 import ast
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -60,6 +61,7 @@ def int_at_least(minimum: int):
 
 
 positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
 
 
 def non_negative_float(text: str) -> float:
@@ -90,6 +92,77 @@ def rate(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), received {text!r}")
     return value
+
+
+def add_training_arguments(parser, *, model_arguments: bool = True) -> None:
+    """The flags of every command that trains a registry model (``zoo train``,
+    ``zoo tune``), named as ``zoo.training.TrainConfig``'s fields and
+    ``zoo.train``'s options are (``--early-stopping-patience`` is
+    ``early_stopping_patience``), so that each concept has one name from the
+    Python API to the command line. Read them back with :func:`training_settings`."""
+    parser.add_argument("model", help="a registered model name (see `zoo list`)")
+    parser.add_argument("--dataset", default=None,
+                        help="default: the model's own (offline): mnist1d for the 1-D models, "
+                             "mnist_5k for the others")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help="the most epochs one model trains (early stopping may end sooner); "
+                             "default: 15 (40 on mnist1d)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="per replica (the global batch is this times the replicas); "
+                             "default: 64 (100 on mnist1d)")
+    parser.add_argument("--learning-rate", type=positive_float, default=None,
+                        help="initial step size; default: 1e-3 (3e-3 on mnist1d)")
+    parser.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop or adamw")
+    parser.add_argument("--learning-rate-schedule", default="cosine", choices=("cosine", "constant"),
+                        help="the step size over a training (default: %(default)s)")
+    parser.add_argument("--early-stopping-patience", type=non_negative_int, default=5, metavar="N",
+                        help="epochs without a lower validation loss before training stops "
+                             "(default: %(default)s)")
+    parser.add_argument("--seed", type=non_negative_int, default=None)
+    parser.add_argument("--augment", action="store_true", help="random shifts/rotations of images")
+    add_precision_argument(parser)
+    if model_arguments:
+        parser.add_argument("--weight-decay", type=non_negative_float, default=None,
+                            help="λ in E = E_D + λ‖w‖² (default: the model's)")
+        parser.add_argument("--dropout-rate", type=rate, default=None,
+                            help="dropout rate (default: the model's)")
+    parser.add_argument("--no-batch-norm", action="store_true", help="build without batch norm")
+    parser.add_argument("--layers", choices=("custom", "keras"), default=None,
+                        help="hand-written-gradient layers (default) or keras.layers")
+    add_model_argument(parser)
+
+
+def training_settings(args: argparse.Namespace) -> dict:
+    """The ``zoo.training.TrainConfig`` fields and model arguments that
+    :func:`add_training_arguments`'s flags hold, as keywords for ``train``/``tune``."""
+    model_arguments = dict(args.model_arg)
+    for name in ("weight_decay", "dropout_rate", "layers"):
+        if getattr(args, name, None) is not None:
+            model_arguments[name] = getattr(args, name)
+    if args.no_batch_norm:
+        model_arguments["batch_norm"] = False
+    settings = {name: getattr(args, name) for name in (
+        "epochs", "batch_size", "learning_rate", "optimizer", "learning_rate_schedule",
+        "early_stopping_patience", "seed", "augment")}
+    return {**settings, "dataset": args.dataset, "precision": native_precision(args.precision),
+            "model_arguments": model_arguments}
+
+
+def add_run_arguments(parser, run_dir_help: str) -> None:
+    """The flags of how a command runs, shared by ``zoo train``, ``zoo tune``
+    and ``zoo reproduce``: where it writes, whether it starts afresh, how much
+    it prints, where the tensorflow-datasets data live."""
+    parser.add_argument("--run-dir", default=None, metavar="DIR", help=run_dir_help)
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="0: silent, 1: progress bars, 2: one line per epoch (default: 1 on "
+                             "a terminal, 2 in a log file)")
+    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """``--verbose``, or its default: progress bars on a terminal, one line
+    per epoch in a log file (which progress-bar redraws would bloat)."""
+    return (1 if sys.stdout.isatty() else 2) if args.verbose is None else args.verbose
 
 
 def add_precision_argument(parser) -> None:
@@ -214,9 +287,33 @@ def run_command(handler: Handler, args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     except (ValueError, OSError, RuntimeError, KeyError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"zoo: error: {message}", file=sys.stderr)
+        print(f"zoo: error: {cli_wording(message, getattr(args, 'flags', {}))}", file=sys.stderr)
         return EXIT_ERROR
     return 0
+
+
+def cli_wording(message: str, flags: dict[str, str]) -> str:
+    """A library error in the command line's words: for each API name that
+    is a flag of the command (``flags``: name → flag), ``name=True`` becomes
+    ``--name``, ``name=value`` ``--name value`` and ```name``` ``--name``."""
+    for name, flag in flags.items():
+        message = re.sub(rf"(?<![\w.-]){name}=True\b", flag, message)
+        message = re.sub(rf"(?<![\w.-]){name}=(['\"]?)([^\s'\";,)]+)\1",
+                         lambda match: f"{flag} {match.group(2)}", message)
+        message = message.replace(f"`{name}`", flag)
+    return message
+
+
+def record_flags(parser: argparse.ArgumentParser) -> None:
+    """Gives each subcommand's parsed arguments ``flags``, the API name →
+    flag map of its options (``early_stopping_patience`` →
+    ``--early-stopping-patience``) that :func:`cli_wording` uses."""
+    for action in parser._actions:  # argparse keeps its subcommands there
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                flags = {option.dest: max(option.option_strings, key=len) for option in subparser._actions
+                         if option.option_strings and option.dest not in ("help", "version")}
+                subparser.set_defaults(flags=flags)
 
 
 def version() -> str:
@@ -237,11 +334,13 @@ def main(build_parser: Callable[[], argparse.ArgumentParser], argv=None) -> int:
     # JAX takes GPU memory as needed, as TensorFlow's memory growth does, rather than
     # 75 % of it at start (set before JAX starts; an explicit setting wins).
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    parser = build_parser()
     if not (sys.argv[1:] if argv is None else list(argv)):
-        build_parser().print_help(sys.stderr)
+        parser.print_help(sys.stderr)
         return EXIT_ERROR
+    record_flags(parser)
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except KeyboardInterrupt:  # Ctrl-C before the command started: nothing to resume
         print("zoo: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED

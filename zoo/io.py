@@ -1,11 +1,8 @@
-"""Atomic writes and safe loading of run files — a file is either the old
-version or the new one, never half written — and the lock that keeps a
-second process out of a run directory or a tuning project while it is in use."""
+"""Atomic writes and safe loading of run files: a file is either the old
+version or the new one, never half written."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import os
 import tempfile
@@ -15,52 +12,7 @@ from typing import Any
 
 import keras
 
-
-class DirectoryInUseError(RuntimeError):
-    """Another process holds the lock of a run directory or tuning project."""
-
-
-@contextlib.contextmanager
-def directory_lock(directory: str | os.PathLike, what: str = "Run directory"):
-    """Holds an exclusive lock on ``directory`` for the block, so that a
-    second process using it at the same time stops at once
-    (:class:`DirectoryInUseError`, naming the directory and the holder's pid)
-    instead of overwriting its results.
-
-    The lock is ``flock`` on ``.NAME.lock`` beside the directory (so that it
-    survives the directory being replaced); the operating system releases it
-    when its process ends, however it ends, so a killed run never blocks its
-    own resumption. Where ``fcntl`` does not exist (Windows) nothing is locked."""
-    directory = Path(directory)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    try:
-        if directory.parent.exists() and not directory.parent.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(directory.parent / f".{directory.name}.lock", "a+")
-    except OSError as error:
-        raise OSError(f"{what} {directory} is not writable: {error.strerror}.") from None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise DirectoryInUseError(
-                f"{what} {directory} is in use by another process (pid {holder}); wait for it "
-                "to end, or stop it, and run the command again.") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+from custom_layers.inspect import save_figure  # noqa: F401  (one writer for every figure)
 
 
 def atomic_write_json(data: Any, path: str | os.PathLike) -> None:

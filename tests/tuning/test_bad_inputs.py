@@ -14,8 +14,8 @@ from tests.tuning.helpers import TINY_CNN
                          "'bayesian', 'random'. Received: tuner='grid'."),
     (dict(max_trials=0), "argument `max_trials`. Expected an integer > 0 or None. Received: max_trials=0."),
     (dict(max_trials=2.5), "argument `max_trials`. Expected an integer > 0 or None"),
-    (dict(max_epochs=0), "argument `max_epochs`. Expected an integer > 0 or None"),
-    (dict(batch_size=0), "argument `batch_size`. Expected an integer > 0 or None"),
+    (dict(epochs=0), "argument `epochs`. Expected an integer > 0. Received: epochs=0"),
+    (dict(batch_size=0), "argument `batch_size`. Expected an integer > 0"),
     (dict(hyperband_factor=1), "argument `hyperband_factor`. Expected an integer >= 2"),
     (dict(model="no_such_model"), "Unknown model 'no_such_model'. Available models: "),
     (dict(dataset="imagenet42"), "unknown dataset 'imagenet42'; valid names are: mnist1d"),
@@ -25,8 +25,9 @@ from tests.tuning.helpers import TINY_CNN
     (dict(learning_rate_schedule="step"),
      "argument `learning_rate_schedule`. Expected one of 'cosine', 'constant'. "
      "Received: learning_rate_schedule='step'"),
-    (dict(distribution_strategy="tpu"), "argument `distribution_strategy`. Expected one of 'auto'"),
-    (dict(distribution_strategy="multi-worker"), "chief/worker mode"),
+    (dict(strategy="tpu"), "argument `strategy`. Expected one of 'auto'"),
+    (dict(strategy="multi-worker"), "chief/worker mode"),
+    (dict(verbose=True), "`verbose` must be one of 'auto', 0, 1, 2"),
     (dict(precision="fp8"), "Invalid value for argument `precision`. Expected one of 'auto', "
                             "'float32', 'mixed_bfloat16', 'mixed_float16'. Received: precision='fp8'."),
     (dict(search_space={"dropout_rate": (0.0, 1.0)}),
@@ -35,7 +36,7 @@ from tests.tuning.helpers import TINY_CNN
 def test_tune_refuses_bad_input_before_any_work(tmp_path, arguments, message):
     directory = tmp_path / "search"
     with pytest.raises(ValueError) as error:
-        tune(**{"model": "cnn1d", "dataset": "mnist1d", "directory": directory, "verbose": 0,
+        tune(**{"model": "cnn1d", "dataset": "mnist1d", "run_dir": directory, "verbose": 0,
                 **arguments})
     assert message in str(error.value)
     assert not directory.exists()  # nothing written, nothing trained
@@ -48,20 +49,20 @@ def test_tune_refuses_bad_input_before_any_work(tmp_path, arguments, message):
     (["cnn1d", "--weight-decay-range", "-1", "1"],
      "--weight-decay-range: Invalid value for argument `weight_decay`. Expected 0 < low < high "
      "(λ cannot be negative)"),
-    (["cnn1d", "--dropout-range", "0.2", "1.0"],
-     "--dropout-range: Invalid value for argument `dropout_rate`. Expected rates with 0 <= low"),
-    (["cnn1d", "--dropout-range", "0.3", "0.3"],
-     "--dropout-range: Invalid value for argument `dropout_rate`. Expected low < high (the range is empty"),
+    (["cnn1d", "--dropout-rate-range", "0.2", "1.0"],
+     "--dropout-rate-range: Invalid value for argument `dropout_rate`. Expected rates with 0 <= low"),
+    (["cnn1d", "--dropout-rate-range", "0.3", "0.3"],
+     "--dropout-rate-range: Invalid value for argument `dropout_rate`. Expected low < high (the "
+     "range is empty"),
     (["no_such_model"], "Unknown model 'no_such_model'"),
     (["cnn1d", "--dataset", "imagenet42"], "unknown dataset 'imagenet42'"),
     (["cnn1d", "--model-arg", "nonsense=1"], "Unknown argument(s) nonsense"),
-    (["cnn1d", "--patience", "-1"], "early_stopping_patience"),
-    (["cnn1d", "--precision", "fp8"], "Received: precision='fp8'"),
-    (["cnn1d", "--mixed-precision", "--precision", "float32"],
-     "--mixed-precision contradicts --precision float32"),
+    (["cnn1d", "--precision", "fp8"], "Received: --precision fp8"),
+    (["cnn1d", "--optimizer", "lbfgs"], "Invalid value for argument --optimizer. Expected one of "
+                                        "'adam', 'sgd', 'rmsprop', 'adamw'. Received: --optimizer lbfgs."),
 ])
 def test_cli_prints_one_line_and_exits_2(capsys, tmp_path, args, message):
-    assert main(["tune", *args, "--directory", str(tmp_path / "search")]) == 2
+    assert main(["tune", *args, "--run-dir", str(tmp_path / "search")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("zoo: error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -71,9 +72,13 @@ def test_cli_prints_one_line_and_exits_2(capsys, tmp_path, args, message):
 @pytest.mark.parametrize("args, message", [
     (["cnn1d", "--tuner", "grid"], "argument --tuner: invalid choice: 'grid'"),
     (["cnn1d", "--max-trials", "0"], "argument --max-trials: expected a positive integer"),
-    (["cnn1d", "--max-epochs", "0"], "argument --max-epochs: expected a positive integer"),
-    (["cnn1d", "--schedule", "step"], "argument --schedule: invalid choice: 'step'"),
-    (["cnn1d", "--dropout-range", "0.1"], "argument --dropout-range: expected 2 arguments"),
+    (["cnn1d", "--epochs", "0"], "argument --epochs: expected a positive integer"),
+    (["cnn1d", "--learning-rate-schedule", "step"],
+     "argument --learning-rate-schedule: invalid choice: 'step'"),
+    (["cnn1d", "--dropout-rate-range", "0.1"], "argument --dropout-rate-range: expected 2 arguments"),
+    (["cnn1d", "--early-stopping-patience", "-1"],
+     "argument --early-stopping-patience: expected an integer >= 0"),
+    (["cnn1d", "--mixed-precision"], "unrecognized arguments: --mixed-precision"),
     (["cnn1d", "--model-arg", "filters"], "argument --model-arg: expected NAME=VALUE"),
 ])
 def test_cli_argument_errors_exit_2(capsys, args, message):
@@ -115,8 +120,8 @@ def test_a_corrupt_keras_tuner_state_is_named(data_dir, tmp_path, monkeypatch):
     """A search interrupted before its first trial, whose Keras Tuner state was then damaged."""
     import keras_tuner
 
-    arguments = dict(tuner="random", max_trials=1, max_epochs=1, directory=tmp_path,
-                     project_name="search", data_dir=data_dir, verbose=0, **TINY_CNN)
+    arguments = dict(tuner="random", max_trials=1, epochs=1, run_dir=tmp_path / "search",
+                     data_dir=data_dir, verbose=0, **TINY_CNN)
 
     def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt

@@ -29,7 +29,7 @@ def test_chief_and_two_workers_share_and_finish_the_trials(data_dir, tmp_path):
     project = tmp_path / "search"
     command = tune_command(
         "cnn1d", *TINY_CNN_ARGS, "--dataset", "mnist1d", "--tuner", "random", "--max-trials", "4",
-        "--max-epochs", "1", "--directory", str(tmp_path), "--project-name", "search",
+        "--epochs", "1", "--run-dir", str(tmp_path / "search"),
         "--data-dir", data_dir, "--seed", "11", "--verbose", "1",
         "--no-retrain")  # the chief evaluates the best trial's checkpoint, written by a worker
     port = free_port()

@@ -9,8 +9,8 @@ from tests.tuning.helpers import TINY_CNN
 
 def _search(data_dir, directory, **options):
     after_each_trial = []
-    tune("cnn1d", "mnist1d", tuner="random", max_trials=3, max_epochs=1, batch_size=400, seed=3,
-         directory=directory, data_dir=data_dir, retrain=False, verbose=0,
+    tune("cnn1d", "mnist1d", tuner="random", max_trials=3, epochs=1, batch_size=400, seed=3,
+         run_dir=directory, data_dir=data_dir, retrain=False, verbose=0,
          trial_observers=[lambda trial: after_each_trial.append(custom_gradient_count())],
          **options, **TINY_CNN)
     return after_each_trial

@@ -48,8 +48,8 @@ def test_search_killed_repeatedly_resumes_without_losing_or_repeating_trials(dat
     project = tmp_path / "search"
     command = tune_command(
         "cnn1d", *TINY_CNN_ARGS, "--dataset", "mnist1d", "--tuner", "bayesian",
-        "--max-trials", str(TRIALS), "--max-epochs", str(EPOCHS), "--directory", str(tmp_path),
-        "--project-name", "search", "--data-dir", data_dir, "--seed", "5", "--verbose", "1")
+        "--max-trials", str(TRIALS), "--epochs", str(EPOCHS), "--run-dir", str(tmp_path / "search"),
+        "--data-dir", data_dir, "--seed", "5", "--verbose", "1")
     seed = int.from_bytes(os.urandom(4), "little")
     rng = random.Random(seed)
     # Kill while trial k runs (k = 1, 2: after k trials have finished, a

@@ -22,9 +22,9 @@ def random_search(data_dir, tmp_path_factory):
     """`zoo tune` with RandomSearch, 2 trials of 1 epoch, run twice in a row."""
     root = tmp_path_factory.mktemp("random")
     args = ["tune", "cnn1d", *TINY_CNN_ARGS, "--dataset", "mnist1d", "--tuner", "random",
-            "--max-trials", "2", "--max-epochs", "1", "--directory", str(root),
-            "--project-name", "search", "--data-dir", data_dir, "--seed", "7", "--verbose", "0",
-            "--dropout-range", "0.1", "0.5", "--export", str(root / "exported")]
+            "--max-trials", "2", "--epochs", "1", "--run-dir", str(root / "search"),
+            "--data-dir", data_dir, "--seed", "7", "--verbose", "0",
+            "--dropout-rate-range", "0.1", "0.5", "--export-dir", str(root / "exported")]
     outputs = []
     for _ in range(2):
         stdout = io.StringIO()
@@ -39,7 +39,7 @@ def test_cli_prints_the_trial_table_and_the_test_accuracy(random_search):
     lines = first.splitlines()
     header = next(line for line in lines if line.lstrip().startswith("trial"))
     assert header.split() == ["trial", "λ", "dropout", "val", "acc", "status", "tuner"]
-    rows = [line for line in lines if line.split()[0] in ("0", "1")]
+    rows = [line for line in lines if line.split()[0] in ("#1", "#2")]  # Keras Tuner's numbers
     assert len(rows) == 2 and sum("<- best" in row for row in rows) == 1
     assert "test accuracy" in first and str(project / "results.json") in first
 
@@ -48,7 +48,7 @@ def test_results_json_holds_the_best_configuration_and_every_trial(random_search
     project, _, _ = random_search
     results = json.loads((project / "results.json").read_text())
     assert results["tuner"] == "random" and results["model"] == "cnn1d"
-    assert [row["trial_id"] for row in results["trials"]] == ["0", "1"]
+    assert [(row["trial_id"], row["trial"]) for row in results["trials"]] == [("0", 1), ("1", 2)]
     assert {row["status"] for row in results["trials"]} == {"COMPLETED"}
     assert {row["tuner_id"] for row in results["trials"]} == {"tuner0"}
     best = results["best_hyperparameters"]
@@ -101,10 +101,10 @@ def test_rerunning_a_finished_search_adds_no_trial_and_keeps_the_model(random_se
 def test_resuming_with_other_settings_is_refused(random_search):
     project, _, _ = random_search
     with pytest.raises(ValueError, match="was started with other settings") as error:
-        tune("cnn1d", dataset="mnist1d", tuner="random", max_trials=2, max_epochs=1,
-             directory=project.parent, project_name=project.name, batch_size=64,
+        tune("cnn1d", dataset="mnist1d", tuner="random", max_trials=2, epochs=1,
+             run_dir=project, batch_size=64,
              search_space=SearchSpace(dropout_rate=(0.0, 0.3)), **TINY_CNN)
-    assert "search_space" in str(error.value) and "--overwrite" in str(error.value)
+    assert "search_space" in str(error.value) and "overwrite=True" in str(error.value)
 
 
 def test_a_search_records_its_precision_and_refuses_another_on_resume(random_search):
@@ -113,9 +113,9 @@ def test_a_search_records_its_precision_and_refuses_another_on_resume(random_sea
     assert results["precision"] in ("float32", "mixed_bfloat16", "mixed_float16")
     assert results["precision_reason"].startswith("auto: ")
     other = "mixed_float16" if results["precision"] == "float32" else "float32"
-    with pytest.raises(ValueError, match=f"precision: '{results['precision']}' -> '{other}'"):
-        tune("cnn1d", dataset="mnist1d", tuner="random", max_trials=2, max_epochs=1,
-             directory=project.parent, project_name=project.name, batch_size=64,
+    with pytest.raises(ValueError, match=f"precision '{results['precision']}' -> '{other}'"):
+        tune("cnn1d", dataset="mnist1d", tuner="random", max_trials=2, epochs=1,
+             run_dir=project, batch_size=64,
              search_space=SearchSpace(dropout_rate=(0.1, 0.5)), precision=other, **TINY_CNN)
 
 
@@ -126,8 +126,8 @@ def test_hyperband_continues_promoted_trials_from_their_checkpoints(data_dir, tm
     release_memory = tuning.tuners.release_memory
     monkeypatch.setattr(tuning.tuners, "release_memory",
                         lambda: releases.append(1) or release_memory())
-    result = tune("cnn1d", dataset="mnist1d", tuner="hyperband", max_epochs=2, hyperband_factor=2,
-                  max_trials=3, directory=tmp_path, project_name="hyperband", data_dir=data_dir, seed=3,
+    result = tune("cnn1d", dataset="mnist1d", tuner="hyperband", epochs=2, hyperband_factor=2,
+                  max_trials=3, run_dir=tmp_path / "hyperband", data_dir=data_dir, seed=3,
                   batch_size=100, retrain=False, verbose=0, overwrite=True,
                   search_space=SearchSpace(dropout_rate=(0.0, 0.5)), **TINY_CNN)
     trials = result.trials
@@ -136,7 +136,7 @@ def test_hyperband_continues_promoted_trials_from_their_checkpoints(data_dir, tm
     assert len(trials) == 3 and {row["status"] for row in trials} == {"COMPLETED"}
     assert [row["epochs"] for row in trials] == [1, 1, 2]
     promoted, = [row for row in trials if row["continues_trial"] is not None]
-    parent, = [row for row in trials if row["trial_id"] == promoted["continues_trial"]]
+    parent, = [row for row in trials if row["trial"] == promoted["continues_trial"]]
     assert (promoted["weight_decay"], promoted["dropout_rate"]) == (
         parent["weight_decay"], parent["dropout_rate"])
     assert result.best_val_accuracy == max(row["val_accuracy"] for row in trials)
@@ -152,7 +152,7 @@ def test_strategies_reach_the_tuner(tmp_path):
     assert resolve_strategy("none") is None
     mirrored = resolve_strategy("mirrored")
     assert isinstance(mirrored, tf.distribute.MirroredStrategy) and mirrored.num_replicas_in_sync == 2
-    hypermodel = ZooHyperModel("cnn1d", input_shape=(40, 1), num_classes=10, **TINY_CNN)
+    hypermodel = ZooHyperModel("cnn1d", **TINY_CNN)
     tuner = make_tuner("random", hypermodel, max_trials=1, max_epochs=1, directory=tmp_path,
                        project_name="mirrored", distribution_strategy=mirrored)
     assert tuner.distribution_strategy is mirrored

@@ -172,7 +172,7 @@ API_ROWS = [
     ("other settings on resume",
      lambda c: train_mlp(c, run_dir=c.files.root / "unfinished", epochs=3), ValueError,
      r"unfinished holds an unfinished run with other settings \(epochs 2 -> 3\); repeat its "
-     r"settings to resume it, or pass overwrite=True \(--overwrite\)"),
+     r"settings to resume it, or pass overwrite=True to train afresh\."),
     ("corrupt metrics.json", lambda c: evaluate_run(c.path("corrupt_metrics")), ValueError,
      r"metrics\.json is corrupt: cannot read the dataset name"),
     # model files, export and prediction
@@ -221,7 +221,7 @@ TRAINING_ROWS = [
      r"Invalid value for argument `learning_rate`\. Expected a finite number > 0\. "
      r"Received: learning_rate=-0\.1\."),
     ("unknown strategy", dict(strategy="tpu-pod"),
-     r"Invalid value for argument `strategy`\. Expected one of 'none', 'mirrored', 'multi-worker'"),
+     r"Invalid value for argument `strategy`\. Expected one of 'auto', 'none', 'mirrored', 'multi-worker'"),
     ("unknown dataset to train on", dict(dataset="imagenet42"), r"unknown dataset 'imagenet42'"),
     ("unknown precision", dict(precision="half"),
      r"Invalid value for argument `precision`\. Expected one of 'auto', 'float32', "
@@ -257,11 +257,11 @@ CLI_ROWS = [
     ("unknown dataset", ["train", "mlp", "--dataset", "imagenet42"],
      r"unknown dataset 'imagenet42'; valid names are"),
     ("unknown optimizer", ["train", "mlp", "--optimizer", "lbfgs"],
-     r"Invalid value for argument `optimizer`\. .*Received: optimizer='lbfgs'\."),
+     r"Invalid value for argument --optimizer\. .*Received: --optimizer lbfgs\."),
     ("negative λ", ["train", "mlp", "--weight-decay", "-1"],
      r"argument --weight-decay: expected a number >= 0, received '-1'"),
-    ("dropout 1", ["train", "mlp", "--dropout", "1"],
-     r"argument --dropout: expected a rate in \[0, 1\), received '1'"),
+    ("dropout 1", ["train", "mlp", "--dropout-rate", "1"],
+     r"argument --dropout-rate: expected a rate in \[0, 1\), received '1'"),
     ("epochs 0", ["train", "mlp", "--epochs", "0"],
      r"argument --epochs: expected a positive integer, received '0'"),
     ("unknown model to describe", ["info", "resnet50"], r"Unknown model 'resnet50'"),
@@ -281,11 +281,15 @@ CLI_ROWS = [
     ("conversion of a missing model", ["convert", "{tmp}/missing.keras", "{tmp}/out.keras"],
      r"Model file .*missing\.keras does not exist"),
     ("negative learning rate", ["train", "mlp", "--learning-rate", "-1"],
-     r"Invalid value for argument `learning_rate`\. .*Received: learning_rate=-1\.0\."),
+     r"argument --learning-rate: expected a finite number > 0, received '-1'"),
     ("unknown layer set", ["train", "mlp", "--layers", "torch"], r"argument --layers: invalid choice"),
     ("unknown precision", ["train", "mlp", "--precision", "fp8"],
-     r"Invalid value for argument `precision`\. Expected one of 'auto', 'float32', "
-     r"'mixed_bfloat16', 'mixed_float16'\. Received: precision='fp8'\."),
+     r"Invalid value for argument --precision\. Expected one of 'auto', 'float32', "
+     r"'mixed_bfloat16', 'mixed_float16'\. Received: --precision fp8\."),
+    ("other settings on resume, in flags", ["train", "mlp", "--dataset", "mnist1d", "--batch-size",
+                                            "400", "--epochs", "3", "--run-dir", "{unfinished}",
+                                            "--data-dir", "{data_dir}"],
+     r"\(epochs 2 -> 3\); repeat its settings to resume it, or pass --overwrite to train afresh\."),
     ("gradient statistics every 0 steps", ["train", "mlp", "--gradient-stats-every", "0"],
      r"argument --gradient-stats-every: expected a positive integer, received '0'"),
     ("unknown command", ["frobnicate"], r"invalid choice: 'frobnicate'"),

@@ -25,8 +25,8 @@ def reproduce(data_dir, tmp_path_factory):
 
     def run(name, **settings):
         settings.setdefault("precision", "float32")
-        results = experiments.run(name, out_dir=root / name, quick=True, data_dir=data_dir,
-                                  verbose=False, **settings)
+        results = experiments.run(name, run_dir=root / name, quick=True, data_dir=data_dir,
+                                  verbose=0, **settings)
         assert (root / name / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
         assert json.loads((root / name / "results.json").read_text())["experiment"] == name
         return results
@@ -91,7 +91,7 @@ def test_experiments_are_listed_in_the_lecture_order():
 
 def test_unknown_experiment_is_a_value_error_listing_the_valid_names(tmp_path):
     with pytest.raises(ValueError, match=r"Unknown experiment 'nope'.*depth.*batch-norm.*mnist1d"):
-        experiments.run("nope", out_dir=tmp_path)
+        experiments.run("nope", run_dir=tmp_path)
     assert not any(tmp_path.iterdir())
 
 
@@ -102,7 +102,7 @@ def test_unknown_experiment_is_a_value_error_listing_the_valid_names(tmp_path):
 ])
 def test_bad_arguments_fail_before_any_work(tmp_path, arguments, message):
     with pytest.raises(ValueError, match=message):
-        experiments.run("batch-norm", out_dir=tmp_path / "out", **arguments)
+        experiments.run("batch-norm", run_dir=tmp_path / "out", **arguments)
     assert not (tmp_path / "out").exists()
 
 
@@ -233,8 +233,8 @@ def test_mnist1d_table_ranks_logistic_below_mlp_below_cnn(mnist1d_results):
 
 
 def test_results_json_and_png_are_written(mnist1d_results, data_dir, tmp_path):
-    results = experiments.run("mnist1d", out_dir=tmp_path, quick=True, data_dir=data_dir,
-                              verbose=False, models=("logistic",), steps=20, record_every=10)
+    results = experiments.run("mnist1d", run_dir=tmp_path, quick=True, data_dir=data_dir,
+                              verbose=0, models=("logistic",), steps=20, record_every=10)
     assert (tmp_path / "mnist1d.png").read_bytes().startswith(PNG_SIGNATURE)
     stored = json.loads((tmp_path / "results.json").read_text())
     assert stored == json.loads(json.dumps(results))
@@ -331,9 +331,9 @@ def parser():
 
 
 def test_reproduce_command_parses_its_options():
-    args = parser().parse_args(["reproduce", "batch-norm", "--quick", "--out", "somewhere",
+    args = parser().parse_args(["reproduce", "batch-norm", "--quick", "--run-dir", "somewhere",
                                 "--dataset", "mnist1d", "--seed", "3"])
-    assert (args.command, args.name, args.quick, args.out, args.dataset, args.seed, args.list) == \
+    assert (args.command, args.name, args.quick, args.run_dir, args.dataset, args.seed, args.list) == \
         ("reproduce", "batch-norm", True, "somewhere", "mnist1d", 3, False)
     assert parser().parse_args(["reproduce"]).name is None
 

@@ -50,7 +50,7 @@ def test_a_killed_multi_worker_run_resumes_history_and_patience(tmp_path, data_d
     # A large step size: validation loss soon stops improving and early stopping ends the run.
     command = [sys.executable, "-m", "zoo.cli", "train", "mlp", "--dataset", "mnist1d",
                "--epochs", str(EPOCHS), "--batch-size", "200", "--learning-rate", "0.05",
-               "--patience", str(PATIENCE), "--seed", "1", "--strategy", "multi-worker",
+               "--early-stopping-patience", str(PATIENCE), "--seed", "1", "--strategy", "multi-worker",
                "--run-dir", str(run_dir), "--data-dir", data_dir]
     seed = int.from_bytes(os.urandom(4), "little")
     rng = random.Random(seed)

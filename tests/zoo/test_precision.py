@@ -104,7 +104,7 @@ def test_a_run_records_its_precision_and_refuses_another_on_resume(tmp_path, dat
     # An unfinished run (as an interrupted one leaves it) resumes only at its precision.
     (run_dir / "metrics.json").unlink()
     with pytest.raises(RunSettingsChangedError,
-                       match=r"precision 'mixed_bfloat16' -> 'float32'.*--overwrite"):
+                       match=r"precision 'mixed_bfloat16' -> 'float32'.*overwrite=True"):
         train("cnn1d", epochs=1, precision="float32", run_dir=run_dir, data_dir=data_dir, **TINY)
     result = train("cnn1d", epochs=1, precision="float32", run_dir=run_dir, data_dir=data_dir,
                    overwrite=True, **TINY)

@@ -12,13 +12,13 @@ import time
 import pytest
 
 from zoo.cli import main
-from zoo.io import DirectoryInUseError
+from zoo.runs import DirectoryInUseError
 from zoo.models import default_dataset
 from zoo.training import train
 
 HOLD_LOCK = """
 import sys, time
-from zoo.io import directory_lock
+from zoo.runs import directory_lock
 with directory_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(300)
@@ -65,8 +65,8 @@ def test_a_tuning_project_in_use_is_refused(tmp_path, data_dir):
     try:
         with pytest.raises(DirectoryInUseError, match=f"Tuning project .*search is in use by "
                                                       f"another process \\(pid {holder.pid}\\)"):
-            tune("cnn1d", "mnist1d", directory=tmp_path, project_name="search", max_trials=1,
-                 max_epochs=1, data_dir=data_dir, verbose=0)
+            tune("cnn1d", "mnist1d", run_dir=tmp_path / "search", max_trials=1,
+                 epochs=1, data_dir=data_dir, verbose=0)
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
@@ -82,7 +82,7 @@ def test_a_model_trains_on_its_own_dataset_and_a_misfit_writes_nothing(tmp_path,
 
     with pytest.raises(ValueError, match=r"Model 'deep_cnn' cannot be built for dataset 'mnist1d' "
                                          r"\(inputs of shape \(40, 1\)\): .* Its own dataset is "
-                                         r"'mnist_5k' \(--dataset mnist_5k\)\."):
+                                         r"'mnist_5k': pass dataset='mnist_5k'\."):
         train("deep_cnn", dataset="mnist1d", epochs=1, verbose=0, data_dir=data_dir,
               run_dir=tmp_path / "misfit")
     assert not (tmp_path / "misfit").exists()

@@ -186,9 +186,9 @@ def test_seeded_runs_on_jax_repeat_exactly_and_mirrored_splits_the_batch(tmp_pat
 
 def test_tune_and_reproduce_run_on_jax_without_tensorflow(tmp_path):
     outcomes = run_each_without_tensorflow([
-        ["tune", "cnn1d", "--tuner", "random", "--max-trials", "2", "--max-epochs", "2",
-         "--directory", str(tmp_path), "--project-name", "search"],
-        ["reproduce", "params", "--quick", "--out", str(tmp_path / "params")]], cwd=tmp_path)
+        ["tune", "cnn1d", "--tuner", "random", "--max-trials", "2", "--epochs", "2",
+         "--run-dir", str(tmp_path / "search")],
+        ["reproduce", "params", "--quick", "--run-dir", str(tmp_path / "params")]], cwd=tmp_path)
     assert [status for status, _ in outcomes] == [0, 0], outcomes
     project = tmp_path / "search"
     results = json.loads((project / "results.json").read_text())

@@ -3,7 +3,7 @@
     zoo reproduce --list                     the experiments and their claims
     zoo reproduce batch-norm --quick         one experiment, a few minutes
     zoo reproduce                            all of them, full settings
-    zoo reproduce depth --dataset mnist1d --seed 1 --out runs/depth-1d
+    zoo reproduce depth --dataset mnist1d --seed 1 --run-dir runs/depth-1d
 """
 
 from __future__ import annotations
@@ -11,29 +11,34 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zoo.commands import add_precision_argument, int_at_least, native_precision
+from zoo.commands import (
+    add_precision_argument,
+    add_run_arguments,
+    non_negative_int,
+    native_precision,
+    verbosity,
+)
 
 
 def add_reproduce_command(subparsers) -> argparse.ArgumentParser:
-    """Adds ``reproduce [NAME] [--quick] [--list] [--out DIR] [--dataset D]
-    [--seed N] [--data-dir DIR] [--precision P]`` to an argparse ``subparsers`` object."""
+    """Adds ``reproduce [NAME] [--quick] [--list] [--dataset D] [--seed N]
+    [--precision P] [--run-dir DIR] [--verbose V] [--data-dir DIR]`` to an
+    argparse ``subparsers`` object (the flags it shares are ``zoo train``'s)."""
     parser = subparsers.add_parser(
         "reproduce", help="reproduce the lecture's claims: plots and results.json",
         description="Runs one experiment (or all, without NAME) and writes its plot and "
-                    "results.json to ./runs/reproduce-NAME (or --out).")
+                    "results.json to ./runs/reproduce-NAME (or --run-dir).")
     parser.add_argument("name", nargs="?", default=None, metavar="NAME",
                         help="an experiment (see --list); all of them when left out")
     parser.add_argument("--quick", action="store_true",
                         help="small settings: a few minutes per experiment on two CPU cores")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help="output directory (default: ./runs/reproduce-NAME; with all "
-                             "experiments, DIR/reproduce-NAME)")
     parser.add_argument("--dataset", default=None,
                         help="any zoo dataset (default: each experiment's offline one)")
-    parser.add_argument("--seed", type=int_at_least(0), default=0, help="default: %(default)s")
-    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="default: %(default)s")
     add_precision_argument(parser)
+    add_run_arguments(parser, "default: ./runs/reproduce-NAME; with all experiments, "
+                              "DIR/reproduce-NAME")
     parser.set_defaults(handler=run_reproduce)
     return parser
 
@@ -49,10 +54,12 @@ def run_reproduce(args: argparse.Namespace) -> list[dict]:
         return []
     if args.name is not None:
         get_experiment(args.name)  # unknown names fail before any work
-        names, out_dirs = [args.name], [args.out]
+        names, run_dirs = [args.name], [args.run_dir]
     else:
         names = list_experiments()
-        out_dirs = [None if args.out is None else Path(args.out) / f"reproduce-{name}" for name in names]
-    return [run(name, out_dir=out_dir, quick=args.quick, dataset=args.dataset, seed=args.seed,
-                data_dir=args.data_dir, precision=native_precision(args.precision))
-            for name, out_dir in zip(names, out_dirs)]
+        run_dirs = [None if args.run_dir is None else Path(args.run_dir) / f"reproduce-{name}"
+                    for name in names]
+    return [run(name, run_dir=run_dir, quick=args.quick, dataset=args.dataset, seed=args.seed,
+                data_dir=args.data_dir, precision=native_precision(args.precision),
+                verbose=verbosity(args))
+            for name, run_dir in zip(names, run_dirs)]

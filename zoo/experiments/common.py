@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from zoo import datasets
+from zoo.io import save_figure as atomic_save_figure
 
 
 @dataclasses.dataclass
@@ -29,7 +29,7 @@ class Context:
     dataset: str
     seed: int
     quick: bool
-    out_dir: Path
+    run_dir: Path
     data_dir: str | None = None
 
     @property
@@ -38,7 +38,7 @@ class Context:
 
     @property
     def plot_path(self) -> Path:
-        return self.out_dir / f"{self.name}.png"
+        return self.run_dir / f"{self.name}.png"
 
     def arrays(self, split: str, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)`` of a split in memory; ``size`` examples drawn at random
@@ -138,13 +138,8 @@ def pyplot():
 
 def save_figure(figure, path: Path) -> str:
     """Writes ``figure`` as a PNG atomically (temporary file, then rename); returns its name."""
-    plt = pyplot()
-    temporary = path.with_name(f".{path.stem}.tmp.png")
     figure.tight_layout()
-    figure.savefig(temporary, dpi=110)
-    plt.close(figure)
-    os.replace(temporary, path)
-    return path.name
+    return atomic_save_figure(figure, path, dpi=110).name
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -73,19 +73,19 @@ def get_experiment(name: str) -> Experiment:
     return _REGISTRY[name]
 
 
-def default_out_dir(name: str) -> Path:
+def default_run_dir(name: str) -> Path:
     """``./runs/reproduce-<name>`` under the current directory."""
     return Path.cwd() / "runs" / f"reproduce-{name}"
 
 
-def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None, seed: int = 0,
-        data_dir=None, precision: str = "auto", verbose: bool = True, **settings) -> dict:
+def run(name: str, run_dir=None, quick: bool = False, dataset: str | None = None, seed: int = 0,
+        data_dir=None, precision: str = "auto", verbose: int | str = 1, **settings) -> dict:
     """Runs experiment ``name`` and returns its results (also written to
-    ``out_dir/results.json``, beside the plot ``out_dir/<name>.png``).
+    ``run_dir/results.json``, beside the plot ``run_dir/<name>.png``).
 
     Args:
         name: one of :func:`list_experiments`.
-        out_dir: where to write; default ``./runs/reproduce-<name>``.
+        run_dir: where to write; default ``./runs/reproduce-<name>``.
         quick: the few-minutes settings instead of the full ones.
         dataset: any ``zoo.datasets`` name; default the experiment's own
             (an embedded offline one).
@@ -94,7 +94,8 @@ def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None
         precision: the dtype policy the experiment's models are built under:
             "auto" (the fastest the device computes natively), "float32",
             "mixed_bfloat16" or "mixed_float16" (``zoo.training.precision``).
-        verbose: print the results table.
+        verbose: 0 prints nothing; otherwise the precision and the results
+            table ("auto", 1, 2: ``zoo.train``'s values).
         settings: overrides of individual settings (e.g. ``epochs=3``);
             unknown ones raise ValueError listing the valid ones.
     """
@@ -102,10 +103,12 @@ def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None
     from zoo import datasets
     from zoo.experiments.common import Context, format_table
     from zoo.io import atomic_write_json
+    from zoo.training.engine import check_verbose
     from zoo.training.precision import announce, choose_precision, precision_scope
 
     experiment = get_experiment(name)
     check_int(seed, "seed", minimum=0)
+    verbose = check_verbose(verbose) != 0
     dataset = experiment.dataset if dataset is None else dataset
     datasets.info(dataset)  # unknown names: ValueError listing the valid ones
     unknown = sorted(set(settings) - set(experiment.full))
@@ -114,13 +117,13 @@ def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None
                          f"Valid settings: {', '.join(experiment.full)}.")
     chosen = {**(experiment.quick if quick else experiment.full), **settings}
     precision = choose_precision(precision)
-    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OSError(f"Cannot create the output directory {out_dir}: {error.strerror}.") from None
+        raise OSError(f"Cannot create the run directory {run_dir}: {error.strerror}.") from None
 
-    context = Context(name=name, dataset=dataset, seed=seed, quick=quick, out_dir=out_dir,
+    context = Context(name=name, dataset=dataset, seed=seed, quick=quick, run_dir=run_dir,
                       data_dir=None if data_dir is None else str(data_dir))
     announce(precision, verbose)
     started = time.perf_counter()
@@ -140,13 +143,13 @@ def run(name: str, out_dir=None, quick: bool = False, dataset: str | None = None
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
     results = _plain(results)
-    atomic_write_json(results, out_dir / "results.json")
+    atomic_write_json(results, run_dir / "results.json")
     if verbose:
         print(f"{name}: {experiment.claim}")
         for key, rows in results.items():
             if key.endswith("table") and rows:
                 print(format_table(rows))
-        print(f"plot and results.json in {out_dir} ({results['wall_time_s']:.0f} s)")
+        print(f"plot and results.json in {run_dir} ({results['wall_time_s']:.0f} s)")
     return results
 
 

@@ -7,6 +7,7 @@
     custom_loop.py  the loop for MultiWorkerMirroredStrategy (keras-team/keras#20585)
     precision.py    which dtype policy (float32, mixed_bfloat16, mixed_float16)
                     a device trains fastest in, and why
+    config.py       ``TrainConfig``: what defines a training, validated once
     run.py          ``train``: data → model → fit → evaluate → save a run directory
 
 ``zoo train``, Keras Tuner's trials, a search's final retraining and the
@@ -27,13 +28,9 @@ from zoo.training.engine import (
     training_defaults,
 )
 from zoo.training.precision import PRECISIONS, EmulatedPrecisionWarning, choose_precision
-from zoo.training.run import (
-    RunFinishedError,
-    RunSettingsChangedError,
-    TrainResult,
-    evaluate_run,
-    train,
-)
+from zoo.runs import RunFinishedError, RunSettingsChangedError
+from zoo.training.config import TrainConfig
+from zoo.training.run import TrainResult, evaluate_run, train
 from zoo.training.run_state import RunState
 
 __all__ = [
@@ -44,6 +41,7 @@ __all__ = [
     "RunSettingsChangedError",
     "RunState",
     "TerminateOnNonFiniteLoss",
+    "TrainConfig",
     "TrainResult",
     "WeightPenaltyLogger",
     "choose_precision",

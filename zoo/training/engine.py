@@ -44,7 +44,7 @@ from zoo.training.run_state import RunState
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 SCHEDULES = ("cosine", "constant")
-STRATEGIES = ("none", "mirrored", "multi-worker")
+STRATEGIES = ("auto", "none", "mirrored", "multi-worker")
 
 # Defaults that train each dataset well on two CPU cores; explicit arguments win.
 TRAINING_DEFAULTS = {
@@ -250,6 +250,16 @@ def training_callbacks(
 
 # ----------------------------------------------------------------------------- fit
 
+VERBOSITIES = ("auto", 0, 1, 2)
+
+
+def check_verbose(verbose) -> int | str:
+    """``verbose`` as ``keras.Model.fit`` takes it: "auto", 0 (silent), 1 (a
+    progress bar) or 2 (one line per epoch); the one check of every entry point."""
+    if isinstance(verbose, bool) or verbose not in VERBOSITIES:
+        raise ValueError(f"`verbose` must be one of 'auto', 0, 1, 2. Received: verbose={verbose!r}")
+    return verbose
+
 
 def fit(
     model: keras.Model,
@@ -344,10 +354,12 @@ def is_multi_worker(strategy) -> bool:
 
 
 def make_strategy(strategy=None):
-    """The strategy for a name: "none" (default device), "mirrored" (all local
-    GPUs, or every logical CPU device when there is no GPU) or "multi-worker"
-    (from the TF_CONFIG environment variable; TensorFlow only). On TensorFlow
-    a ``tf.distribute.Strategy``; on JAX a :class:`KerasDistribution`."""
+    """The strategy for a name: "auto" (default: "mirrored" when there are
+    two or more GPUs, else "none"), "none" (the default device), "mirrored"
+    (all local GPUs, or every logical CPU device when there is no GPU) or
+    "multi-worker" (from the TF_CONFIG environment variable; TensorFlow
+    only). On TensorFlow a ``tf.distribute.Strategy``; on JAX a
+    :class:`KerasDistribution`."""
     if isinstance(strategy, KerasDistribution):
         return strategy
     if on_tensorflow():
@@ -355,7 +367,11 @@ def make_strategy(strategy=None):
 
         if isinstance(strategy, tf.distribute.Strategy):
             return strategy
-    name = check_choice("none" if strategy is None else strategy, STRATEGIES, "strategy")
+    name = check_choice("auto" if strategy is None else strategy, STRATEGIES, "strategy")
+    if name == "auto":
+        from zoo.training.precision import gpu_compute_capabilities
+
+        name = "mirrored" if len(gpu_compute_capabilities()) > 1 else "none"
     if not on_tensorflow():
         if name == "multi-worker":
             raise ValueError(

@@ -17,15 +17,15 @@ with early stopping → evaluate → save.
 Re-running the same call on an unfinished run directory resumes from the last
 completed epoch, whenever the earlier process was killed (even during the
 final evaluation and saving); a finished run is kept unless ``overwrite=True``,
-and an unfinished one resumes only with the same settings (model, data,
-optimisation, precision) unless ``overwrite=True``.
+and an unfinished one resumes only with the same settings (its
+``TrainConfig.settings()``) unless ``overwrite=True``. The directory is
+locked while a run uses it (``zoo.runs``).
 A multi-worker run resumes and stops early the same way (the engine's custom
 loop drives the same callbacks).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -38,63 +38,18 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from custom_layers.arguments import check_choice, check_int
+from custom_layers.arguments import check_int
 from custom_layers.backends import require
 from custom_layers.inspect import GradientStatistics
-from zoo import datasets
-from zoo.io import atomic_save_model, atomic_write_json, directory_lock
-from zoo.models import create_model
-from zoo.models.registry import check_overrides, default_dataset
+from zoo import datasets, runs
+from zoo.io import atomic_save_model, atomic_write_json, save_figure
+from zoo.runs import RunFinishedError, RunSettingsChangedError  # noqa: F401  (train raises them)
 from zoo.training import engine
-from zoo.training.precision import (
-    PRECISIONS,
-    Precision,
-    announce,
-    choose_precision,
-    precision_scope,
-)
+from zoo.training.config import TrainConfig, split_settings
+from zoo.training.precision import Precision, announce, choose_precision, precision_scope
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
-
-
-class RunFinishedError(RuntimeError):
-    """The run directory (``run_dir``) already holds a finished run."""
-
-    def __init__(self, message: str, run_dir: Path):
-        super().__init__(message)
-        self.run_dir = run_dir
-
-
-class RunSettingsChangedError(ValueError):
-    """An unfinished run was resumed with other settings than it started with."""
-
-
-SETTINGS_FILE = "settings.json"
-
-
-def check_same_settings(run_dir: Path, settings: dict[str, Any]) -> None:
-    """Records the settings of a new run in ``run_dir/settings.json``, or, for
-    an unfinished run, raises :class:`RunSettingsChangedError` naming each
-    setting that differs from the recorded ones."""
-    path = run_dir / SETTINGS_FILE
-    settings = json.loads(json.dumps(settings))  # tuples → lists, as read back
-    if path.exists():
-        try:
-            recorded = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise ValueError(f"{path} is corrupt; pass overwrite=True (--overwrite) to "
-                             "train afresh.") from None
-        changed = [f"{key} {recorded.get(key)!r} -> {settings.get(key)!r}"
-                   for key in sorted(set(recorded) | set(settings))
-                   if recorded.get(key) != settings.get(key)]
-        if changed:
-            raise RunSettingsChangedError(
-                f"{run_dir} holds an unfinished run with other settings ({'; '.join(changed)}); "
-                "repeat its settings to resume it, or pass overwrite=True (--overwrite) to "
-                "train afresh.")
-        return
-    atomic_write_json(settings, path)
 
 
 @dataclass
@@ -105,6 +60,7 @@ class TrainResult:
     metrics: dict[str, Any]
     run_dir: Path
     history: list[dict[str, float]] = field(default_factory=list)
+    config: TrainConfig | None = None
 
 
 def check_finite_inputs(dataset, name: str) -> None:
@@ -119,44 +75,11 @@ def check_finite_inputs(dataset, name: str) -> None:
         raise ValueError(f"The {name} data are empty: no batch to train on.")
 
 
-def default_run_dir(model_name: str, dataset: str) -> Path:
-    """``./runs/<model>-<dataset>`` under the current directory."""
-    return Path.cwd() / "runs" / f"{model_name}-{dataset}"
-
-
-def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
-    if (run_dir / "metrics.json").exists():
-        if not overwrite:
-            raise RunFinishedError(
-                f"{run_dir} already holds a finished run (metrics.json exists); "
-                "pass overwrite=True (--overwrite) to train it again.", run_dir)
-        shutil.rmtree(run_dir)
-    elif overwrite:  # an unfinished run: start it afresh
-        shutil.rmtree(run_dir / "backup", ignore_errors=True)
-        (run_dir / "history.csv").unlink(missing_ok=True)
-        (run_dir / SETTINGS_FILE).unlink(missing_ok=True)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise OSError(f"Run directory {run_dir} is not writable: {error.strerror}.") from None
-
-
-def _read_history(path: Path) -> list[dict[str, float]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return [{key: float(value) for key, value in row.items() if value not in ("", None)}
-                for row in csv.DictReader(handle)]
-
-
 def plot_history(history: list[dict[str, float]], path: Path, title: str) -> None:
     """Loss (E, E_D) and accuracy per epoch, training and validation, as a PNG."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
     epochs = [row["epoch"] for row in history]  # numbered from 1
@@ -175,140 +98,114 @@ def plot_history(history: list[dict[str, float]], path: Path, title: str) -> Non
         axis.grid(alpha=0.3)
     figure.suptitle(title)
     figure.tight_layout()
-    temporary = path.with_name(path.name + ".tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    os.replace(temporary, path)
+    save_figure(figure, path)
 
 
 def train(
-    model: str | keras.Model = "deep_cnn",
+    model: str | TrainConfig | keras.Model = "deep_cnn",
     dataset: str | None = None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    learning_rate: float | None = None,
-    optimizer: str = "adam",
-    learning_rate_schedule: str = "cosine",
-    early_stopping_patience: int = 5,
+    /,
+    *,
     run_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
-    strategy: str | tf.distribute.Strategy | engine.KerasDistribution | None = None,
-    seed: int | None = None,
+    strategy: str | tf.distribute.Strategy | engine.KerasDistribution | None = "auto",
     data_dir: str | os.PathLike | None = None,
-    augment: bool = False,
     jit_compile: bool | str = "auto",
-    precision: str = "auto",
     verbose: int | str = "auto",
     callbacks: list[keras.callbacks.Callback] = (),
     gradient_stats_every: int | None = None,
     per_example_gradients: bool = False,
-    **model_overrides,
+    **settings,
 ) -> TrainResult:
-    """Trains a zoo model (a registry name, or a built ``keras.Model``) on a
-    dataset (None: the model's default, ``zoo.models.default_dataset``),
-    minimising E = E_D + λE_W with early stopping on the validation loss,
-    evaluates it on the test split and saves the run (module docstring).
+    """Trains a zoo model, minimising E = E_D + λE_W with early stopping on
+    the validation loss, evaluates it on the test split and saves the run
+    (module docstring).
 
-    ``model_overrides`` (weight_decay, dropout_rate, batch_norm, layers, ...)
-    go to ``create_model`` when ``model`` is a name; ``callbacks`` run after
-    the run's own (backup, early stopping, history, TensorBoard). ``epochs``,
-    ``batch_size`` and ``learning_rate`` left None come from
-    :func:`zoo.training.engine.training_defaults` for the dataset.
-    ``precision`` is "auto" (the fastest the device computes natively),
-    "float32", "mixed_bfloat16" or "mixed_float16"
-    (:mod:`zoo.training.precision`); a built ``model`` keeps the policy it
-    was built with, so for one only "auto" or that policy is accepted.
-    ``gradient_stats_every`` N records per-layer gradient statistics every N
-    steps (``custom_layers.inspect.GradientStatistics``, with per-example
-    norms if ``per_example_gradients``) into the run directory; it observes
-    a single-device run (strategy "none").
+    What is trained is a :class:`TrainConfig`: pass one, or a registry name
+    with the config's fields as keywords (any other keyword is a model
+    argument: ``train("deep_cnn", epochs=3, weight_decay=1e-4)``), or a
+    built ``keras.Model`` with the training fields (it keeps the dtype policy
+    it was built with, so only precision "auto" or that policy is accepted).
+
+    How it runs: ``run_dir`` (default ``./runs/MODEL-DATASET``; an
+    unfinished run there resumes, a finished one is kept unless
+    ``overwrite``); ``strategy`` "auto" (mirrored over two or more GPUs, else
+    none), "none", "mirrored", "multi-worker" or a strategy instance
+    (:func:`zoo.training.make_strategy`); ``verbose`` "auto", 0, 1 or 2 as
+    in ``keras.Model.fit``; ``callbacks`` run after the run's own (backup,
+    early stopping, history, TensorBoard). ``gradient_stats_every`` N
+    records per-layer gradient statistics every N steps
+    (``custom_layers.inspect.GradientStatistics``, with per-example norms if
+    ``per_example_gradients``) into the run directory; it observes a
+    single-device run.
     """
-    if dataset is None:
-        dataset = default_dataset(model) if isinstance(model, str) else "mnist_5k"
-    defaults = engine.training_defaults(dataset)
-    epochs = defaults["epochs"] if epochs is None else epochs
-    batch_size = defaults["batch_size"] if batch_size is None else batch_size
-    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
-    check_int(epochs, "epochs", minimum=1)
-    check_int(batch_size, "batch_size", minimum=1)
-    check_int(early_stopping_patience, "early_stopping_patience", minimum=0)
-    check_choice(precision, PRECISIONS, "precision")
+    if isinstance(model, keras.Model):
+        config, chosen = _config_of_built(model, dataset, settings)
+    else:
+        config = TrainConfig.from_arguments(model, dataset, **settings)
+        chosen = choose_precision(config.precision)
+    engine.check_verbose(verbose)
     check_int(gradient_stats_every, "gradient_stats_every", minimum=1, allow_none=True)
-    if gradient_stats_every is not None and strategy not in (None, "none"):
-        raise ValueError("Gradient statistics observe a single-device run (strategy 'none'); "
-                         f"received strategy={strategy!r}.")
     if gradient_stats_every is not None:
+        if strategy == "auto":
+            strategy = "none"
+        if strategy not in (None, "none"):
+            raise ValueError("Gradient statistics observe a single-device run (strategy 'none'); "
+                             f"received strategy={strategy!r}.")
         require("gradient_stats_every (GradientStatistics swaps a tapped TensorFlow training "
                 "step into fit)", "tensorflow")
     # A multi-worker strategy must exist before TensorFlow runs any op.
     distribution = engine.make_strategy(strategy)
-    engine.make_optimizer(optimizer, learning_rate, learning_rate_schedule)  # validate before any work
-    if isinstance(model, str):
-        check_overrides(model, model_overrides)
-        chosen = choose_precision(precision)
-    else:
-        if model_overrides:
-            raise ValueError(f"Model arguments {sorted(model_overrides)} apply only to a model "
-                             "given by name.")
-        chosen = _built_model_precision(model, precision)
-    dataset_info = datasets.info(dataset)
+    dataset, dataset_info = config.dataset, datasets.info(config.dataset)
     if not engine.on_tensorflow():
         from zoo.datasets.arrays import check_loadable
 
         check_loadable(dataset)  # before the run directory is written
     engine.enable_gpu_memory_growth()
 
-    model_name = model if isinstance(model, str) else model.name
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(model_name, dataset)
+    run_dir = Path(run_dir) if run_dir is not None else runs.default_run_dir(config.model, dataset)
     multi_worker = engine.is_multi_worker(distribution)
     if multi_worker:
         from zoo.training.custom_loop import worker_run_dir
 
         run_dir = worker_run_dir(run_dir)
-    with directory_lock(run_dir):  # one process at a time, released however it ends
+    with runs.directory_lock(run_dir):  # one process at a time, released however it ends
         created = not run_dir.exists()
-        _prepare_run_dir(run_dir, overwrite)
-        fresh = not (run_dir / SETTINGS_FILE).exists()
-        check_same_settings(run_dir, {
-            "model": model_name, "dataset": dataset, "epochs": epochs, "batch_size": batch_size,
-            "learning_rate": learning_rate, "optimizer": optimizer,
-            "learning_rate_schedule": learning_rate_schedule,
-            "early_stopping_patience": early_stopping_patience, "seed": seed, "augment": augment,
-            "precision": chosen.policy, "model_arguments": model_overrides,
-            "backend": keras.backend.backend()})
-        _announce_resumption(run_dir, epochs, verbose)
+        runs.prepare_run_dir(run_dir, overwrite)
+        fresh = not (run_dir / runs.SETTINGS_FILE).exists()
+        runs.check_same_settings(run_dir, config.settings(chosen.policy))
+        _announce_resumption(run_dir, config.epochs, verbose)
         try:
-            announce(chosen, verbose=verbose != 0)
-
-            if seed is not None:  # seeds the data pipeline's shuffling
-                engine.make_deterministic(seed)
+            if config.seed is not None:  # seeds the data pipeline's shuffling
+                engine.make_deterministic(config.seed)
             replicas = distribution.num_replicas_in_sync
-            global_batch = batch_size * replicas
-            load = dict(batch_size=global_batch, seed=seed, data_dir=data_dir,
+            global_batch = config.batch_size * replicas
+            load = dict(batch_size=global_batch, seed=config.seed, data_dir=data_dir,
                         drop_remainder=replicas > 1)
-            train_data = datasets.load(dataset, "train", augment=augment, **load)
+            train_data = datasets.load(dataset, "train", augment=config.augment, **load)
             validation_data = datasets.load(dataset, "validation", **load)
             test_data = datasets.load(dataset, "test", batch_size=global_batch, data_dir=data_dir)
             steps_per_epoch = datasets.num_batches(train_data)
             examples_per_epoch = (steps_per_epoch * global_batch if replicas > 1
                                   else dataset_info.num_examples("train"))
             check_finite_inputs(train_data, f"{dataset} training")
-            if seed is not None:  # again: building a dataset the first time draws from Python's RNG
-                engine.make_deterministic(seed)
+            if config.seed is not None:  # again: building a dataset draws from Python's RNG
+                engine.make_deterministic(config.seed)
 
             with distribution.scope(), precision_scope(chosen.policy):
-                if isinstance(model, str):
-                    model = _create_for(model, dataset, dataset_info, model_overrides)
-                schedule_steps = epochs * steps_per_epoch if steps_per_epoch > 0 else None
-                optimizer_instance = engine.make_optimizer(optimizer, learning_rate, learning_rate_schedule,
-                                                           schedule_steps)
-                engine.compile_model(model, optimizer_instance, jit_compile=jit_compile)
+                if config.registered:
+                    model = config.build_model()
+                schedule_steps = config.epochs * steps_per_epoch if steps_per_epoch > 0 else None
+                optimizer = engine.make_optimizer(config.optimizer, config.learning_rate,
+                                                  config.learning_rate_schedule, schedule_steps)
+                engine.compile_model(model, optimizer, jit_compile=jit_compile)
+            announce(chosen, verbose=verbose != 0)
         except BaseException:
             if fresh:  # it never started: leave nothing of it behind
                 if created:
                     shutil.rmtree(run_dir, ignore_errors=True)
                 else:
-                    (run_dir / SETTINGS_FILE).unlink(missing_ok=True)
+                    (run_dir / runs.SETTINGS_FILE).unlink(missing_ok=True)
             raise
 
         history_path = run_dir / "history.csv"
@@ -316,10 +213,10 @@ def train(
         observers = [] if gradient_stats_every is None else [GradientStatistics(
             run_dir, every=gradient_stats_every, per_example=per_example_gradients)]
         run_callbacks = engine.training_callbacks(
-            early_stopping_patience=early_stopping_patience, run_dir=run_dir,
+            early_stopping_patience=config.early_stopping_patience, run_dir=run_dir,
             tensorboard=not multi_worker, callbacks=[timer, *observers, *callbacks])
         started = time.perf_counter()
-        engine.fit(model, train_data, validation_data, epochs=epochs, callbacks=run_callbacks,
+        engine.fit(model, train_data, validation_data, epochs=config.epochs, callbacks=run_callbacks,
                    strategy=distribution, global_batch_size=global_batch, verbose=verbose)
         wall_time = time.perf_counter() - started
         if multi_worker:
@@ -331,9 +228,9 @@ def train(
         else:
             test_loss, test_accuracy, test_data_loss = model.evaluate(test_data, verbose=0)
 
-        history = _read_history(history_path)
+        history = runs.read_history(history_path)
         metrics = {
-            "model": model_name,
+            "model": config.model,
             "dataset": dataset,
             "test_accuracy": float(test_accuracy),
             "test_loss": float(test_loss),
@@ -349,35 +246,38 @@ def train(
             "precision": chosen.policy,
             "precision_reason": chosen.reason,
             "backend": keras.backend.backend(),
-            "batch_size": batch_size,
+            "batch_size": config.batch_size,
             "replicas": replicas,
-            "learning_rate": learning_rate,
-            "learning_rate_schedule": learning_rate_schedule,
-            "optimizer": optimizer,
-            "seed": seed,
-            "model_arguments": {k: v for k, v in model_overrides.items()},
+            "learning_rate": config.learning_rate,
+            "learning_rate_schedule": config.learning_rate_schedule,
+            "optimizer": config.optimizer,
+            "seed": config.seed,
+            "model_arguments": dict(config.model_arguments),
         }
         atomic_save_model(model, run_dir / "model.keras")
-        plot_history(history, run_dir / "training_curves.png", f"{model_name} on {dataset}")
-        atomic_write_json(metrics, run_dir / "metrics.json")
+        plot_history(history, run_dir / "training_curves.png", f"{config.model} on {dataset}")
+        atomic_write_json(metrics, run_dir / runs.FINISHED_FILE)
         shutil.rmtree(run_dir / "backup", ignore_errors=True)  # the run is finished
-        return TrainResult(model=model, metrics=metrics, run_dir=run_dir, history=history)
+        return TrainResult(model=model, metrics=metrics, run_dir=run_dir, history=history,
+                           config=config)
 
 
-def _create_for(name: str, dataset: str, dataset_info, overrides: dict) -> keras.Model:
-    """The registry model ``name`` built for ``dataset``'s inputs and classes;
-    a model that cannot take them names the dataset it is made for."""
-    try:
-        return create_model(name, input_shape=dataset_info.input_shape,
-                            num_classes=dataset_info.num_classes, **overrides)
-    except ValueError as error:
-        own = default_dataset(name)
-        if own == dataset:
-            raise
-        raise ValueError(f"Model {name!r} cannot be built for dataset {dataset!r} (inputs of "
-                         f"shape {tuple(dataset_info.input_shape)}): "
-                         f"{str(error).strip().splitlines()[0]} Its own dataset is {own!r} "
-                         f"(--dataset {own}).") from None
+def _config_of_built(model: keras.Model, dataset: str | None,
+                     settings: dict) -> tuple[TrainConfig, Precision]:
+    """The config of a training of an already built model, and its precision:
+    the model's own dtype policy."""
+    fields, model_arguments = split_settings(TrainConfig, settings)
+    if model_arguments or "model_arguments" in fields or "model" in fields:
+        names = sorted({*model_arguments, *fields.get("model_arguments", {})}) or ["model"]
+        raise ValueError(f"Model arguments {names} apply only to a model given by name.")
+    dataset = fields.pop("dataset", None) if dataset is None else dataset
+    config = TrainConfig(model=model.name, dataset=dataset, registered=False, **fields)
+    policy = model.dtype_policy.name
+    if config.precision not in ("auto", policy):
+        raise ValueError(
+            f"precision={config.precision!r} applies to a model given by name; this model was "
+            f"built with the {policy!r} policy. Build it under that policy, or pass precision='auto'.")
+    return config, Precision(policy, True, "the model's own dtype policy")
 
 
 def _announce_resumption(run_dir: Path, epochs: int, verbose) -> None:
@@ -388,17 +288,6 @@ def _announce_resumption(run_dir: Path, epochs: int, verbose) -> None:
         return
     if verbose != 0:
         print(f"resuming {run_dir} after epoch {done} of {epochs}", flush=True)
-
-
-def _built_model_precision(model: keras.Model, requested: str) -> Precision:
-    """The precision of an already built model: its own dtype policy."""
-    policy = model.dtype_policy.name
-    choose_precision(requested)  # the name is checked whatever the model
-    if requested not in ("auto", policy):
-        raise ValueError(
-            f"precision={requested!r} applies to a model given by name; this model was built "
-            f"with the {policy!r} policy. Build it under that policy, or pass precision='auto'.")
-    return Precision(policy, True, "the model's own dtype policy")
 
 
 def evaluate_run(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,

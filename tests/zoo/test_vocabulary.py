@@ -1,0 +1,115 @@
+"""One vocabulary from the Python API to the command line: every flag of
+`zoo train`, `zoo tune` and `zoo reproduce` is the name of what it sets in the
+Python API, the flags the commands share are the same flags, and an error
+the library words for Python reads in flags on the command line."""
+
+import dataclasses
+import inspect
+
+import pytest
+
+from tuning import SearchConfig, SearchSpace, tune
+from zoo import TrainConfig, train
+from zoo.cli import build_parser
+from zoo.commands import cli_wording, record_flags
+from zoo.experiments.registry import run as run_experiment
+from zoo.models.registry import model_arguments
+
+#: Flags that say in the command line's way what the API says otherwise.
+CLI_FORMS = {
+    "model_arg": "any model argument, NAME=VALUE",
+    "gradient_stats": "gradient_stats_every with its default",
+    "quick": "an experiment's quick settings (run's quick)",
+    "list": "lists the experiments",
+}
+
+
+def subcommand_options(name: str) -> dict[str, object]:
+    """The optional arguments of a ``zoo`` subcommand, by API name (dest)."""
+    parser = build_parser()
+    subparsers = next(action for action in parser._actions if action.dest == "command")
+    return {action.dest: action for action in subparsers.choices[name]._actions
+            if action.option_strings and action.dest != "help"}
+
+
+def names_of(*things) -> set[str]:
+    names = set()
+    for thing in things:
+        if dataclasses.is_dataclass(thing):
+            names |= {field.name for field in dataclasses.fields(thing)}
+        else:
+            names |= set(inspect.signature(thing).parameters)
+    return names
+
+
+def unexplained(options, api_names: set[str]) -> list[str]:
+    """The flags that name nothing of the API: not a parameter or field, not
+    ``--no-X`` for one, not ``--X-range`` for a search-space field, not a CLI form."""
+    space = names_of(SearchSpace)
+    return sorted(dest for dest in options
+                  if dest not in api_names and dest not in CLI_FORMS
+                  and not (dest.startswith("no_") and dest[3:] in api_names | {"zero_weight_decay"})
+                  and not (dest.endswith("_range") and dest[:-6] in space))
+
+
+def test_every_flag_of_zoo_train_is_an_api_name():
+    common_model_arguments = {"weight_decay", "dropout_rate", "batch_norm", "layers"}
+    assert common_model_arguments <= set(model_arguments("deep_cnn"))
+    api = names_of(train, TrainConfig) | common_model_arguments
+    assert unexplained(subcommand_options("train"), api) == []
+
+
+def test_every_flag_of_zoo_tune_and_zoo_reproduce_is_an_api_name():
+    api = names_of(tune, SearchConfig, TrainConfig) | {"batch_norm", "layers", "retrain"}
+    assert unexplained(subcommand_options("tune"), api) == []
+    assert unexplained(subcommand_options("reproduce"), names_of(run_experiment)) == []
+
+
+def test_the_commands_share_their_common_flags():
+    train_options, tune_options = subcommand_options("train"), subcommand_options("tune")
+    reproduce_options = subcommand_options("reproduce")
+    shared = set(train_options) & set(tune_options)
+    assert {"epochs", "batch_size", "learning_rate", "learning_rate_schedule",
+            "early_stopping_patience", "seed", "precision", "run_dir", "verbose",
+            "data_dir", "overwrite", "strategy", "model_arg"} <= shared
+    for dest in shared | (set(reproduce_options) & set(train_options)):
+        ours = train_options[dest]
+        for other in (tune_options.get(dest), reproduce_options.get(dest)):
+            if other is not None:  # the same flag, read the same way (defaults may differ)
+                assert (other.option_strings, other.type) == (ours.option_strings, ours.type), dest
+
+
+def test_a_library_error_reads_in_flags_on_the_command_line():
+    flags = {"overwrite": "--overwrite", "optimizer": "--optimizer", "dataset": "--dataset",
+             "early_stopping_patience": "--early-stopping-patience"}
+    assert cli_wording("runs/x holds an unfinished run with other settings (epochs 3 -> 5); "
+                       "pass overwrite=True to train afresh.", flags).endswith(
+        "pass --overwrite to train afresh.")
+    assert cli_wording("Invalid value for argument `optimizer`. Expected one of 'adam'. "
+                       "Received: optimizer='lbfgs'.", flags) == (
+        "Invalid value for argument --optimizer. Expected one of 'adam'. Received: --optimizer lbfgs.")
+    assert cli_wording("Its own dataset is 'mnist1d': pass dataset='mnist1d'.", flags) == (
+        "Its own dataset is 'mnist1d': pass --dataset mnist1d.")
+    # Names that are not flags of the command, and words that merely contain one, stay.
+    assert cli_wording("Received: input_shape=(28, 28, 1); the dataset's inputs", flags) == (
+        "Received: input_shape=(28, 28, 1); the dataset's inputs")
+    parser = build_parser()
+    record_flags(parser)
+    assert parser.parse_args(["train", "mlp"]).flags["early_stopping_patience"] == \
+        "--early-stopping-patience"
+
+
+def test_one_config_is_validated_once_and_shared_by_train_and_tune():
+    config = TrainConfig.from_arguments("cnn1d", epochs=3, weight_decay=1e-4)
+    assert (config.dataset, config.batch_size, config.model_arguments) == (
+        "mnist1d", 100, {"weight_decay": 1e-4})
+    assert TrainConfig.from_arguments(config) is config
+    search = SearchConfig.from_arguments("cnn1d", tuner="random", epochs=3, filters=(8,))
+    assert (search.training.epochs, search.training.model_arguments, search.tuner) == (
+        3, {"filters": (8,)}, "random")
+    with pytest.raises(ValueError, match="tuned by the search"):
+        SearchConfig(TrainConfig("cnn1d", model_arguments={"dropout_rate": 0.2}))
+    with pytest.raises(ValueError, match="`model` is given twice"):
+        TrainConfig.from_arguments("cnn1d", model="deep_cnn")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 4
