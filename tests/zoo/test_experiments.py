@@ -348,3 +348,14 @@ def test_reproduce_list_prints_every_experiment(capsys):
 def test_reproduce_of_an_unknown_experiment_is_a_value_error():
     with pytest.raises(ValueError, match="Unknown experiment 'frobnicate'. Available experiments"):
         experiments.run_reproduce(parser().parse_args(["reproduce", "frobnicate"]))
+
+
+def test_experiments_build_their_models_as_they_were_measured(tmp_path):
+    from zoo.experiments.common import Context, build
+
+    context = Context(name="depth", dataset="mnist_5k", seed=0, quick=True, run_dir=tmp_path)
+    model = build("deep_cnn", context, filters=(4,))
+    assert type(model.get_layer("conv_1_1").kernel_initializer).__name__ == "GlorotUniform"
+    assert "dense_batch_norm_1" not in [layer.name for layer in model.layers]
+    chosen = build("deep_cnn", context, filters=(4,), kernel_initializer="he_normal")
+    assert type(chosen.get_layer("conv_1_1").kernel_initializer).__name__ == "HeNormal"

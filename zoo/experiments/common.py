@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -79,13 +80,24 @@ def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = Fals
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+#: The experiments build their models as they were measured: every kernel
+#: Glorot uniform, no batch norm in a dense head (the zoo's defaults before
+#: He initialisation and head batch norm), so that their published figures hold.
+MEASURED_WITH = {"kernel_initializer": "glorot_uniform", "head_batch_norm": False}
+
+
 def build(model: str, context: Context, seed_offset: int = 0, **overrides):
-    """A registry model for the context's dataset, initialised from the run's seed."""
+    """A registry model for the context's dataset, initialised from the run's
+    seed, with the initialisation the experiments were measured with
+    (:data:`MEASURED_WITH`, unless ``overrides`` say otherwise)."""
     import keras
 
     from zoo.models.registry import check_overrides, get_builder
 
     check_overrides(model, overrides)  # as create_model, which cannot take a model `name`
+    accepted = inspect.signature(get_builder(model)).parameters
+    overrides = {**{key: value for key, value in MEASURED_WITH.items() if key in accepted},
+                 **overrides}
     keras.utils.set_random_seed(context.seed + seed_offset)
     info = context.info
     return get_builder(model)(input_shape=info.input_shape, num_classes=info.num_classes,

@@ -75,11 +75,39 @@ def check_units(units: Sequence[int], name: str, allow_empty: bool = False) -> t
     return values
 
 
-def dense_head(x, dense_units: Sequence[int], dropout_rate: float, layers: ModuleType, regularizer):
-    """Flatten → [Dense → ReLU → (Dropout)] per entry of ``dense_units``."""
+#: Activations that zero (or nearly) the negative half of their input.
+RECTIFIERS = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish")
+
+
+def kernel_initializer_for(activation: str, kernel_initializer=None):
+    """The kernel initializer of a layer whose outputs go through
+    ``activation``: ``kernel_initializer`` when given (any Keras initializer
+    or its name), else "he_normal" for a rectifier — Var(w) = 2/fan_in keeps
+    the variance of ReLU activations from halving layer after layer (He et
+    al. 2015, eq. 10) — and "glorot_uniform" — Var(w) = 2/(fan_in + fan_out)
+    (Glorot & Bengio 2010) — for sigmoid, tanh, softmax and linear units."""
+    if kernel_initializer is not None:
+        keras.initializers.get(kernel_initializer)  # an unknown name fails here, naming it
+        return kernel_initializer
+    return "he_normal" if activation in RECTIFIERS else "glorot_uniform"
+
+
+def dense_head(x, dense_units: Sequence[int], dropout_rate: float, layers: ModuleType, regularizer,
+               kernel_initializer=None, batch_norm: bool = False):
+    """Flatten → [Dense → (BatchNorm) → ReLU → (Dropout)] per entry of
+    ``dense_units`` (He initialisation unless ``kernel_initializer`` says
+    otherwise). Batch norm keeps each unit's pre-activation centred over the
+    batch, so a unit cannot be pushed below zero for every input — the dead
+    units a ReLU head over thousands of non-negative features otherwise
+    collects in its first steps under Adam."""
     x = layers.Flatten(name="flatten")(x)
+    initializer = kernel_initializer_for("relu", kernel_initializer)
     for index, units in enumerate(dense_units, start=1):
-        x = layers.Dense(units, kernel_regularizer=regularizer, name=f"dense_{index}")(x)
+        x = layers.Dense(units, use_bias=not batch_norm, kernel_initializer=initializer,
+                         kernel_regularizer=regularizer, name=f"dense_{index}")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM,
+                                          name=f"dense_batch_norm_{index}")(x)
         x = layers.Activation("relu", name=f"dense_relu_{index}")(x)
         if dropout_rate > 0:
             x = layers.Dropout(dropout_rate, name=f"dropout_{index}")(x)
@@ -87,6 +115,7 @@ def dense_head(x, dense_units: Sequence[int], dropout_rate: float, layers: Modul
 
 
 def classifier_head(x, num_classes: int, layers: ModuleType, regularizer, name: str = "classifier"):
-    """Dense(num_classes) → softmax, the softmax kept in float32 under mixed precision."""
+    """Dense(num_classes) → softmax, the softmax kept in float32 under mixed
+    precision; Glorot initialisation (the softmax is no rectifier)."""
     x = layers.Dense(num_classes, kernel_regularizer=regularizer, name=name)(x)
     return layers.Activation("softmax", dtype="float32", name="probabilities")(x)

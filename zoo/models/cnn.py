@@ -14,6 +14,7 @@ from zoo.models._common import (
     check_units,
     classifier_head,
     dense_head,
+    kernel_initializer_for,
     layer_set,
     weight_decay_regularizer,
 )
@@ -31,17 +32,22 @@ def deep_cnn(
     batch_norm: bool = True,
     dropout_rate: float = 0.5,
     weight_decay: float = 1e-4,
+    head_batch_norm: bool | None = None,
+    kernel_initializer: str | None = None,
     layers: str = "custom",
     name: str | None = None,
 ) -> keras.Model:
     """A VGG-style image classifier: per entry of ``filters`` one block of
     ``convs_per_block`` × [Conv2D(3×3, same) → (BatchNorm) → ReLU], then 2×2
     max pooling (skipped once the feature map is a single pixel); then
-    Flatten → Dense(dense_units) → ReLU → Dropout → softmax.
+    Flatten → Dense(dense_units) → (BatchNorm) → ReLU → Dropout → softmax
+    (``head_batch_norm``: None follows ``batch_norm``).
 
     Weight sharing: a conv kernel has k·k·C_in·C_out weights however large the
     image. Kernels carry λ‖w‖² (``custom_layers.regularizers.L2``; Keras'
-    ``L2`` for Keras' layers).
+    ``L2`` for Keras' layers). The ReLU layers' kernels start He normal
+    (He et al. 2015), the classifier's Glorot uniform;
+    ``kernel_initializer`` (a Keras initializer or name) replaces He's.
     """
     input_shape = check_input_shape(input_shape, 3, "(28, 28, 1)")
     check_num_classes(num_classes)
@@ -51,6 +57,7 @@ def deep_cnn(
     check_dropout_rate(dropout_rate)
     nn = layer_set(layers)
     regularizer = weight_decay_regularizer(weight_decay, layers)
+    initializer = kernel_initializer_for("relu", kernel_initializer)
 
     inputs = keras.Input(input_shape, name="inputs")
     x = inputs
@@ -59,14 +66,16 @@ def deep_cnn(
         for conv in range(1, convs_per_block + 1):
             tag = f"{block}_{conv}"
             x = nn.Conv2D(block_filters, kernel_size, padding="same", use_bias=not batch_norm,
-                          kernel_regularizer=regularizer, name=f"conv_{tag}")(x)
+                          kernel_initializer=initializer, kernel_regularizer=regularizer,
+                          name=f"conv_{tag}")(x)
             if batch_norm:
                 x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{tag}")(x)
             x = nn.Activation("relu", name=f"relu_{tag}")(x)
         if min(height, width) >= 2:
             x = nn.MaxPooling2D(2, name=f"max_pool_{block}")(x)
             height, width = height // 2, width // 2
-    x = dense_head(x, dense_units, dropout_rate, nn, regularizer)
+    x = dense_head(x, dense_units, dropout_rate, nn, regularizer, initializer,
+                   batch_norm if head_batch_norm is None else head_batch_norm)
     outputs = classifier_head(x, num_classes, nn, regularizer)
     return keras.Model(inputs, outputs, name=name or f"deep_cnn_{layers}")
 

@@ -15,6 +15,7 @@ from zoo.models._common import (
     check_units,
     classifier_head,
     dense_head,
+    kernel_initializer_for,
     layer_set,
     weight_decay_regularizer,
 )
@@ -40,14 +41,19 @@ def cnn1d(
     batch_norm: bool = True,
     dropout_rate: float = 0.3,
     weight_decay: float = 5e-4,
+    head_batch_norm: bool | None = None,
+    kernel_initializer: str | None = None,
     layers: str = "custom",
     name: str | None = None,
 ) -> keras.Model:
     """Per entry of ``filters`` one block Conv1D(k, stride, same) → (BatchNorm)
     → ReLU → (MaxPooling1D(2) if ``pooling``), then Flatten → Dense(dense_units)
-    → ReLU → Dropout → softmax. Kernels carry λ‖w‖²
+    → (BatchNorm) → ReLU → Dropout → softmax (``head_batch_norm``: None follows
+    ``batch_norm``). Kernels carry λ‖w‖²
     (``custom_layers.regularizers.L2``; Keras' ``L2`` for Keras' layers); a
-    1-D kernel has k·N weights per input channel, shared along the whole sequence.
+    1-D kernel has k·N weights per input channel, shared along the whole
+    sequence. The ReLU layers' kernels start He normal (He et al. 2015), the
+    classifier's Glorot uniform; ``kernel_initializer`` replaces He's.
     """
     input_shape = check_input_shape(input_shape, 2, "(40, 1)")
     check_num_classes(num_classes)
@@ -58,14 +64,15 @@ def cnn1d(
     check_dropout_rate(dropout_rate)
     nn = layer_set(layers)
     regularizer = weight_decay_regularizer(weight_decay, layers)
+    initializer = kernel_initializer_for("relu", kernel_initializer)
 
     inputs = keras.Input(input_shape, name="inputs")
     x = inputs
     length = input_shape[0]
     for block, (block_filters, kernel, stride) in enumerate(zip(filters, kernel_sizes, strides), 1):
         x = nn.Conv1D(block_filters, kernel, strides=stride, padding="same",
-                      use_bias=not batch_norm, kernel_regularizer=regularizer,
-                      name=f"conv_{block}")(x)
+                      use_bias=not batch_norm, kernel_initializer=initializer,
+                      kernel_regularizer=regularizer, name=f"conv_{block}")(x)
         length = -(-length // stride)
         if batch_norm:
             x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{block}")(x)
@@ -73,7 +80,8 @@ def cnn1d(
         if pooling and length >= 2:
             x = nn.MaxPooling1D(2, name=f"max_pool_{block}")(x)
             length //= 2
-    x = dense_head(x, dense_units, dropout_rate, nn, regularizer)
+    x = dense_head(x, dense_units, dropout_rate, nn, regularizer, initializer,
+                   batch_norm if head_batch_norm is None else head_batch_norm)
     outputs = classifier_head(x, num_classes, nn, regularizer)
     return keras.Model(inputs, outputs, name=name or f"cnn1d_{layers}")
 

@@ -14,6 +14,7 @@ from zoo.models._common import (
     check_num_classes,
     check_units,
     classifier_head,
+    kernel_initializer_for,
     layer_set,
     weight_decay_regularizer,
 )
@@ -41,8 +42,12 @@ def deep_mlp(
     With batch norm the Dense bias is dropped (β takes its place). Kernels
     carry λ‖w‖² (``custom_layers.regularizers.L2``; Keras' ``L2`` for Keras'
     layers) and optionally a max-norm constraint ‖w‖₂ ≤ c per unit.
-    ``kernel_initializer`` draws the kernels (Keras' name: "glorot_uniform",
-    "he_normal", …). Inputs of any shape are flattened.
+    ``kernel_initializer`` (a Keras initializer or its name) draws the hidden
+    kernels: Glorot uniform for every activation, ReLU included, because that
+    measured best here — He normal gave the ReLU MLP 0.7 points less test
+    accuracy on mnist_5k (95.1 ± 0.5 against 95.7 ± 0.4 %, 3 seeds,
+    ``benchmarks/initialisation.py``) and its units do not die either way.
+    Inputs of any shape are flattened.
     """
     input_shape = check_input_shape(input_shape, None, "(28, 28, 1)")
     check_num_classes(num_classes)
@@ -53,7 +58,7 @@ def deep_mlp(
     nn = layer_set(layers)
     regularizer = weight_decay_regularizer(weight_decay, layers)
     constraint = keras.constraints.MaxNorm(max_norm) if max_norm is not None else None
-    keras.initializers.get(kernel_initializer)  # an unknown name fails here, naming it
+    kernel_initializer = kernel_initializer_for(activation, kernel_initializer)  # checks the name
 
     inputs = keras.Input(input_shape, name="inputs")
     x = nn.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
