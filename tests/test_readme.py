@@ -99,3 +99,10 @@ def test_every_python_example_of_the_readme_runs(tmp_path, monkeypatch, checked_
     assert trainings and trainings[0].dataset == "mnist1d"  # cnn1d trains on its own dataset
     assert len(searches) == 2
     assert searches[0].training == searches[1].training == TrainConfig("cnn1d", epochs=40)
+
+
+def test_the_readme_results_table_is_the_one_the_results_csvs_give():
+    from benchmarks.results import RESULTS, readme_table
+
+    assert sorted(path.name for path in RESULTS.glob("results-*.csv"))
+    assert readme_table() in README.read_text()

@@ -5,7 +5,8 @@
     zoo train MODEL [...]        train (and resume) a run
     zoo evaluate RUN_DIR         re-evaluate a finished run on its test split
     zoo export RUN_DIR PATH      export a run's model as a SavedModel
-    zoo predict MODEL INPUT...   classify .npy arrays or images
+    zoo predict MODEL INPUT...   classify .npy arrays or images (MODEL: a file, or a name
+                                 with shipped weights)
     zoo convert IN.keras OUT.keras  a Keras model with custom_layers' twins swapped in
     zoo tune MODEL [...]         search λ and the dropout rate with Keras Tuner
     zoo reproduce NAME [--quick] reproduce a lecture claim (plot + results.json)
@@ -65,7 +66,8 @@ def build_parser() -> Parser:
                         help="replace a SavedModel already at PATH (nothing else is replaced)")
 
     predict = subcommands.add_parser("predict", help="classify .npy arrays or PNG/JPEG images")
-    predict.add_argument("model_path", help="a .keras file or an exported SavedModel directory")
+    predict.add_argument("model_path", help="a .keras file, an exported SavedModel directory, or a "
+                                            "registered model name (its shipped weights)")
     predict.add_argument("inputs", nargs="+", help=".npy files (one example or a batch) or images")
 
     convert = subcommands.add_parser(
@@ -81,11 +83,20 @@ def build_parser() -> Parser:
 
 
 def _list(_args) -> None:
-    from zoo.models import list_models
+    from zoo.flops import count_flops
+    from zoo.models import create_model, list_models
     from zoo.models.registry import get_builder
 
+    print(f"{'model':<22} {'params':>9} {'MACs':>7}  (per example, the default input)")
     for name in list_models():
-        print(f"{name:<24} {_first_sentence(get_builder(name).__doc__ or '')}")
+        count = count_flops(create_model(name))
+        print(f"{name:<22} {_millions(count.parameters):>9} {_millions(count.macs):>7}  "
+              f"{_first_sentence(get_builder(name).__doc__ or '')}")
+
+
+def _millions(number: int) -> str:
+    """A count in millions, or thousands below 0.1 M: 0.27M, 61.7k."""
+    return f"{number / 1e6:.2f}M" if number >= 100_000 else f"{number / 1e3:.1f}k"
 
 
 def _first_sentence(docstring: str) -> str:
@@ -104,7 +115,12 @@ def _info(args) -> None:
     print("arguments:")
     for key, value in model_arguments(args.model).items():
         print(f"  {key} = {value!r}")
-    print(f"parameters: {builder().count_params():,} (with the default input shape)")
+    from zoo.flops import count_flops
+
+    count = count_flops(builder())
+    print(f"parameters: {count.parameters:,} (with the default input shape)")
+    print(f"multiply-accumulates per example: {count.macs:,} forward, "
+          f"{count.training_macs:,} a training step (3x)")
 
 
 def _train(args) -> None:
@@ -160,7 +176,7 @@ def _predict(args) -> None:
     from zoo.export import Predictor, read_named_inputs
 
     predictor = Predictor(args.model_path)
-    notes: list[str] = []
+    notes: list[str] = [predictor.weights_note] if predictor.weights_note else []
     inputs, names = read_named_inputs(args.inputs, predictor.input_shape, notes)
     for note in notes:
         print(f"zoo: note: {note}", file=sys.stderr)

@@ -102,11 +102,18 @@ def load(path: str | os.PathLike) -> keras.Model:
 
 
 class Predictor:
-    """Runs a ``.keras`` file or an exported SavedModel on input arrays."""
+    """Runs a ``.keras`` file, an exported SavedModel, or a registered model
+    with its shipped weights (``zoo.models.weights``) on input arrays;
+    ``weights_note`` says which weights a registered model uses."""
 
     def __init__(self, path: str | os.PathLike):
+        self.weights_note = None
         path = Path(path)
-        if path.is_dir():
+        if not path.exists() and str(path) in _registered_models():
+            model, self.weights_note = _shipped_model(str(path))
+            self.input_shape = tuple(model.inputs[0].shape[1:])
+            self._predict = lambda x: model.predict(x, verbose=0)
+        elif path.is_dir():
             if not (path / "saved_model.pb").exists():
                 raise ValueError(f"{path} is not a SavedModel directory (no saved_model.pb).")
             tf = _tensorflow("Loading a SavedModel")
@@ -139,6 +146,28 @@ class Predictor:
         if not np.all(np.isfinite(inputs)):
             raise ValueError("Inputs contain NaN or infinite values.")
         return self._predict(inputs.astype(np.float32))
+
+
+def _registered_models() -> list[str]:
+    from zoo.models import list_models
+
+    return list_models()
+
+
+def _shipped_model(name: str):
+    """The registered model ``name`` with its shipped weights, and a line
+    saying which (the first dataset it has weights of)."""
+    from zoo.models import create_model
+    from zoo.models.weights import shipped
+
+    available = shipped(name)
+    if not available:
+        raise ValueError(f"Model {name!r} has no shipped weights; predict with a trained run's "
+                         "model.keras (zoo train) or an exported SavedModel.")
+    dataset, entry = next(iter(available.items()))
+    note = (f"using the shipped {dataset} weights of {name} (test accuracy "
+            f"{entry['test_accuracy']:.4f}, SHA-256 {entry['sha256'][:12]}…)")
+    return create_model(name, weights=dataset), note
 
 
 def read_image(path: str | os.PathLike, input_shape: Sequence[int]) -> np.ndarray:

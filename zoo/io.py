@@ -25,6 +25,7 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
     path = Path(path)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(descriptor, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
         with os.fdopen(descriptor, "w") as handle:
             handle.write(text)
             handle.flush()
@@ -33,6 +34,13 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_save_model(model: keras.Model, path: str | os.PathLike) -> None:

@@ -36,8 +36,8 @@ def covered(model):
 
 def test_a_converted_model_computes_the_same_outputs_and_gradients_with_custom_layers():
     original = keras_model()
-    with pytest.warns(custom_layers.UncoveredLayersWarning, match=r"kept 1 layer\(s\) without a "
-                                                                   r"custom twin: rescaling \(Rescaling\)"):
+    with pytest.warns(custom_layers.UncoveredLayersWarning,
+                      match=r"kept 1 layer\(s\) without a custom twin: rescaling \(Rescaling\)"):
         converted = custom_layers.convert(original)
     assert converted.kept_layers == ["rescaling (Rescaling)"]
     assert len(converted.converted_layers) == 8

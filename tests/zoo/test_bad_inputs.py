@@ -122,8 +122,8 @@ def unwritable_run_dir(ctx):
 #: (id, call(ctx), exception type, pattern the message must match)
 API_ROWS = [
     # models and layers
-    ("unknown model", lambda c: create_model("resnet50"), ValueError,
-     r"Unknown model 'resnet50'\. Available models: .*deep_cnn"),
+    ("unknown model", lambda c: create_model("vgg16"), ValueError,
+     r"Unknown model 'vgg16'\. Available models: .*deep_cnn"),
     ("unknown model argument", lambda c: create_model("mlp", hidden=(3,)), ValueError,
      r"Unknown argument\(s\) hidden for model 'mlp'\. Valid arguments: .*hidden_units"),
     ("negative weight decay", lambda c: create_model("deep_mlp", weight_decay=-1e-3), ValueError,
@@ -253,7 +253,7 @@ def test_python_api_refuses_bad_input_naming_the_problem(ctx, call, error, patte
 #: (id, argv with {name} for the module's files and {tmp} for a fresh directory,
 #:  pattern, in a real subprocess)
 CLI_ROWS = [
-    ("unknown model", ["train", "resnet50"], r"Unknown model 'resnet50'\. Available models:"),
+    ("unknown model", ["train", "vgg16"], r"Unknown model 'vgg16'\. Available models:"),
     ("unknown dataset", ["train", "mlp", "--dataset", "imagenet42"],
      r"unknown dataset 'imagenet42'; valid names are"),
     ("unknown optimizer", ["train", "mlp", "--optimizer", "lbfgs"],
@@ -264,7 +264,7 @@ CLI_ROWS = [
      r"argument --dropout-rate: expected a rate in \[0, 1\), received '1'"),
     ("epochs 0", ["train", "mlp", "--epochs", "0"],
      r"argument --epochs: expected a positive integer, received '0'"),
-    ("unknown model to describe", ["info", "resnet50"], r"Unknown model 'resnet50'"),
+    ("unknown model to describe", ["info", "vgg16"], r"Unknown model 'vgg16'"),
     ("corrupt backup", ["train", "mlp", "--dataset", "mnist1d", "--batch-size", "400",
                         "--epochs", "2", "--run-dir", "{corrupt_backup_state}", "--data-dir", "{data_dir}"],
      r"The backup in .*corrupt_backup_state/backup is corrupt"),

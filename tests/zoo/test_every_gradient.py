@@ -43,6 +43,8 @@ FAMILIES = {
                      dropout_rate=0.2, weight_decay=1e-4),
     "deep_cnn": dict(input_shape=(8, 8, 1), filters=(4, 8), dense_units=(8,)),
     "cnn1d": dict(input_shape=(16, 1), filters=(4, 8), dense_units=(8,)),
+    "lenet5": dict(input_shape=(12, 12, 1), batch_norm=True, dropout_rate=0.2),
+    "resnet": dict(input_shape=(8, 8, 1), depth=8, filters=(4, 4, 8)),  # Add, global pooling
 }
 
 

@@ -5,7 +5,7 @@ import pytest
 import keras
 
 import custom_layers
-from zoo import cnn1d, create_model, deep_cnn, deep_mlp, list_models
+from zoo import cnn1d, create_model, deep_cnn, deep_mlp, lenet5, list_models, resnet
 from zoo.models import model_arguments
 
 PAPER_PRESETS = ["bn_paper_mlp", "bn_paper_baseline_mlp", "dropout_paper_mlp", "mnist1d_paper_cnn"]
@@ -13,7 +13,7 @@ PAPER_PRESETS = ["bn_paper_mlp", "bn_paper_baseline_mlp", "dropout_paper_mlp", "
 
 def test_registry_lists_families_and_presets():
     names = list_models()
-    for expected in ["deep_mlp", "deep_cnn", "cnn1d", *PAPER_PRESETS]:
+    for expected in ["deep_mlp", "deep_cnn", "cnn1d", "lenet5", "resnet", "resnet20", *PAPER_PRESETS]:
         assert expected in names
     assert names == sorted(names)
 
@@ -74,6 +74,9 @@ def test_builders_at_several_shapes(builder, input_shape):
     (deep_cnn, (12, 12, 1), dict(filters=(8, 8), dropout_rate=0.5)),
     (deep_mlp, (20,), dict(hidden_units=(16, 16), batch_norm=True, dropout_rate=0.3)),
     (cnn1d, (40, 1), dict(filters=(8, 8), dropout_rate=0.2)),
+    (lenet5, (16, 16, 1), dict(batch_norm=True, dropout_rate=0.2)),
+    (lenet5, (16, 16, 1), dict(activation="tanh", pooling="average")),
+    (resnet, (12, 12, 3), dict(depth=8, filters=(4, 8, 8), dropout_rate=0.1)),
 ])
 def test_custom_and_keras_variants_agree_with_shared_weights(builder, input_shape, arguments):
     custom = builder(input_shape=input_shape, layers="custom", **arguments)
@@ -94,3 +97,38 @@ def test_weight_decay_is_l2_on_kernels():
     expected = sum(0.01 * float(np.sum(np.square(k.numpy()))) for k in kernels)
     np.testing.assert_allclose(sum(float(loss) for loss in model.losses), expected, rtol=1e-5)
     assert deep_mlp(input_shape=(4,), weight_decay=0.0).losses == []
+
+
+def test_the_classic_networks_have_the_papers_shapes():
+    lenet = create_model("lenet5")
+    assert lenet.count_params() == 61_706  # LeNet-5 on 28×28 digits
+    assert [layer.filters for layer in lenet.layers if hasattr(layer, "filters")] == [6, 16]
+    resnet20 = create_model("resnet20")
+    convolutions = [layer for layer in resnet20.layers if isinstance(layer, custom_layers.Conv2D)]
+    shortcuts = [layer for layer in convolutions if "shortcut" in layer.name]
+    assert len(convolutions) - len(shortcuts) + 1 == 20  # 6n + 2 layers with weights, n = 3
+    assert len(shortcuts) == 2 and all(layer.kernel_size == (1, 1) for layer in shortcuts)
+    assert resnet20.get_layer("stage3_block3_add").output.shape[1:] == (7, 7, 64)
+    assert create_model("resnet", depth=32).name == "resnet32"
+    for depth in (21, 2):
+        with pytest.raises(ValueError, match="depth"):
+            create_model("resnet", depth=depth)
+
+
+def test_conv_nets_start_he_with_batch_norm_in_the_head_the_rest_glorot():
+    model = deep_cnn(input_shape=(8, 8, 1), filters=(4,))
+    assert type(model.get_layer("conv_1_1").kernel_initializer).__name__ == "HeNormal"
+    assert type(model.get_layer("dense_1").kernel_initializer).__name__ == "HeNormal"
+    assert type(model.get_layer("classifier").kernel_initializer).__name__ == "GlorotUniform"
+    assert not model.get_layer("dense_1").use_bias  # batch norm in the head: its β is the bias
+    assert isinstance(model.get_layer("dense_batch_norm_1"), custom_layers.BatchNormalization)
+    assert "dense_batch_norm_1" not in [layer.name for layer in deep_cnn(
+        input_shape=(8, 8, 1), filters=(4,), head_batch_norm=False).layers]
+    sigmoid = create_model("bn_paper_mlp")
+    assert type(sigmoid.get_layer("dense_1").kernel_initializer).__name__ == "GlorotUniform"
+    relu_mlp = create_model("deep_mlp")  # measured best with Glorot (benchmarks/initialisation.py)
+    assert type(relu_mlp.get_layer("dense_1").kernel_initializer).__name__ == "GlorotUniform"
+    chosen = deep_cnn(input_shape=(8, 8, 1), filters=(4,), kernel_initializer="glorot_uniform")
+    assert type(chosen.get_layer("conv_1_1").kernel_initializer).__name__ == "GlorotUniform"
+    with pytest.raises(ValueError, match="initializer"):
+        deep_cnn(kernel_initializer="no_such_initializer")

@@ -1,6 +1,7 @@
 """Model families (one module each) and the registry; importing the
 families registers their models."""
 
+from zoo.models.classic import lenet5, resnet, resnet20
 from zoo.models.cnn import deep_cnn
 from zoo.models.cnn1d import cnn1d
 from zoo.models.mlp import deep_mlp
@@ -12,5 +13,5 @@ from zoo.models.registry import (
     register_model,
 )
 
-__all__ = ["cnn1d", "create_model", "deep_cnn", "deep_mlp", "default_dataset", "list_models",
-           "model_arguments", "register_model"]
+__all__ = ["cnn1d", "create_model", "deep_cnn", "deep_mlp", "default_dataset", "lenet5",
+           "list_models", "model_arguments", "register_model", "resnet", "resnet20"]

@@ -9,6 +9,7 @@ the registry knows no family by name.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Callable
 
@@ -22,11 +23,28 @@ _REGISTRY: dict[str, ModelBuilder] = {}
 
 
 def register_model(builder: ModelBuilder) -> ModelBuilder:
-    """Adds ``builder`` to the registry under its function name."""
-    if builder.__name__ in _REGISTRY:
-        raise ValueError(f"A model named {builder.__name__!r} is already registered.")
-    _REGISTRY[builder.__name__] = builder
-    return builder
+    """Adds ``builder`` to the registry under its function name and returns it
+    with one more keyword, ``weights`` (None, a dataset of its shipped
+    weights, or a ``.weights.h5`` path: :mod:`zoo.models.weights`)."""
+    name = builder.__name__
+    if name in _REGISTRY:
+        raise ValueError(f"A model named {name!r} is already registered.")
+
+    @functools.wraps(builder)
+    def build(*args, weights=None, **arguments) -> keras.Model:
+        model = builder(*args, **arguments)
+        if weights is not None:
+            from zoo.models.weights import load_weights
+
+            load_weights(model, name, weights, arguments)
+        return model
+
+    signature = inspect.signature(builder)
+    build.__signature__ = signature.replace(parameters=[
+        *signature.parameters.values(),
+        inspect.Parameter("weights", inspect.Parameter.KEYWORD_ONLY, default=None)])
+    _REGISTRY[name] = build
+    return build
 
 
 def register_preset(name: str, family: ModelBuilder, doc: str, **defaults) -> ModelBuilder:
@@ -34,6 +52,8 @@ def register_preset(name: str, family: ModelBuilder, doc: str, **defaults) -> Mo
     configuration (e.g. a paper's network) whose signature shows its own
     defaults and still accepts every argument of the family as an override."""
     family_signature = inspect.signature(family)
+    family_signature = family_signature.replace(parameters=[
+        parameter for parameter in family_signature.parameters.values() if parameter.name != "weights"])
     unknown = sorted(set(defaults) - set(family_signature.parameters))
     if unknown:
         raise ValueError(f"Preset {name!r}: {family.__name__} has no argument(s) {unknown}.")

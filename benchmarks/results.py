@@ -1,0 +1,244 @@
+"""The zoo's results table, in timm's spirit: every registered model trained
+on its own embedded dataset with ``zoo train``'s defaults, over seeds.
+
+Per model and seed one ``zoo.train`` run (its defaults: epochs, batch size,
+learning rate, cosine schedule, early stopping; precision "auto"). Each
+finished run is recorded at once in ``results/runs/DATASET/MODEL-seedN.json``,
+so an interrupted table resumes where it stopped. Per dataset the table
+``results/results-DATASET.csv`` has one row per model: parameters and
+multiply-accumulates per example (``zoo.count_flops``), test accuracy mean
+and standard deviation over the seeds, training examples per second (the
+median of the runs' ``metrics.json``), inference examples per second (a
+SavedModel serving batches of 256, the median of 20 calls after 3 warm-ups),
+the precision and the machine.
+
+With ``--ship-weights`` the run of best validation accuracy of each model
+becomes its shipped weights (``zoo/weights``, ``zoo.models.weights``): the
+weights file, its SHA-256 and the test accuracy it gives, evaluated again
+in float32 at batch 256 as the tests evaluate it. A model whose weights
+would take the shipped total past ``--weights-budget-mb`` ships none.
+
+    python -m benchmarks.results [--models lenet5 resnet20] [--seeds 3] [--ship-weights]
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import environment
+from zoo.commands import Parser, positive_int, positive_float
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+COLUMNS = ("model", "dataset", "parameters", "macs", "test_accuracy_mean", "test_accuracy_std",
+           "seeds", "train_examples_per_second", "inference_examples_per_second", "precision",
+           "machine")
+INFERENCE_BATCH = 256
+
+
+def parse_args(argv=None):
+    parser = Parser(prog="python -m benchmarks.results",
+                    description="Train every zoo model on its own dataset over seeds; write the "
+                                "results CSVs (and the shipped weights).")
+    parser.add_argument("--models", nargs="+", default=None, help="default: every registered model")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 (default 3)")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help="default: zoo train's (a smaller number is a smoke run)")
+    parser.add_argument("--out", default=str(RESULTS), help="default: results/")
+    parser.add_argument("--ship-weights", action="store_true",
+                        help="store the best run's weights in zoo/weights")
+    parser.add_argument("--weights-budget-mb", type=positive_float, default=10.0)
+    parser.add_argument("--readme", action="store_true",
+                        help="print the README's table from the CSVs, train nothing")
+    return parser.parse_args(argv)
+
+
+def machine() -> str:
+    """The CPU (or GPUs) and its widest vector extension, in a few words."""
+    info = environment()
+    gpus = info.get("gpus") or []
+    if gpus:
+        return f"{len(gpus)} GPU(s)"
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            name = next(line.split(":", 1)[1].strip() for line in handle
+                        if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    flags = [flag for flag in ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
+             if flag in info["cpu_flags"]]
+    return f"{name}, {info['cpu_count']} cores, {flags[0] if flags else 'no AVX2'}"
+
+
+def record_path(out: Path, dataset: str, model: str, seed: int) -> Path:
+    return out / "runs" / dataset / f"{model}-seed{seed}.json"
+
+
+def train_one(model: str, seed: int, epochs: int | None, scratch: Path) -> dict[str, Any]:
+    """One ``zoo.train`` run with the defaults; its record."""
+    import keras
+
+    from zoo import runs
+    from zoo.training import train
+
+    settings = {} if epochs is None else {"epochs": epochs}
+    run_dir = scratch / f"{model}-seed{seed}"
+    result = train(model, run_dir=run_dir, seed=seed, verbose=0, overwrite=True, **settings)
+    history = runs.read_history(run_dir / "history.csv")
+    record = {
+        "model": model, "dataset": result.config.dataset, "seed": seed,
+        "test_accuracy": result.metrics["test_accuracy"],
+        "best_val_accuracy": max((row.get("val_accuracy", 0.0) for row in history), default=None),
+        "epochs_run": result.metrics["epochs_run"],
+        "train_examples_per_second": result.metrics["train_examples_per_second"],
+        "precision": result.metrics["precision"], "wall_time_s": result.metrics["wall_time_s"],
+        "model_file": str(run_dir / "model.keras"),
+    }
+    keras.backend.clear_session()
+    return record
+
+
+def inference_rate(model_file: str) -> float:
+    """Examples per second of the exported SavedModel on batches of 256."""
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo.export import export_savedmodel
+    from zoo.io import load_model
+
+    model = load_model(model_file)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = export_savedmodel(model, Path(scratch) / "saved_model")
+        serve = tf.saved_model.load(str(path)).signatures["serve"]
+        shape = (INFERENCE_BATCH, *model.input_shape[1:])
+        batch = tf.constant(np.random.default_rng(0).random(shape, np.float32))
+        for _ in range(3):
+            serve(batch)
+        seconds = []
+        for _ in range(20):
+            started = time.perf_counter()
+            serve(batch)
+            seconds.append(time.perf_counter() - started)
+    return INFERENCE_BATCH / statistics.median(seconds)
+
+
+def write_tables(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
+    """One CSV per dataset, models sorted by name."""
+    written = []
+    for dataset in sorted({row["dataset"] for row in rows}):
+        path = out / f"results-{dataset}.csv"
+        ours = sorted((row for row in rows if row["dataset"] == dataset), key=lambda row: row["model"])
+        temporary = path.with_suffix(".csv.tmp")
+        with temporary.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, COLUMNS)
+            writer.writeheader()
+            writer.writerows(ours)
+        temporary.replace(path)
+        written.append(path)
+    return written
+
+
+def summarise(model: str, records: list[dict[str, Any]], machine_name: str) -> dict[str, Any]:
+    from zoo.flops import count_flops
+    from zoo.models import create_model
+
+    count = count_flops(create_model(model))
+    accuracies = [record["test_accuracy"] for record in records]
+    rates = [record["train_examples_per_second"] for record in records
+             if record["train_examples_per_second"]]
+    return {
+        "model": model, "dataset": records[0]["dataset"], "parameters": count.parameters,
+        "macs": count.macs, "test_accuracy_mean": round(statistics.mean(accuracies), 4),
+        "test_accuracy_std": round(statistics.stdev(accuracies), 4) if len(records) > 1 else "",
+        "seeds": len(records),
+        "train_examples_per_second": round(statistics.median(rates)) if rates else "",
+        "inference_examples_per_second": round(records[0]["inference_examples_per_second"]),
+        "precision": records[0]["precision"], "machine": machine_name,
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.readme:
+        print(readme_table(Path(args.out)))
+        return 0
+    from zoo.commands import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from zoo.io import atomic_write_json
+    from zoo.models import default_dataset, list_models
+
+    out = Path(args.out)
+    models = args.models or list_models()
+    machine_name = machine()
+    scratch = out / ".runs"  # the runs' directories, kept until their model's table row is done
+    for model in models:
+        dataset = default_dataset(model)
+        records = []
+        for seed in range(args.seeds):
+            path = record_path(out, dataset, model, seed)
+            if path.exists():
+                records.append(json.loads(path.read_text()))
+                continue
+            record = train_one(model, seed, args.epochs, scratch)
+            if seed == 0:
+                record["inference_examples_per_second"] = inference_rate(record["model_file"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(record, path)
+            records.append(record)
+            print(f"{model} seed {seed}: test accuracy {record['test_accuracy']:.4f} "
+                  f"({record['epochs_run']} epochs, {record['wall_time_s']:.0f} s)",
+                  file=sys.stderr, flush=True)
+        if args.ship_weights:
+            from zoo.models.shipping import ship_weights
+
+            best = max(records, key=lambda record: (record["best_val_accuracy"] or 0.0,
+                                                    -record["seed"]))
+            ship_weights(model, dataset, best["model_file"], seed=best["seed"],
+                         budget_mb=args.weights_budget_mb)
+        for table in write_tables(out, recorded_rows(out, machine_name)):
+            print(f"wrote {table}", file=sys.stderr, flush=True)
+    return 0
+
+
+def readme_table(out: Path = RESULTS) -> str:
+    """The README's results table, generated from the results CSVs."""
+    lines = ["| model | dataset | parameters | MACs | test accuracy | seeds | train ex/s | "
+             "inference ex/s | precision |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    machines = set()
+    for path in sorted(out.glob("results-*.csv")):
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                std = f" ± {float(row['test_accuracy_std']) * 100:.2f}" if row["test_accuracy_std"] else ""
+                lines.append(
+                    f"| `{row['model']}` | {row['dataset']} | {int(row['parameters']):,} | "
+                    f"{int(row['macs']) / 1e6:.2f} M | {float(row['test_accuracy_mean']) * 100:.2f}{std} % | "
+                    f"{row['seeds']} | {row['train_examples_per_second']} | "
+                    f"{row['inference_examples_per_second']} | {row['precision']} |")
+                machines.add(row["machine"])
+    lines.append("")
+    lines.append(f"Measured on: {'; '.join(sorted(machines))}.")
+    return "\n".join(lines)
+
+
+def recorded_rows(out: Path, machine_name: str) -> list[dict[str, Any]]:
+    """A table row for every model with recorded runs, this call's or earlier ones'."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted((out / "runs").glob("*/*-seed*.json")):
+        record = json.loads(path.read_text())
+        grouped.setdefault(record["model"], []).append(record)
+    return [summarise(model, sorted(records, key=lambda record: record["seed"]), machine_name)
+            for model, records in sorted(grouped.items())]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
