@@ -101,13 +101,19 @@ def train_one(model: str, seed: int, epochs: int | None, scratch: Path) -> dict[
         "epochs_run": result.metrics["epochs_run"],
         "train_examples_per_second": result.metrics["train_examples_per_second"],
         "precision": result.metrics["precision"], "wall_time_s": result.metrics["wall_time_s"],
-        "model_file": str(run_dir / "model.keras"),
+        "model_file": _from_root(run_dir / "model.keras"),  # kept in results/.runs
     }
     keras.backend.clear_session()
     return record
 
 
-def inference_rate(model_file: str) -> float:
+def _from_root(path: Path) -> str:
+    """``path`` relative to the repository when inside it (records hold no machine paths)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def inference_rate(model_file: str | Path) -> float:
     """Examples per second of the exported SavedModel on batches of 256."""
     import numpy as np
     import tensorflow as tf
@@ -191,7 +197,7 @@ def main(argv=None) -> int:
                 continue
             record = train_one(model, seed, args.epochs, scratch)
             if seed == 0:
-                record["inference_examples_per_second"] = inference_rate(record["model_file"])
+                record["inference_examples_per_second"] = inference_rate(ROOT / record["model_file"])
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(record, path)
             records.append(record)
@@ -203,7 +209,7 @@ def main(argv=None) -> int:
 
             best = max(records, key=lambda record: (record["best_val_accuracy"] or 0.0,
                                                     -record["seed"]))
-            ship_weights(model, dataset, best["model_file"], seed=best["seed"],
+            ship_weights(model, dataset, ROOT / best["model_file"], seed=best["seed"],
                          budget_mb=args.weights_budget_mb)
         for table in write_tables(out, recorded_rows(out, machine_name)):
             print(f"wrote {table}", file=sys.stderr, flush=True)
