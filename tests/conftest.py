@@ -46,6 +46,31 @@ def data_dir(tmp_path_factory):
 
 _jax_run = None
 
+#: The files that take longest (subprocesses that import TensorFlow or JAX,
+#: kills and resumptions, trained experiments), longest first. Two workers
+#: take whole files (--dist loadfile) in collection order, so these go first
+#: and the short files fill in after them, rather than a long file starting last.
+LONGEST_FIRST = (
+    "tests/zoo/test_without_tensorflow.py",
+    "tests/zoo/test_interruption.py",
+    "tests/zoo/test_experiments.py",
+    "tests/zoo/test_bad_inputs.py",
+    "tests/tuning/test_resume.py",
+    "tests/tuning/test_distributed.py",
+    "tests/tuning/test_search.py",
+    "tests/tuning/test_memory.py",
+    "tests/zoo/test_multi_worker_resume.py",
+    "tests/zoo/test_run_directory.py",
+    "tests/zoo/test_multi_worker.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Orders the collected tests so that the longest files come first
+    (:data:`LONGEST_FIRST`); the rest keep their order."""
+    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
 
 def pytest_sessionstart(session):
     """A session of the whole suite starts the JAX run of the backend tests at
