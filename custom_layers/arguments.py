@@ -86,8 +86,10 @@ def check_int(value, name: str, minimum: int | None = None, allow_none: bool = F
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
             or (minimum is not None and value < minimum):
-        bound = "" if minimum is None else (" > 0" if minimum == 1 else f" >= {minimum}")
-        raise invalid(name, f"an integer{bound}{' or None' if allow_none else ''}", value)
+        # "a positive integer": Keras' own wording for units and filters, which its tests match.
+        kind = ("a positive integer" if minimum == 1 else
+                f"an integer{'' if minimum is None else f' >= {minimum}'}")
+        raise invalid(name, f"{kind}{' or None' if allow_none else ''}", value)
     return int(value)
 
 

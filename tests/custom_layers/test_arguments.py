@@ -92,7 +92,7 @@ MESSAGES = [
      r"Computed output size would be zero or negative\. Received: `inputs\.shape=\(None, 3, 2\)`, "
      r"`pool_size=\(4,\)`"),
     ("Dense of 0 units", lambda: custom_layers.Dense(0), ValueError,
-     r"`units`\. Expected an integer > 0\. Received: units=0"),
+     r"`units`\. Expected a positive integer\. Received: units=0"),
     ("Dense on strings", lambda: custom_layers.Dense(3)(tf.constant([["a", "b"]])), TypeError,
      r"expects numeric inputs \(float or int\), received dtype string"),
 ]

@@ -12,10 +12,10 @@ from tests.tuning.helpers import TINY_CNN
 @pytest.mark.parametrize("arguments, message", [
     (dict(tuner="grid"), "Invalid value for argument `tuner`. Expected one of 'hyperband', "
                          "'bayesian', 'random'. Received: tuner='grid'."),
-    (dict(max_trials=0), "argument `max_trials`. Expected an integer > 0 or None. Received: max_trials=0."),
-    (dict(max_trials=2.5), "argument `max_trials`. Expected an integer > 0 or None"),
-    (dict(epochs=0), "argument `epochs`. Expected an integer > 0. Received: epochs=0"),
-    (dict(batch_size=0), "argument `batch_size`. Expected an integer > 0"),
+    (dict(max_trials=0), "argument `max_trials`. Expected a positive integer or None. Received: max_trials=0."),
+    (dict(max_trials=2.5), "argument `max_trials`. Expected a positive integer or None"),
+    (dict(epochs=0), "argument `epochs`. Expected a positive integer. Received: epochs=0"),
+    (dict(batch_size=0), "argument `batch_size`. Expected a positive integer"),
     (dict(hyperband_factor=1), "argument `hyperband_factor`. Expected an integer >= 2"),
     (dict(model="no_such_model"), "Unknown model 'no_such_model'. Available models: "),
     (dict(dataset="imagenet42"), "unknown dataset 'imagenet42'; valid names are: mnist1d"),

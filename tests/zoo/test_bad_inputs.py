@@ -149,7 +149,7 @@ API_ROWS = [
     ("unknown split", lambda c: datasets.load("mnist1d", "training"), ValueError,
      r"unknown split 'training'; valid splits are: train, validation, test"),
     ("batch size 0", lambda c: datasets.load("mnist1d", batch_size=0), ValueError,
-     r"argument `batch_size`\. Expected an integer > 0\. Received: batch_size=0\."),
+     r"argument `batch_size`\. Expected a positive integer\. Received: batch_size=0\."),
     ("empty training split", lambda c: datasets.load("mnist1d", validation_split=0.99999),
      ValueError, r"leaves 4000 for validation and 0 for training; both must be non-empty"),
     ("augmenting signals", lambda c: datasets.load("mnist1d", augment=True), ValueError,
@@ -211,9 +211,9 @@ API_ROWS = [
 #: Arguments of ``zoo.train`` refused before any work: (id, arguments, pattern).
 TRAINING_ROWS = [
     ("epochs 0", dict(epochs=0),
-     r"Invalid value for argument `epochs`\. Expected an integer > 0\. Received: epochs=0\."),
+     r"Invalid value for argument `epochs`\. Expected a positive integer\. Received: epochs=0\."),
     ("batch size 0", dict(batch_size=0),
-     r"Invalid value for argument `batch_size`\. Expected an integer > 0\. Received: batch_size=0\."),
+     r"Invalid value for argument `batch_size`\. Expected a positive integer\. Received: batch_size=0\."),
     ("unknown optimizer", dict(optimizer="lbfgs"),
      r"Invalid value for argument `optimizer`\. Expected one of 'adam', 'sgd', 'rmsprop', "
      r"'adamw'\. Received: optimizer='lbfgs'\."),
@@ -227,7 +227,7 @@ TRAINING_ROWS = [
      r"Invalid value for argument `precision`\. Expected one of 'auto', 'float32', "
      r"'mixed_bfloat16', 'mixed_float16'\. Received: precision='half'\."),
     ("gradient statistics every 0 steps", dict(gradient_stats_every=0),
-     r"Invalid value for argument `gradient_stats_every`\. Expected an integer > 0 or None\. "
+     r"Invalid value for argument `gradient_stats_every`\. Expected a positive integer or None\. "
      r"Received: gradient_stats_every=0\."),
     ("gradient statistics of a mirrored run", dict(gradient_stats_every=10, strategy="mirrored"),
      r"Gradient statistics observe a single-device run \(strategy 'none'\); "
