@@ -10,6 +10,7 @@ wall time, the accuracy gap and the time ratio custom/keras.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -42,9 +43,12 @@ def run_case(case: str, epochs: int | None, seed: int, workdir: str, data_dir: s
               f"epochs {result.metrics['epochs_run']} time {result.metrics['wall_time_s']:.1f}s",
               flush=True)
     custom, keras_ = results["custom"], results["keras"]
+    from zoo.models.registry import RECIPE_FIELDS
+
     return {
         "case": case,
         "seed": seed,
+        "training": {name: getattr(result.config, name) for name in RECIPE_FIELDS},
         **{f"{layers}_{key}": value for layers, values in results.items()
            for key, value in values.items()},
         "accuracy_gap_points": round(100 * (custom["test_accuracy"] - keras_["test_accuracy"]), 2),
@@ -62,10 +66,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES),
                         help="MODEL:DATASET pairs (default: %(default)s)")
     parser.add_argument("--epochs", type=positive_int, default=None,
-                        help="default: the dataset's training default (15, or 40 on mnist1d)")
+                        help="default: the model's recipe, else the dataset's (15, or 40 on "
+                             "mnist1d)")
     parser.add_argument("--seeds", type=int_at_least(0), nargs="+", default=[0])
     parser.add_argument("--batch-size", type=positive_int, default=None)
-    parser.add_argument("--augment", action="store_true")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="default: the model's recipe (zoo.models.training_recipe)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--precision", default="auto",
                         help="auto, float32, mixed_bfloat16 or mixed_float16 (default auto)")
@@ -78,9 +84,10 @@ def main(argv=None) -> int:
         print(f"accuracy: error: --epochs must be >= 1, received {args.epochs}", file=sys.stderr)
         return 2
 
-    options = {"augment": args.augment, "precision": args.precision}
-    if args.batch_size:
-        options["batch_size"] = args.batch_size
+    options = {"precision": args.precision}
+    for name in ("augment", "batch_size"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
     rows = []
     started = time.time()
     with tempfile.TemporaryDirectory() as workdir:
@@ -89,7 +96,7 @@ def main(argv=None) -> int:
                 rows.append(run_case(case, args.epochs, seed, workdir, args.data_dir, options))
     report = {
         "benchmark": "accuracy",
-        "epochs": args.epochs or "dataset default",
+        "epochs": args.epochs or "the model's recipe, else the dataset's default",
         "options": options,
         **environment(),
         "total_seconds": round(time.time() - started, 1),

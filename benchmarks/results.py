@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import json
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -83,24 +84,64 @@ def record_path(out: Path, dataset: str, model: str, seed: int) -> Path:
     return out / "runs" / dataset / f"{model}-seed{seed}.json"
 
 
+def training_settings(model: str, epochs: int | None) -> dict[str, Any]:
+    """What a run of ``model`` trains with: its recipe, else the dataset's
+    defaults (``zoo.models.training_recipe``), ``epochs`` if given."""
+    from zoo.models.registry import RECIPE_FIELDS
+    from zoo.training import TrainConfig
+
+    config = TrainConfig(model, epochs=epochs)
+    return {name: getattr(config, name) for name in RECIPE_FIELDS}
+
+
+def preset_of(model: str, models: list[str]) -> str | None:
+    """The preset among ``models`` that is ``model``'s default network, when
+    ``model`` is a family whose defaults are one of its presets (``resnet``
+    is ``resnet20``): its row is the preset's runs."""
+    from zoo.models.registry import model_arguments, training_recipe
+
+    def defaults(name):
+        return {key: value for key, value in model_arguments(name).items() if key != "name"}
+
+    if model_arguments(model).get("name") is not None:  # a preset names its network
+        return None
+    return next((other for other in models if other != model
+                 and model_arguments(other).get("name") is not None
+                 and defaults(other) == defaults(model)
+                 and training_recipe(other) == training_recipe(model)), None)
+
+
 def train_one(model: str, seed: int, epochs: int | None, scratch: Path) -> dict[str, Any]:
-    """One ``zoo.train`` run with the defaults; its record."""
+    """One ``zoo.train`` run with the defaults, in ``scratch/MODEL-seedN``:
+    an interrupted run resumes there and a finished one with the same
+    settings is read, not trained again; its record."""
     import keras
 
     from zoo import runs
-    from zoo.training import train
+    from zoo.training import RunFinishedError, RunSettingsChangedError, train
 
     settings = {} if epochs is None else {"epochs": epochs}
+    training = training_settings(model, epochs)
     run_dir = scratch / f"{model}-seed{seed}"
-    result = train(model, run_dir=run_dir, seed=seed, verbose=0, overwrite=True, **settings)
+    if runs.is_finished(run_dir):
+        recorded = json.loads((run_dir / runs.SETTINGS_FILE).read_text())
+        if any(recorded.get(key) != value for key, value in {"seed": seed, **training}.items()):
+            shutil.rmtree(run_dir)  # trained with other settings
+    options = dict(run_dir=run_dir, seed=seed, verbose=0, **settings)
+    try:
+        metrics = train(model, **options).metrics
+    except RunFinishedError:  # trained by an earlier call, not yet recorded
+        metrics = json.loads((run_dir / runs.FINISHED_FILE).read_text())
+    except RunSettingsChangedError:  # an unfinished run of other settings
+        metrics = train(model, overwrite=True, **options).metrics
     history = runs.read_history(run_dir / "history.csv")
     record = {
-        "model": model, "dataset": result.config.dataset, "seed": seed,
-        "test_accuracy": result.metrics["test_accuracy"],
+        "model": model, "dataset": metrics["dataset"], "seed": seed, "training": training,
+        "test_accuracy": metrics["test_accuracy"],
         "best_val_accuracy": max((row.get("val_accuracy", 0.0) for row in history), default=None),
-        "epochs_run": result.metrics["epochs_run"],
-        "train_examples_per_second": result.metrics["train_examples_per_second"],
-        "precision": result.metrics["precision"], "wall_time_s": result.metrics["wall_time_s"],
+        "epochs_run": metrics["epochs_run"],
+        "train_examples_per_second": metrics["train_examples_per_second"],
+        "precision": metrics["precision"], "wall_time_s": metrics["wall_time_s"],
         "model_file": _from_root(run_dir / "model.keras"),  # kept in results/.runs
     }
     keras.backend.clear_session()
@@ -189,12 +230,19 @@ def main(argv=None) -> int:
     scratch = out / ".runs"  # the runs' directories, kept until their model's table row is done
     for model in models:
         dataset = default_dataset(model)
+        if preset_of(model, list_models()):
+            continue  # its row is its preset's runs (recorded_rows)
+        training = training_settings(model, args.epochs)
         records = []
         for seed in range(args.seeds):
             path = record_path(out, dataset, model, seed)
             if path.exists():
-                records.append(json.loads(path.read_text()))
-                continue
+                record = json.loads(path.read_text())
+                if record.get("training") == training:
+                    records.append(record)
+                    continue
+                print(f"{model} seed {seed}: recorded with {record.get('training')}, the defaults "
+                      f"are now {training}: replacing it", file=sys.stderr, flush=True)
             record = train_one(model, seed, args.epochs, scratch)
             if seed == 0:
                 record["inference_examples_per_second"] = inference_rate(ROOT / record["model_file"])
@@ -238,10 +286,16 @@ def readme_table(out: Path = RESULTS) -> str:
 
 def recorded_rows(out: Path, machine_name: str) -> list[dict[str, Any]]:
     """A table row for every model with recorded runs, this call's or earlier ones'."""
+    from zoo.models import list_models
+
     grouped: dict[str, list[dict[str, Any]]] = {}
     for path in sorted((out / "runs").glob("*/*-seed*.json")):
         record = json.loads(path.read_text())
         grouped.setdefault(record["model"], []).append(record)
+    for model in list_models():  # a family whose default is a preset: the preset's runs
+        preset = preset_of(model, list(grouped))
+        if model not in grouped and preset is not None:
+            grouped[model] = [{**record, "model": model} for record in grouped[preset]]
     return [summarise(model, sorted(records, key=lambda record: record["seed"]), machine_name)
             for model, records in sorted(grouped.items())]
 

@@ -106,3 +106,15 @@ def test_the_readme_results_table_is_the_one_the_results_csvs_give():
 
     assert sorted(path.name for path in RESULTS.glob("results-*.csv"))
     assert readme_table() in README.read_text()
+
+
+def test_the_results_table_has_a_row_for_every_registered_model():
+    import csv
+
+    from benchmarks.results import RESULTS, preset_of
+    from zoo.models import list_models
+
+    rows = [row for path in RESULTS.glob("results-*.csv") for row in csv.DictReader(path.open())]
+    assert sorted(row["model"] for row in rows) == list_models()
+    assert preset_of("resnet", list_models()) == "resnet20"  # the family's row is its preset's runs
+    assert preset_of("deep_cnn", list_models()) is None

@@ -121,6 +121,13 @@ def _info(args) -> None:
     print(f"parameters: {count.parameters:,} (with the default input shape)")
     print(f"multiply-accumulates per example: {count.macs:,} forward, "
           f"{count.training_macs:,} a training step (3x)")
+    from zoo.models.registry import RECIPE_FIELDS, training_recipe
+    from zoo.training import TrainConfig
+
+    config, recipe = TrainConfig(args.model), training_recipe(args.model)
+    print(f"trains by default on {config.dataset}: " + ", ".join(
+        f"{name}={getattr(config, name)!r}{' (its recipe)' if name in recipe else ''}"
+        for name in RECIPE_FIELDS))
 
 
 def _train(args) -> None:

@@ -106,7 +106,8 @@ def add_training_arguments(parser, *, model_arguments: bool = True) -> None:
                              "mnist_5k for the others")
     parser.add_argument("--epochs", type=positive_int, default=None,
                         help="the most epochs one model trains (early stopping may end sooner); "
-                             "default: 15 (40 on mnist1d)")
+                             "default: the model's recipe (`zoo info MODEL`), else 15 (40 on "
+                             "mnist1d)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="per replica (the global batch is this times the replicas); "
                              "default: 64 (100 on mnist1d)")
@@ -115,11 +116,13 @@ def add_training_arguments(parser, *, model_arguments: bool = True) -> None:
     parser.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop or adamw")
     parser.add_argument("--learning-rate-schedule", default="cosine", choices=("cosine", "constant"),
                         help="the step size over a training (default: %(default)s)")
-    parser.add_argument("--early-stopping-patience", type=non_negative_int, default=5, metavar="N",
+    parser.add_argument("--early-stopping-patience", type=non_negative_int, default=None, metavar="N",
                         help="epochs without a lower validation loss before training stops "
-                             "(default: %(default)s)")
+                             "(default: the model's recipe, else 5)")
     parser.add_argument("--seed", type=non_negative_int, default=None)
-    parser.add_argument("--augment", action="store_true", help="random shifts/rotations of images")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="random shifts/rotations of images (default: the model's recipe, "
+                             "else off)")
     add_precision_argument(parser)
     if model_arguments:
         parser.add_argument("--weight-decay", type=non_negative_float, default=None,

@@ -26,6 +26,12 @@ def test_info_shows_arguments_and_parameters(capsys):
     assert main(["info", "bn_paper_mlp"]) == 0
     out = capsys.readouterr().out
     assert "hidden_units = (100, 100, 100)" in out and "parameters:" in out
+    assert "trains by default on mnist_5k: epochs=15, batch_size=64" in out
+
+
+def test_info_shows_the_recipe_a_model_trains_with(capsys):
+    assert main(["info", "lenet5"]) == 0
+    assert "epochs=40 (its recipe)" in capsys.readouterr().out
 
 
 def test_commands_built_on_zoo_are_found_through_entry_points(capsys):

@@ -13,7 +13,7 @@ from zoo import TrainConfig, train
 from zoo.cli import build_parser
 from zoo.commands import cli_wording, record_flags
 from zoo.experiments.registry import run as run_experiment
-from zoo.models.registry import model_arguments
+from zoo.models.registry import model_arguments, register_model, training_recipe
 
 #: Flags that say in the command line's way what the API says otherwise.
 CLI_FORMS = {
@@ -113,3 +113,22 @@ def test_one_config_is_validated_once_and_shared_by_train_and_tune():
         TrainConfig.from_arguments("cnn1d", model="deep_cnn")
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.epochs = 4
+
+
+def test_a_models_recipe_fills_only_the_settings_a_call_leaves_out():
+    recipe = training_recipe("lenet5")
+    assert recipe["augment"] is True
+    config = TrainConfig("lenet5")
+    assert {name: getattr(config, name) for name in recipe} == recipe
+    assert config.batch_size == 64  # not in the recipe: the dataset's default
+    assert training_recipe("resnet20") == training_recipe("resnet")  # a preset trains as its family
+    explicit = TrainConfig.from_arguments("lenet5", augment=False, epochs=3)
+    assert (explicit.augment, explicit.epochs) == (False, 3)
+    plain = TrainConfig("deep_cnn")
+    assert (training_recipe("deep_cnn"), plain.epochs, plain.augment,
+            plain.early_stopping_patience) == ({}, 15, False, 5)
+    parser = build_parser()
+    assert parser.parse_args(["train", "lenet5"]).augment is None  # None: the recipe's
+    assert parser.parse_args(["train", "lenet5", "--no-augment"]).augment is False
+    with pytest.raises(ValueError, match="a recipe sets only epochs, batch_size"):
+        register_model(recipe={"optimizer": "sgd"})(lambda: None)

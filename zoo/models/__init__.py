@@ -11,7 +11,9 @@ from zoo.models.registry import (
     list_models,
     model_arguments,
     register_model,
+    training_recipe,
 )
 
 __all__ = ["cnn1d", "create_model", "deep_cnn", "deep_mlp", "default_dataset", "lenet5",
-           "list_models", "model_arguments", "register_model", "resnet", "resnet20"]
+           "list_models", "model_arguments", "register_model", "resnet", "resnet20",
+           "training_recipe"]

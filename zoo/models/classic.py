@@ -20,8 +20,17 @@ from zoo.models._common import (
 )
 from zoo.models.registry import register_model, register_preset
 
+def whole_schedule(epochs: int) -> dict:
+    """The classic networks' training recipe (``zoo.models.training_recipe``):
+    3,600 training digits are few for them, so they see shifted and rotated
+    digits (``augment``) along a whole cosine schedule of ``epochs``, the
+    best epoch's weights kept (a patience of ``epochs`` never stops early).
+    On mnist_5k it lifts lenet5's test accuracy from 97.10 % to 98.13 %
+    (3 seeds; README, "Results table")."""
+    return {"epochs": epochs, "early_stopping_patience": epochs, "augment": True}
 
-@register_model
+
+@register_model(recipe=whole_schedule(40))
 def lenet5(
     input_shape: Sequence[int] = (28, 28, 1),
     num_classes: int = 10,
@@ -79,7 +88,7 @@ def lenet5(
     return keras.Model(inputs, outputs, name=name or "lenet5")
 
 
-@register_model
+@register_model(recipe=whole_schedule(30))
 def resnet(
     input_shape: Sequence[int] = (28, 28, 1),
     num_classes: int = 10,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import keras
 
@@ -20,15 +20,30 @@ from custom_layers.arguments import did_you_mean
 ModelBuilder = Callable[..., keras.Model]
 
 _REGISTRY: dict[str, ModelBuilder] = {}
+_RECIPES: dict[str, dict[str, Any]] = {}
+
+#: The ``zoo.training.TrainConfig`` fields a model's training recipe may set.
+RECIPE_FIELDS = ("epochs", "batch_size", "learning_rate", "early_stopping_patience", "augment")
 
 
-def register_model(builder: ModelBuilder) -> ModelBuilder:
+def register_model(builder: ModelBuilder | None = None, /, *,
+                   recipe: Mapping[str, Any] | None = None) -> ModelBuilder:
     """Adds ``builder`` to the registry under its function name and returns it
     with one more keyword, ``weights`` (None, a dataset of its shipped
-    weights, or a ``.weights.h5`` path: :mod:`zoo.models.weights`)."""
+    weights, or a ``.weights.h5`` path: :mod:`zoo.models.weights`).
+
+    ``recipe``: the training settings the model is trained with unless told
+    otherwise (:func:`training_recipe`). Used bare (``@register_model``) or
+    called (``@register_model(recipe={"augment": True})``)."""
+    if builder is None:
+        return functools.partial(register_model, recipe=recipe)
     name = builder.__name__
     if name in _REGISTRY:
         raise ValueError(f"A model named {name!r} is already registered.")
+    unknown = sorted(set(recipe or {}) - set(RECIPE_FIELDS))
+    if unknown:
+        raise ValueError(f"Model {name!r}: a recipe sets only {', '.join(RECIPE_FIELDS)}; "
+                         f"not {', '.join(unknown)}.")
 
     @functools.wraps(builder)
     def build(*args, weights=None, **arguments) -> keras.Model:
@@ -44,13 +59,17 @@ def register_model(builder: ModelBuilder) -> ModelBuilder:
         *signature.parameters.values(),
         inspect.Parameter("weights", inspect.Parameter.KEYWORD_ONLY, default=None)])
     _REGISTRY[name] = build
+    if recipe:
+        _RECIPES[name] = dict(recipe)
     return build
 
 
-def register_preset(name: str, family: ModelBuilder, doc: str, **defaults) -> ModelBuilder:
+def register_preset(name: str, family: ModelBuilder, doc: str, *,
+                    recipe: Mapping[str, Any] | None = None, **defaults) -> ModelBuilder:
     """Registers ``name`` as ``family`` with other ``defaults``: a named
     configuration (e.g. a paper's network) whose signature shows its own
-    defaults and still accepts every argument of the family as an override."""
+    defaults and still accepts every argument of the family as an override.
+    It trains with ``recipe``, else with its family's."""
     family_signature = inspect.signature(family)
     family_signature = family_signature.replace(parameters=[
         parameter for parameter in family_signature.parameters.values() if parameter.name != "weights"])
@@ -68,7 +87,7 @@ def register_preset(name: str, family: ModelBuilder, doc: str, **defaults) -> Mo
         p.replace(default=defaults[p.name]) if p.name in defaults else p
         for p in family_signature.parameters.values()
     ])
-    return register_model(preset)
+    return register_model(preset, recipe=_RECIPES.get(family.__name__) if recipe is None else recipe)
 
 
 def list_models() -> list[str]:
@@ -105,6 +124,15 @@ def default_dataset(name: str) -> str:
         if shape is not None and tuple(info(dataset).input_shape) == tuple(shape):
             return dataset
     return "mnist_5k"
+
+
+def training_recipe(name: str) -> dict[str, Any]:
+    """The training settings model ``name`` is trained with unless told
+    otherwise (by ``zoo train`` and ``zoo.train``; :data:`RECIPE_FIELDS`):
+    what its results table row was measured with. Settings it leaves out
+    come from the dataset (``zoo.training.training_defaults``)."""
+    get_builder(name)  # unknown names: ValueError listing the valid ones
+    return dict(_RECIPES.get(name, {}))
 
 
 def create_model(name: str, **overrides) -> keras.Model:

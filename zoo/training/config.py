@@ -34,10 +34,9 @@ class TrainConfig:
             (``zoo.models.default_dataset``).
         model_arguments: arguments of the model's builder (weight_decay,
             dropout_rate, batch_norm, layers, filters, ...).
-        epochs: the most epochs to train (early stopping may end sooner);
-            None: 15, or 40 on mnist1d (``zoo.training.training_defaults``).
-        batch_size: examples per step on each replica; None: 64 (100 on mnist1d).
-        learning_rate: the initial step size; None: 1e-3 (3e-3 on mnist1d).
+        epochs: the most epochs to train (early stopping may end sooner).
+        batch_size: examples per step on each replica.
+        learning_rate: the initial step size.
         optimizer: adam, sgd (momentum 0.9), rmsprop or adamw.
         learning_rate_schedule: "cosine" (the step size decays to 0 over
             the training) or "constant".
@@ -47,6 +46,13 @@ class TrainConfig:
         augment: random shifts and rotations of the training images.
         precision: "auto" (the fastest the device computes natively), "float32",
             "mixed_bfloat16" or "mixed_float16" (``zoo.training.precision``).
+
+    ``epochs``, ``batch_size``, ``learning_rate``, ``early_stopping_patience``
+    and ``augment`` left None come from the model's training recipe
+    (``zoo.models.training_recipe``: lenet5 trains 40 augmented epochs, the
+    resnets 30), else from the dataset (``zoo.training.training_defaults``:
+    15 epochs of 64 at 1e-3, or 40 of 100 at 3e-3 on mnist1d; patience 5;
+    no augmentation).
     """
 
     model: str = "deep_cnn"
@@ -57,16 +63,16 @@ class TrainConfig:
     learning_rate: float | None = None
     optimizer: str = "adam"
     learning_rate_schedule: str = "cosine"
-    early_stopping_patience: int = 5
+    early_stopping_patience: int | None = None
     seed: int | None = None
-    augment: bool = False
+    augment: bool | None = None
     precision: str = "auto"
     #: False for a model built outside the registry: its name is a label only.
     registered: bool = field(default=True, repr=False)
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: the defaults are resolved once, here
-        from zoo.models.registry import check_overrides, default_dataset
+        from zoo.models.registry import RECIPE_FIELDS, check_overrides, default_dataset, training_recipe
 
         check_bool(self.registered, "registered")
         if not isinstance(self.model_arguments, Mapping):
@@ -81,8 +87,9 @@ class TrainConfig:
         if self.dataset is None:
             set_(self, "dataset", default_dataset(self.model) if self.registered else FALLBACK_DATASET)
         datasets.info(self.dataset)  # unknown names: ValueError listing the valid ones
-        defaults = training_defaults(self.dataset)
-        for name in ("epochs", "batch_size", "learning_rate"):
+        defaults = {**training_defaults(self.dataset),
+                    **(training_recipe(self.model) if self.registered else {})}
+        for name in RECIPE_FIELDS:
             if getattr(self, name) is None:
                 set_(self, name, defaults[name])
         check_int(self.epochs, "epochs", minimum=1)

@@ -50,11 +50,14 @@ STRATEGIES = ("auto", "none", "mirrored", "multi-worker")
 TRAINING_DEFAULTS = {
     "mnist1d": {"epochs": 40, "batch_size": 100, "learning_rate": 3e-3},
 }
-GENERIC_TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 64, "learning_rate": 1e-3}
+GENERIC_TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 64, "learning_rate": 1e-3,
+                             "early_stopping_patience": 5, "augment": False}
 
 
 def training_defaults(dataset: str) -> dict[str, float]:
-    """Epochs, batch size and learning rate used for ``dataset`` when not given."""
+    """Epochs, batch size, learning rate, early-stopping patience and
+    augmentation used for ``dataset`` when neither the call nor the model's
+    recipe (``zoo.models.training_recipe``) gives them."""
     return {**GENERIC_TRAINING_DEFAULTS, **TRAINING_DEFAULTS.get(dataset, {})}
 
 
