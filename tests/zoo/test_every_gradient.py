@@ -70,8 +70,9 @@ def test_custom_zoo_models_train_on_written_out_gradients_only(family, policy):
         f"autodiff differentiated {sorted(set(counts) - ALLOWED_AUTODIFF)} in {family}")
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_the_count_sees_keras_layers_autodiff(family):
-    counts = _autodiff_in_a_training_step(family, "keras", "float32")
+def test_the_count_sees_keras_layers_autodiff():
+    # One family shows that the check above can fail: the smallest, whose
+    # batch norm brings JAX's rsqrt and whose Dense layers the matrix products.
+    counts = _autodiff_in_a_training_step("deep_mlp", "keras", "float32")
     assert KERAS_NONLINEAR <= set(counts)
     assert not set(counts) <= ALLOWED_AUTODIFF
