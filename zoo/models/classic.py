@@ -25,8 +25,8 @@ def whole_schedule(epochs: int) -> dict:
     3,600 training digits are few for them, so they see shifted and rotated
     digits (``augment``) along a whole cosine schedule of ``epochs``, the
     best epoch's weights kept (a patience of ``epochs`` never stops early).
-    On mnist_5k it lifts lenet5's test accuracy from 97.10 % to 98.13 %
-    (3 seeds; README, "Results table")."""
+    On mnist_5k it lifts the test accuracy of lenet5 from 97.10 % to
+    98.13 % and of resnet20 from 97.8 % to 98.87 % (README, "Results table")."""
     return {"epochs": epochs, "early_stopping_patience": epochs, "augment": True}
 
 
