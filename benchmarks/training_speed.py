@@ -1,7 +1,7 @@
 """How fast the zoo models train, against Keras, and against the machine.
 
-For ``deep_cnn``, ``cnn1d`` and ``deep_mlp`` (each on its dataset, at
-``zoo train``'s batch size) one training step — Keras' own compiled
+For ``deep_cnn``, ``cnn1d``, ``deep_mlp``, ``lenet5`` and ``resnet20`` (each
+on its dataset, at ``zoo train``'s batch size) one training step — Keras' own compiled
 ``train_function``: forward, loss E = E_D + λE_W, backward, Adam update — is
 timed for
 
@@ -40,7 +40,8 @@ from typing import Any, Callable
 from benchmarks.report import environment, write_report
 from zoo.commands import Parser, positive_int
 
-MODELS = {"deep_cnn": "mnist_5k", "cnn1d": "mnist1d", "deep_mlp": "mnist_5k"}
+MODELS = {"deep_cnn": "mnist_5k", "cnn1d": "mnist1d", "deep_mlp": "mnist_5k",
+          "lenet5": "mnist_5k", "resnet20": "mnist_5k"}
 VARIANTS = ("zoo", "keras_float32", "keras_same", "zoo_reference_batch_norm")
 FLOP_LAYERS = ("Conv1D", "Conv2D", "Dense")
 
@@ -179,16 +180,16 @@ def layer_profile(model, batch_size: int, repeats: int, step_ms: float) -> list[
     for layer in model._flatten_layers(include_self=False):
         if type(layer).__name__ == "InputLayer":
             continue
-        shape = (batch_size, *layer.input.shape[1:])
-        x = tf.random.normal(shape, dtype="float32")
-        x = tf.cast(x, layer.input.dtype)
+        inputs = layer.input if isinstance(layer.input, list) else [layer.input]  # Add: two
+        xs = [tf.cast(tf.random.normal((batch_size, *tensor.shape[1:])), tensor.dtype)
+              for tensor in inputs]
 
         @tf.function
-        def forward_backward(layer=layer, x=x):
+        def forward_backward(layer=layer, xs=xs):
             with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = layer(x, training=True)
-            return tape.gradient(y, [x, *layer.trainable_weights],
+                tape.watch(xs)
+                y = layer(xs if len(xs) > 1 else xs[0], training=True)
+            return tape.gradient(y, [*xs, *layer.trainable_weights],
                                  output_gradients=tf.ones_like(y))
 
         functions[layer.name], kinds[layer.name] = forward_backward, type(layer).__name__
