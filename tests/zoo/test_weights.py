@@ -55,6 +55,8 @@ def test_shipped_weights_load_by_dataset_name_and_by_path(weights_dir):
      r"The 'mnist_5k' weights of 'mlp' fit the model built with its default architecture; "
      r"num_classes=5 gives weights of other shapes"),
     (dict(weights="mnist_5k", input_shape=(40, 1)), r"input_shape=\(40, 1\) gives weights"),
+    (dict(weights="mnist_5k", dropout_rate=0.3, batch_norm=True, num_classes=5),  # names only
+     r"default architecture; batch_norm=True, num_classes=5 gives weights"),     # what changes shapes
     (dict(weights="missing/w.weights.h5"), r"Weights file missing/w\.weights\.h5 does not exist"),
     (dict(weights=3), r"Expected None, a dataset name or a \.weights\.h5 path\. Received: weights=3"),
 ])

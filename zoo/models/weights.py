@@ -52,6 +52,24 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def shape_changing(model_name: str, arguments: dict[str, Any],
+                   shapes: list[list[int]]) -> list[str]:
+    """``name=value`` of each of ``arguments`` that alone builds ``model_name``
+    with weights of other ``shapes`` (``num_classes=5`` does, ``dropout_rate``
+    does not): what an error names when weights cannot fit."""
+    from zoo.models.registry import create_model
+
+    changing = []
+    for key, value in sorted(arguments.items()):
+        try:
+            built = [list(weight.shape) for weight in create_model(model_name, **{key: value}).weights]
+        except ValueError:  # builds only beside other overrides: it takes part in the change
+            built = None
+        if built != shapes:
+            changing.append(f"{key}={value!r}")
+    return changing
+
+
 def load_weights(model: keras.Model, model_name: str, weights: str | os.PathLike,
                  arguments: dict[str, Any]) -> None:
     """Loads ``weights`` (a dataset name of the shipped weights, or a path)
@@ -80,9 +98,8 @@ def load_weights(model: keras.Model, model_name: str, weights: str | os.PathLike
                                f"expected SHA-256 {entry['sha256']}, found {found}.")
         shapes = [list(weight.shape) for weight in model.weights]
         if shapes != entry["shapes"]:
-            changed = ", ".join(f"{key}={value!r}" for key, value in sorted(arguments.items())
-                                if key not in ("weights", "layers", "dropout_rate", "weight_decay",
-                                               "name")) or "the arguments given"
+            changed = ", ".join(shape_changing(model_name, arguments, entry["shapes"])) \
+                or "the arguments given"
             raise WeightsError(f"The {weights!r} weights of {model_name!r} fit the model built with "
                                f"its default architecture; {changed} gives weights of other shapes. "
                                "Build it without those overrides, or pass weights=None.")
