@@ -51,7 +51,7 @@ def register_model(builder: ModelBuilder | None = None, /, *,
         if weights is not None:
             from zoo.models.weights import load_weights
 
-            load_weights(model, name, weights, arguments)
+            load_weights(model, name, weights, arguments, rebuild=builder)
         return model
 
     signature = inspect.signature(builder)

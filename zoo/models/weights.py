@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import keras
 
@@ -52,17 +52,15 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def shape_changing(model_name: str, arguments: dict[str, Any],
+def shape_changing(rebuild: Callable[..., keras.Model], arguments: dict[str, Any],
                    shapes: list[list[int]]) -> list[str]:
-    """``name=value`` of each of ``arguments`` that alone builds ``model_name``
-    with weights of other ``shapes`` (``num_classes=5`` does, ``dropout_rate``
-    does not): what an error names when weights cannot fit."""
-    from zoo.models.registry import create_model
-
+    """``name=value`` of each of ``arguments`` that alone makes ``rebuild``
+    (a model's builder) give weights of other ``shapes`` (``num_classes=5``
+    does, ``dropout_rate`` does not): what an error names when weights cannot fit."""
     changing = []
     for key, value in sorted(arguments.items()):
         try:
-            built = [list(weight.shape) for weight in create_model(model_name, **{key: value}).weights]
+            built = [list(weight.shape) for weight in rebuild(**{key: value}).weights]
         except ValueError:  # builds only beside other overrides: it takes part in the change
             built = None
         if built != shapes:
@@ -71,10 +69,11 @@ def shape_changing(model_name: str, arguments: dict[str, Any],
 
 
 def load_weights(model: keras.Model, model_name: str, weights: str | os.PathLike,
-                 arguments: dict[str, Any]) -> None:
+                 arguments: dict[str, Any], rebuild: Callable[..., keras.Model]) -> None:
     """Loads ``weights`` (a dataset name of the shipped weights, or a path)
-    into the freshly built ``model``; ``arguments`` are those it was built
-    with, named when the weights cannot fit them."""
+    into the freshly built ``model``; ``arguments`` are those ``rebuild`` (its
+    builder) built it with, the ones that change a weight's shape named when
+    the weights cannot fit them."""
     entry = None
     if isinstance(weights, str) and not weights.endswith(".h5") and os.sep not in weights:
         available = shipped(model_name)
@@ -98,7 +97,7 @@ def load_weights(model: keras.Model, model_name: str, weights: str | os.PathLike
                                f"expected SHA-256 {entry['sha256']}, found {found}.")
         shapes = [list(weight.shape) for weight in model.weights]
         if shapes != entry["shapes"]:
-            changed = ", ".join(shape_changing(model_name, arguments, entry["shapes"])) \
+            changed = ", ".join(shape_changing(rebuild, arguments, entry["shapes"])) \
                 or "the arguments given"
             raise WeightsError(f"The {weights!r} weights of {model_name!r} fit the model built with "
                                f"its default architecture; {changed} gives weights of other shapes. "
