@@ -107,7 +107,9 @@ def _first_sentence(docstring: str) -> str:
 
 
 def _info(args) -> None:
-    from zoo.models.registry import get_builder, model_arguments
+    from zoo.flops import count_flops
+    from zoo.models.registry import RECIPE_FIELDS, get_builder, model_arguments, training_recipe
+    from zoo.training import TrainConfig
 
     builder = get_builder(args.model)
     print(args.model)
@@ -115,15 +117,10 @@ def _info(args) -> None:
     print("arguments:")
     for key, value in model_arguments(args.model).items():
         print(f"  {key} = {value!r}")
-    from zoo.flops import count_flops
-
     count = count_flops(builder())
     print(f"parameters: {count.parameters:,} (with the default input shape)")
     print(f"multiply-accumulates per example: {count.macs:,} forward, "
           f"{count.training_macs:,} a training step (3x)")
-    from zoo.models.registry import RECIPE_FIELDS, training_recipe
-    from zoo.training import TrainConfig
-
     config, recipe = TrainConfig(args.model), training_recipe(args.model)
     print(f"trains by default on {config.dataset}: " + ", ".join(
         f"{name}={getattr(config, name)!r}{' (its recipe)' if name in recipe else ''}"

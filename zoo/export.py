@@ -109,7 +109,9 @@ class Predictor:
     def __init__(self, path: str | os.PathLike):
         self.weights_note = None
         path = Path(path)
-        if not path.exists() and str(path) in _registered_models():
+        from zoo.models import list_models
+
+        if not path.exists() and str(path) in list_models():
             model, self.weights_note = _shipped_model(str(path))
             self.input_shape = tuple(model.inputs[0].shape[1:])
             self._predict = lambda x: model.predict(x, verbose=0)
@@ -146,12 +148,6 @@ class Predictor:
         if not np.all(np.isfinite(inputs)):
             raise ValueError("Inputs contain NaN or infinite values.")
         return self._predict(inputs.astype(np.float32))
-
-
-def _registered_models() -> list[str]:
-    from zoo.models import list_models
-
-    return list_models()
 
 
 def _shipped_model(name: str):
