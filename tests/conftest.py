@@ -52,6 +52,7 @@ _jax_run = None
 #: and the short files fill in after them, rather than a long file starting last.
 LONGEST_FIRST = (
     "tests/zoo/test_without_tensorflow.py",
+    "tests/zoo/test_real_datasets.py",
     "tests/zoo/test_interruption.py",
     "tests/zoo/test_experiments.py",
     "tests/zoo/test_bad_inputs.py",

@@ -1,6 +1,8 @@
 """The ``zoo`` command: parses arguments and calls library functions.
 
     zoo list                     registered models
+    zoo datasets                 the datasets: size, ready here or where they would come from
+    zoo prepare DATASET          fetch, verify and prepare a dataset ahead of time
     zoo info MODEL               a model's description, arguments and size
     zoo train MODEL [...]        train (and resume) a run
     zoo evaluate RUN_DIR         re-evaluate a finished run on its test split
@@ -24,7 +26,7 @@ import sys
 from typing import Sequence
 
 from zoo import commands
-from zoo.commands import Parser, positive_int
+from zoo.commands import DATA_DIR_HELP, Parser, positive_int
 
 
 def build_parser() -> Parser:
@@ -35,6 +37,15 @@ def build_parser() -> Parser:
     subcommands.required = True
 
     subcommands.add_parser("list", help="list the registered models")
+
+    datasets = subcommands.add_parser(
+        "datasets", help="list the datasets: size, whether ready here, where each comes from")
+    datasets.add_argument("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP)
+
+    prepare = subcommands.add_parser(
+        "prepare", help="fetch, verify and prepare a dataset ahead of time")
+    prepare.add_argument("dataset", help="a dataset name (see `zoo datasets`)")
+    prepare.add_argument("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP)
 
     info = subcommands.add_parser("info", help="describe a model: arguments, defaults, parameters")
     info.add_argument("model")
@@ -57,7 +68,7 @@ def build_parser() -> Parser:
 
     evaluate = subcommands.add_parser("evaluate", help="re-evaluate a finished run on its test split")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--data-dir", default=None)
+    evaluate.add_argument("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP)
 
     export = subcommands.add_parser("export", help="export a run's model as a TensorFlow SavedModel")
     export.add_argument("run_dir")
@@ -92,6 +103,30 @@ def _list(_args) -> None:
         count = count_flops(create_model(name))
         print(f"{name:<22} {_millions(count.parameters):>9} {_millions(count.macs):>7}  "
               f"{_first_sentence(get_builder(name).__doc__ or '')}")
+    from zoo.datasets import list_datasets
+
+    print(f"{_datasets_here(list_datasets())} (`zoo info MODEL` says which a model takes)")
+
+
+def _datasets(args) -> None:
+    from zoo import datasets
+
+    rows = [("dataset", "train/test", "download", "ready", "from")]
+    for name in datasets.list_datasets():
+        meta, here = datasets.info(name), datasets.availability(name, args.data_dir)
+        rows.append((name, f"{meta.num_train:,}/{meta.num_test:,}",
+                     f"{meta.megabytes:.1f} MB" if meta.megabytes else "-",
+                     "yes" if here.ready else "no", here.source))
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+
+
+def _prepare(args) -> None:
+    from zoo import datasets
+
+    here = datasets.ensure_ready(args.dataset, args.data_dir, progress=True)
+    print(f"{args.dataset}: ready here; {here.source}")
 
 
 def _millions(number: int) -> str:
@@ -108,7 +143,8 @@ def _first_sentence(docstring: str) -> str:
 
 def _info(args) -> None:
     from zoo.flops import count_flops
-    from zoo.models.registry import RECIPE_FIELDS, get_builder, model_arguments, training_recipe
+    from zoo.models.registry import (RECIPE_FIELDS, datasets_for, get_builder, model_arguments,
+                                     training_recipe)
     from zoo.training import TrainConfig
 
     builder = get_builder(args.model)
@@ -125,6 +161,19 @@ def _info(args) -> None:
     print(f"trains by default on {config.dataset}: " + ", ".join(
         f"{name}={getattr(config, name)!r}{' (its recipe)' if name in recipe else ''}"
         for name in RECIPE_FIELDS))
+    print(_datasets_here(datasets_for(args.model)))
+
+
+def _datasets_here(names: list[str]) -> str:
+    """Which of ``names`` load on this machine without the network, and which need a fetch."""
+    from zoo.datasets import availability
+
+    ready = [name for name in names if availability(name).ready]
+    line = f"datasets ready here: {', '.join(ready) or 'none'}"
+    others = [name for name in names if name not in ready]
+    if others:
+        line += f"; to fetch first (`zoo datasets` says from where): {', '.join(others)}"
+    return line
 
 
 def _train(args) -> None:
@@ -205,8 +254,9 @@ def _convert(args) -> None:
           f"-> {args.out_path}")
 
 
-HANDLERS = {"list": _list, "info": _info, "train": _train, "evaluate": _evaluate,
-            "export": _export, "predict": _predict, "convert": _convert}
+HANDLERS = {"list": _list, "datasets": _datasets, "prepare": _prepare, "info": _info,
+            "train": _train, "evaluate": _evaluate, "export": _export, "predict": _predict,
+            "convert": _convert}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

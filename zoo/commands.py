@@ -151,6 +151,12 @@ def training_settings(args: argparse.Namespace) -> dict:
             "model_arguments": model_arguments}
 
 
+#: ``--data-dir`` of every command that reads a dataset.
+DATA_DIR_HELP = ("where datasets are prepared (tensorflow-datasets' data directory; default: "
+                 "$TFDS_DATA_DIR or ~/tensorflow_datasets); a directory holding the four raw "
+                 "files of MNIST or Fashion-MNIST serves as their source too")
+
+
 def add_run_arguments(parser, run_dir_help: str) -> None:
     """The flags of how a command runs, shared by ``zoo train``, ``zoo tune``
     and ``zoo reproduce``: where it writes, whether it starts afresh, how much
@@ -159,7 +165,7 @@ def add_run_arguments(parser, run_dir_help: str) -> None:
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help="0: silent, 1: progress bars, 2: one line per epoch (default: 1 on "
                              "a terminal, 2 in a log file)")
-    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP)
 
 
 def verbosity(args: argparse.Namespace) -> int:

@@ -324,12 +324,12 @@ def test_info_of_unknown_dataset():
 
 def _assert_fails_fast(empty_data_dir):
     with pytest.raises(zd.DatasetUnavailableError) as err:
-        zd.load("mnist", "train", data_dir=empty_data_dir)
+        zd.load("cifar10", "train", data_dir=empty_data_dir)
     message = str(err.value)
-    assert "could not download dataset 'mnist'" in message
+    assert "could not download dataset 'cifar10'" in message
     assert "mnist1d, mnist_5k" in message
     assert isinstance(err.value, RuntimeError)
-    assert not zd.get_builder("mnist", empty_data_dir).is_prepared()
+    assert not zd.get_builder("cifar10", empty_data_dir).is_prepared()
 
 
 def test_tfds_download_without_network_fails_fast(tmp_path):

@@ -201,7 +201,7 @@ def test_tune_and_reproduce_run_on_jax_without_tensorflow(tmp_path):
 
 
 def test_what_needs_tensorflow_is_refused_in_one_line(tmp_path):
-    refused = {"needs TensorFlow": ["train", "mlp", "--dataset", "mnist"],
+    refused = {"needs TensorFlow": ["train", "mlp", "--dataset", "cifar10"],
                "KERAS_BACKEND=tensorflow": ["train", "mlp", "--strategy", "multi-worker"],
                "tensorflow backend": ["train", "mlp", "--gradient-stats"]}
     outcomes = run_each_without_tensorflow(

