@@ -88,7 +88,7 @@ def prepare(name: str, data_dir: Optional[PathLike] = None, *,
     """
     source = _source(name)
     if data_dir is not None:
-        data_directory(data_dir)  # a misspelt directory is an error, not a new one
+        data_directory(data_dir)  # a file is refused before anything is built
     if source.builder is not None:
         # Embedded builders never touch the network (not even tfds' GCS mirror);
         # tfds' "Downloading and preparing dataset Unknown size", its progress bars
@@ -334,7 +334,7 @@ def load(
     meta = info(name)
     split = _check_split(split)
     if data_dir is not None:
-        data_directory(data_dir)  # a misspelt directory is an error, not a new one
+        data_directory(data_dir)  # a file is refused before anything is built
     from custom_layers.arguments import check_int  # here: importing this module stays light
 
     check_int(batch_size, "batch_size", minimum=1)

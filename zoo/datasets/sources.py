@@ -179,17 +179,16 @@ def default_data_dir() -> Path:
 
 
 def data_directory(data_dir: Optional[PathLike]) -> Path:
-    """``data_dir`` as a path (tfds' default for None); one that is given must
-    exist: a misspelt path is not taken for a new, empty one."""
+    """``data_dir`` as a path (tfds' default for None). One that does not
+    exist yet is a new data directory, created when something is prepared
+    in it (as tfds does); one that is a file is refused."""
     if data_dir is None:
         return default_data_dir()
     path = Path(os.path.expanduser(os.fspath(data_dir)))
-    if not path.exists():
-        raise ValueError(
-            f"`data_dir` {os.fspath(data_dir)!r} does not exist; pass an existing directory: one that "
-            "holds a dataset's raw files, or where datasets are prepared (create it first)")
-    if not path.is_dir():
-        raise ValueError(f"`data_dir` {os.fspath(data_dir)!r} is a file, not a directory")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"`data_dir` {os.fspath(data_dir)!r} is a file, not a directory; pass "
+                         "a directory: one that holds a dataset's raw files, or where datasets "
+                         "are prepared")
     return path
 
 

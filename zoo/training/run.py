@@ -158,7 +158,7 @@ def train(
     distribution = engine.make_strategy(strategy)
     dataset, dataset_info = config.dataset, datasets.info(config.dataset)
     if data_dir is not None:
-        datasets.data_directory(data_dir)  # a misspelt one: refused before the run directory
+        datasets.data_directory(data_dir)  # a file: refused before the run directory
     if not engine.on_tensorflow():
         from zoo.datasets.arrays import check_loadable
 
