@@ -48,11 +48,12 @@ def timed(command: list[str], **environment_variables) -> dict:
     start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    lines = [line for line in (result.stdout + result.stderr).splitlines()
-             if line.startswith(("zoo", "mnist", "fashion_mnist", "test accuracy", "examples"))]
+    said = ("zoo", "mnist", "fashion_mnist", "test accuracy", "examples")
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith(said)]
     shown = ["zoo", *command[3:]] if command[1:3] == ["-m", "zoo.cli"] else \
         ["array path without TensorFlow:", *command[3:4]]
-    return {"command": " ".join(shown), "seconds": round(seconds, 1), "returncode": result.returncode, "said": lines}
+    return {"command": " ".join(shown), "seconds": round(seconds, 1),
+            "returncode": result.returncode, "said": lines}
 
 
 def run_once(folder: Path) -> dict:
