@@ -98,17 +98,21 @@ def preset_of(model: str, models: list[str]) -> str | None:
     """The preset among ``models`` that is ``model``'s default network, when
     ``model`` is a family whose defaults are one of its presets (``resnet``
     is ``resnet20``): its row is the preset's runs."""
+    from zoo.datasets import list_datasets
     from zoo.models.registry import model_arguments, training_recipe
 
     def defaults(name):
         return {key: value for key, value in model_arguments(name).items() if key != "name"}
+
+    def recipes(name):
+        return {dataset: training_recipe(name, dataset) for dataset in list_datasets()}
 
     if model_arguments(model).get("name") is not None:  # a preset names its network
         return None
     return next((other for other in models if other != model
                  and model_arguments(other).get("name") is not None
                  and defaults(other) == defaults(model)
-                 and training_recipe(other) == training_recipe(model)), None)
+                 and recipes(other) == recipes(model)), None)
 
 
 def train_one(model: str, seed: int, epochs: int | None, scratch: Path) -> dict[str, Any]:

@@ -143,8 +143,7 @@ def _first_sentence(docstring: str) -> str:
 
 def _info(args) -> None:
     from zoo.flops import count_flops
-    from zoo.models.registry import (RECIPE_FIELDS, datasets_for, get_builder, model_arguments,
-                                     training_recipe)
+    from zoo.models.registry import datasets_for, get_builder, model_arguments, recipe_datasets
     from zoo.training import TrainConfig
 
     builder = get_builder(args.model)
@@ -157,11 +156,22 @@ def _info(args) -> None:
     print(f"parameters: {count.parameters:,} (with the default input shape)")
     print(f"multiply-accumulates per example: {count.macs:,} forward, "
           f"{count.training_macs:,} a training step (3x)")
-    config, recipe = TrainConfig(args.model), training_recipe(args.model)
-    print(f"trains by default on {config.dataset}: " + ", ".join(
-        f"{name}={getattr(config, name)!r}{' (its recipe)' if name in recipe else ''}"
-        for name in RECIPE_FIELDS))
+    config = TrainConfig(args.model)
+    print(f"trains by default on {config.dataset}: {_recipe_line(args.model, config.dataset)}")
+    for dataset in recipe_datasets(args.model):
+        if dataset != config.dataset:
+            print(f"trains on {dataset}: {_recipe_line(args.model, dataset)}")
     print(_datasets_here(datasets_for(args.model)))
+
+
+def _recipe_line(model: str, dataset: str) -> str:
+    """What ``model`` trains with on ``dataset``, marking what its recipe sets."""
+    from zoo.models.registry import RECIPE_FIELDS, training_recipe
+    from zoo.training import TrainConfig
+
+    config, recipe = TrainConfig(model, dataset=dataset), training_recipe(model, dataset)
+    return ", ".join(f"{name}={getattr(config, name)!r}{' (its recipe)' if name in recipe else ''}"
+                     for name in RECIPE_FIELDS)
 
 
 def _datasets_here(names: list[str]) -> str:

@@ -132,3 +132,31 @@ def test_a_models_recipe_fills_only_the_settings_a_call_leaves_out():
     assert parser.parse_args(["train", "lenet5", "--no-augment"]).augment is False
     with pytest.raises(ValueError, match="a recipe sets only epochs, batch_size"):
         register_model(recipe={"optimizer": "sgd"})(lambda: None)
+
+
+def test_a_recipe_may_differ_by_dataset_and_zoo_info_shows_each(monkeypatch, capsys):
+    from zoo.cli import main
+    from zoo.models import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_RECIPES", dict(registry._RECIPES))
+    registry.register_preset("lenet5_by_dataset", registry.get_builder("lenet5"), "LeNet-5 again.",
+                             recipe={"epochs": 40, "augment": True,
+                                     "mnist": {"epochs": 12, "augment": False}})
+    assert training_recipe("lenet5_by_dataset") == {"epochs": 40, "augment": True}
+    assert training_recipe("lenet5_by_dataset", "mnist") == {"epochs": 12, "augment": False}
+    assert training_recipe("lenet5_by_dataset", "fashion_mnist") == {"epochs": 40, "augment": True}
+    on_own, on_mnist = TrainConfig("lenet5_by_dataset"), TrainConfig("lenet5_by_dataset",
+                                                                      dataset="mnist")
+    assert (on_own.dataset, on_own.epochs, on_own.augment) == ("mnist_5k", 40, True)
+    assert (on_mnist.epochs, on_mnist.augment, on_mnist.batch_size) == (12, False, 64)
+    assert TrainConfig.from_arguments("lenet5_by_dataset", dataset="mnist", epochs=3).epochs == 3
+    assert main(["info", "lenet5_by_dataset"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "trains by default on mnist_5k: epochs=40 (its recipe)" in lines[-3]
+    assert lines[-2].startswith("trains on mnist: epochs=12 (its recipe), batch_size=64,")
+    assert "augment=False (its recipe)" in lines[-2]
+    for recipe, match in (({"mnist": {"optimizer": "sgd"}}, "a recipe for 'mnist' sets only"),
+                          ({"imagenet": {"epochs": 3}}, r"under a dataset's name \(mnist1d")):
+        with pytest.raises(ValueError, match=match):
+            register_model(recipe=recipe)(lambda: None)

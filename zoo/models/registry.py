@@ -33,17 +33,17 @@ def register_model(builder: ModelBuilder | None = None, /, *,
     weights, or a ``.weights.h5`` path: :mod:`zoo.models.weights`).
 
     ``recipe``: the training settings the model is trained with unless told
-    otherwise (:func:`training_recipe`). Used bare (``@register_model``) or
-    called (``@register_model(recipe={"augment": True})``)."""
+    otherwise (:func:`training_recipe`): :data:`RECIPE_FIELDS` for every
+    dataset, and under a dataset's name those that differ on it, as timm's
+    and torchvision's weights each name the recipe that made them
+    (``{"epochs": 40, "augment": True, "mnist": {"epochs": 20}}``). Used bare
+    (``@register_model``) or called (``@register_model(recipe={"augment": True})``)."""
     if builder is None:
         return functools.partial(register_model, recipe=recipe)
     name = builder.__name__
     if name in _REGISTRY:
         raise ValueError(f"A model named {name!r} is already registered.")
-    unknown = sorted(set(recipe or {}) - set(RECIPE_FIELDS))
-    if unknown:
-        raise ValueError(f"Model {name!r}: a recipe sets only {', '.join(RECIPE_FIELDS)}; "
-                         f"not {', '.join(unknown)}.")
+    _check_recipe(name, recipe or {})
 
     @functools.wraps(builder)
     def build(*args, weights=None, **arguments) -> keras.Model:
@@ -145,13 +145,43 @@ def datasets_for(name: str) -> list[str]:
             if fits[tuple(info(dataset).input_shape), info(dataset).num_classes]]
 
 
-def training_recipe(name: str) -> dict[str, Any]:
-    """The training settings model ``name`` is trained with unless told
-    otherwise (by ``zoo train`` and ``zoo.train``; :data:`RECIPE_FIELDS`):
-    what its results table row was measured with. Settings it leaves out
-    come from the dataset (``zoo.training.training_defaults``)."""
+def training_recipe(name: str, dataset: str | None = None) -> dict[str, Any]:
+    """The training settings model ``name`` is trained with on ``dataset``
+    unless told otherwise (by ``zoo train`` and ``zoo.train``;
+    :data:`RECIPE_FIELDS`): what its results table rows were measured with —
+    its settings for every dataset, updated by those it has for ``dataset``
+    (None: for every dataset only). Settings it leaves out come from the
+    dataset (``zoo.training.training_defaults``)."""
     get_builder(name)  # unknown names: ValueError listing the valid ones
-    return dict(_RECIPES.get(name, {}))
+    recipe = _RECIPES.get(name, {})
+    general = {key: value for key, value in recipe.items() if key in RECIPE_FIELDS}
+    return {**general, **(recipe.get(dataset, {}) if dataset is not None else {})}
+
+
+def recipe_datasets(name: str) -> list[str]:
+    """The datasets model ``name`` has a recipe of its own for (:func:`training_recipe`)."""
+    get_builder(name)
+    return [key for key in _RECIPES.get(name, {}) if key not in RECIPE_FIELDS]
+
+
+def _check_recipe(name: str, recipe: Mapping[str, Any]) -> None:
+    """A recipe sets :data:`RECIPE_FIELDS`, for every dataset or under a dataset's name."""
+    from zoo.datasets import list_datasets
+
+    datasets = list_datasets()
+    for key, value in recipe.items():
+        if key in datasets:
+            if not isinstance(value, Mapping):
+                raise ValueError(f"Model {name!r}: the recipe for {key!r} must be a dict of "
+                                 f"{', '.join(RECIPE_FIELDS)}; received {value!r}.")
+            unknown = sorted(set(value) - set(RECIPE_FIELDS))
+            if unknown:
+                raise ValueError(f"Model {name!r}: a recipe for {key!r} sets only "
+                                 f"{', '.join(RECIPE_FIELDS)}; not {', '.join(unknown)}.")
+        elif key not in RECIPE_FIELDS:
+            raise ValueError(f"Model {name!r}: a recipe sets only {', '.join(RECIPE_FIELDS)}, "
+                             f"or those under a dataset's name ({', '.join(datasets)}); "
+                             f"not {key}.")
 
 
 def create_model(name: str, **overrides) -> keras.Model:

@@ -88,7 +88,7 @@ class TrainConfig:
             set_(self, "dataset", default_dataset(self.model) if self.registered else FALLBACK_DATASET)
         datasets.info(self.dataset)  # unknown names: ValueError listing the valid ones
         defaults = {**training_defaults(self.dataset),
-                    **(training_recipe(self.model) if self.registered else {})}
+                    **(training_recipe(self.model, self.dataset) if self.registered else {})}
         for name in RECIPE_FIELDS:
             if getattr(self, name) is None:
                 set_(self, name, defaults[name])
