@@ -15,7 +15,6 @@ import dataclasses
 import importlib
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -105,7 +104,7 @@ def _prepare(name: str, data_dir: Optional[PathLike], offline: bool):
     if _is_prepared(builder):
         return builder
     source = _source(name)
-    with _build_lock(builder):
+    with _build_lock(_dataset_folder(builder)):
         builder = get_builder(name, data_dir)  # another process may have built it
         if _is_prepared(builder):
             return builder
@@ -128,7 +127,7 @@ def _prepare_from_raw_files(name: str, data_dir: Optional[PathLike], progress: b
     builder = get_builder(name, data_dir)
     if _is_prepared(builder):
         return builder
-    with _build_lock(builder):
+    with _build_lock(_dataset_folder(builder)):
         builder = get_builder(name, data_dir)  # another process may have built it
         if _is_prepared(builder):
             return builder
@@ -138,7 +137,7 @@ def _prepare_from_raw_files(name: str, data_dir: Optional[PathLike], progress: b
         if files is None:
             unreachable = _download_with_tfds(name, builder, progress)
             if unreachable is None:
-                _report(name, f"downloaded by tensorflow-datasets into {builder.data_dir}", start)
+                sources.report(name, f"downloaded by tensorflow-datasets into {builder.data_dir}", start)
                 return builder
             files = _fetch_from_mirror(
                 name, data_dir, f"its download server did not answer ({_short(unreachable)})",
@@ -158,8 +157,8 @@ def _prepare_from_raw_files(name: str, data_dir: Optional[PathLike], progress: b
                 with contextlib.nullcontext() if progress else _quiet_tfds():
                     builder.download_and_prepare(
                         download_config=tfds.download.DownloadConfig(try_download_gcs=False))
-        _report(name, f"prepared from {files.describe()} into {builder.data_dir}, every file's "
-                      "SHA-256 checked", start)
+        sources.report(name, f"prepared from {files.describe()} into {builder.data_dir}, "
+                             "every file's SHA-256 checked", start)
     return get_builder(name, data_dir)
 
 
@@ -204,11 +203,6 @@ def _remove_leftovers(name: str, builder, data_dir) -> None:
                      *(root / "downloads").glob(f".zoo-raw-{name}-*"),
                      *sources.manual_dir(name, data_dir).glob(f".zoo-fetch-{name}-*")):
         shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _report(name: str, what: str, start: float) -> None:
-    """The one line that says where ``name``'s data came from."""
-    print(f"zoo: {name}: {what} ({time.monotonic() - start:.0f} s)", file=sys.stderr, flush=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,8 +327,6 @@ def load(
     """
     meta = info(name)
     split = _check_split(split)
-    if data_dir is not None:
-        data_directory(data_dir)  # a file is refused before anything is built
     from custom_layers.arguments import check_int  # here: importing this module stays light
 
     check_int(batch_size, "batch_size", minimum=1)
@@ -423,16 +415,17 @@ def split_arrays(name: str, data_dir: Optional[PathLike] = None, *, progress: bo
     if _source(name).builder is not None:
         return embedded.split_arrays(name)
     check_loadable(name)
+    builder = None
     if raw_source(name) is not None:
         files = sources.find_raw_files(name, data_dir)
         if files is None and not _has_tfds():
             files = _fetch_raw_files(name, data_dir, progress)
+        if files is None:  # tfds prepares it, keeping the raw files a fetch brings
+            builder = prepare(name, data_dir, progress=progress)
+            files = sources.find_raw_files(name, data_dir)
         if files is not None:
             return sources.read_splits_once(files)
-    builder = prepare(name, data_dir, progress=progress)
-    files = None if raw_source(name) is None else sources.find_raw_files(name, data_dir)
-    if files is not None:  # prepared from raw files: the arrays are theirs
-        return sources.read_splits_once(files)
+    builder = builder or prepare(name, data_dir, progress=progress)
     import numpy as np
     import tensorflow_datasets as tfds
 
@@ -451,7 +444,7 @@ def _fetch_raw_files(name: str, data_dir: Optional[PathLike], progress: bool):
             files = _fetch_from_mirror(
                 name, data_dir, "tensorflow-datasets, which downloads it, is not installed",
                 progress)
-            _report(name, f"fetched from {files.describe()}, every file's SHA-256 checked", start)
+            sources.report(name, f"fetched from {files.describe()}, every file's SHA-256 checked", start)
     return files
 
 
@@ -519,17 +512,20 @@ def _data_dir(data_dir: Optional[PathLike]) -> Optional[str]:
     return os.path.expanduser(os.fspath(data_dir))
 
 
+def _dataset_folder(builder) -> str:
+    """``<data_dir>/<dataset>``: where a builder's versions are kept."""
+    return os.path.dirname(os.fspath(builder.data_dir))
+
+
 @contextlib.contextmanager
 def _build_lock(folder):
     """An exclusive inter-process lock on ``folder/.zoo-build.lock``
-    (``folder``: ``<data_dir>/<dataset>``, or a builder whose it is)."""
+    (``folder``: ``<data_dir>/<dataset>``)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no locking
         yield
         return
-    if hasattr(folder, "data_dir"):
-        folder = os.path.dirname(os.fspath(folder.data_dir))
     lock_dir = os.fspath(folder)
     if "://" in lock_dir:  # remote data_dir (e.g. gs://): tfds' own renames only
         yield

@@ -32,6 +32,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 from pathlib import Path
 from typing import Optional, Union
@@ -316,10 +317,15 @@ def read_splits_once(files: RawFiles) -> dict:
     key = (files.name, tuple((str(path), path.stat().st_size, path.stat().st_mtime_ns)
                              for path in files.paths.values()))
     if key not in _read_cache:
+        start = time.monotonic()
         _read_cache[key] = read_splits(files)
-        print(f"zoo: {files.name}: read from {files.describe()}, every file's SHA-256 checked",
-              file=sys.stderr, flush=True)
+        report(files.name, f"read from {files.describe()}, every file's SHA-256 checked", start)
     return _read_cache[key]
+
+
+def report(name: str, what: str, start: float) -> None:
+    """The one line on stderr that says where ``name``'s data came from."""
+    print(f"zoo: {name}: {what} ({time.monotonic() - start:.0f} s)", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------ the package index
