@@ -50,15 +50,21 @@ def parse_args(argv=None):
                     description="Train every zoo model on its own dataset over seeds; write the "
                                 "results CSVs (and the shipped weights).")
     parser.add_argument("--models", nargs="+", default=None, help="default: every registered model")
+    parser.add_argument("--dataset", default=None,
+                        help="train every model on this dataset (default: each model's own); "
+                             "models that cannot be built for it are left out")
     parser.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 (default 3)")
     parser.add_argument("--epochs", type=positive_int, default=None,
                         help="default: zoo train's (a smaller number is a smoke run)")
     parser.add_argument("--out", default=str(RESULTS), help="default: results/")
     parser.add_argument("--ship-weights", action="store_true",
                         help="store the best run's weights in zoo/weights")
-    parser.add_argument("--weights-budget-mb", type=positive_float, default=10.0)
+    parser.add_argument("--weights-budget-mb", type=positive_float, default=16.0)
     parser.add_argument("--readme", action="store_true",
                         help="print the README's table from the CSVs, train nothing")
+    parser.add_argument("--cards", action="store_true",
+                        help="rewrite the shipped weights' model cards from the recorded runs, "
+                             "train nothing")
     return parser.parse_args(argv)
 
 
@@ -84,14 +90,24 @@ def record_path(out: Path, dataset: str, model: str, seed: int) -> Path:
     return out / "runs" / dataset / f"{model}-seed{seed}.json"
 
 
-def training_settings(model: str, epochs: int | None) -> dict[str, Any]:
-    """What a run of ``model`` trains with: its recipe, else the dataset's
-    defaults (``zoo.models.training_recipe``), ``epochs`` if given."""
+def training_settings(model: str, dataset: str, epochs: int | None) -> dict[str, Any]:
+    """What a run of ``model`` on ``dataset`` trains with: its recipe, else the
+    dataset's defaults (``zoo.models.training_recipe``), ``epochs`` if given."""
     from zoo.models.registry import RECIPE_FIELDS
     from zoo.training import TrainConfig
 
-    config = TrainConfig(model, epochs=epochs)
+    config = TrainConfig(model, dataset=dataset, epochs=epochs)
     return {name: getattr(config, name) for name in RECIPE_FIELDS}
+
+
+def train_command(model: str, dataset: str, seed: int, training: dict[str, Any]) -> str:
+    """The ``zoo train`` command line that makes a run of ``train_one``, every
+    recipe setting spelled out (``training``: :func:`training_settings`)."""
+    flags = [f"--{name.replace('_', '-')} {value}" for name, value in training.items()
+             if not isinstance(value, bool)]
+    flags += [f"--{'' if value else 'no-'}{name}" for name, value in training.items()
+              if isinstance(value, bool)]
+    return " ".join([f"zoo train {model} --dataset {dataset} --seed {seed}", *flags])
 
 
 def preset_of(model: str, models: list[str]) -> str | None:
@@ -115,8 +131,9 @@ def preset_of(model: str, models: list[str]) -> str | None:
                  and recipes(other) == recipes(model)), None)
 
 
-def train_one(model: str, seed: int, epochs: int | None, scratch: Path) -> dict[str, Any]:
-    """One ``zoo.train`` run with the defaults, in ``scratch/MODEL-seedN``:
+def train_one(model: str, dataset: str, seed: int, epochs: int | None,
+              scratch: Path) -> dict[str, Any]:
+    """One ``zoo.train`` run with the defaults, in ``scratch/DATASET/MODEL-seedN``:
     an interrupted run resumes there and a finished one with the same
     settings is read, not trained again; its record."""
     import keras
@@ -125,13 +142,13 @@ def train_one(model: str, seed: int, epochs: int | None, scratch: Path) -> dict[
     from zoo.training import RunFinishedError, RunSettingsChangedError, train
 
     settings = {} if epochs is None else {"epochs": epochs}
-    training = training_settings(model, epochs)
-    run_dir = scratch / f"{model}-seed{seed}"
+    training = training_settings(model, dataset, epochs)
+    run_dir = scratch / dataset / f"{model}-seed{seed}"
     if runs.is_finished(run_dir):
         recorded = json.loads((run_dir / runs.SETTINGS_FILE).read_text())
         if any(recorded.get(key) != value for key, value in {"seed": seed, **training}.items()):
             shutil.rmtree(run_dir)  # trained with other settings
-    options = dict(run_dir=run_dir, seed=seed, verbose=0, **settings)
+    options = dict(dataset=dataset, run_dir=run_dir, seed=seed, verbose=0, **settings)
     try:
         metrics = train(model, **options).metrics
     except RunFinishedError:  # trained by an earlier call, not yet recorded
@@ -141,6 +158,9 @@ def train_one(model: str, seed: int, epochs: int | None, scratch: Path) -> dict[
     history = runs.read_history(run_dir / "history.csv")
     record = {
         "model": model, "dataset": metrics["dataset"], "seed": seed, "training": training,
+        "command": train_command(model, dataset, seed, training),
+        "backend": keras.backend.backend(), "keras_version": keras.__version__,
+        "tensorflow_version": _tensorflow_version(),
         "test_accuracy": metrics["test_accuracy"],
         "best_val_accuracy": max((row.get("val_accuracy", 0.0) for row in history), default=None),
         "epochs_run": metrics["epochs_run"],
@@ -150,6 +170,14 @@ def train_one(model: str, seed: int, epochs: int | None, scratch: Path) -> dict[
     }
     keras.backend.clear_session()
     return record
+
+
+def _tensorflow_version() -> str | None:
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    return tf.__version__
 
 
 def _from_root(path: Path) -> str:
@@ -217,26 +245,76 @@ def summarise(model: str, records: list[dict[str, Any]], machine_name: str) -> d
     }
 
 
+def weights_card(run: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The model card of the weights of ``run``, one of the seeds' ``records``
+    of its table row (``zoo.models.weights.CARD_FIELDS``)."""
+    accuracies = [record["test_accuracy"] for record in records]
+    return {"run_test_accuracy": run["test_accuracy"],
+            "table_test_accuracy": {
+                "mean": round(statistics.mean(accuracies), 4),
+                "std": round(statistics.stdev(accuracies), 4) if len(records) > 1 else None,
+                "seeds": len(records)},
+            "command": train_command(run["model"], run["dataset"], run["seed"], run["training"]),
+            **{key: run.get(key) for key in ("backend", "precision", "keras_version",
+                                             "tensorflow_version")}}
+
+
+def refresh_cards(out: Path) -> list[str]:
+    """Rewrites the model card of every shipped weights file from the runs
+    recorded in ``out`` (its seed's run and its table row); the file, its
+    SHA-256, shapes and evaluated test accuracy stay as they are."""
+    from zoo.flops import count_flops
+    from zoo.io import atomic_write_json
+    from zoo.models import create_model
+    from zoo.models import weights
+
+    records = weights.manifest()
+    done = []
+    for model, entries in records.items():
+        count = count_flops(create_model(model))
+        for dataset, entry in entries.items():
+            runs = sorted((json.loads(path.read_text()) for path in
+                           (out / "runs" / dataset).glob(f"{model}-seed*.json")),
+                          key=lambda record: record["seed"])
+            run = next((record for record in runs if record["seed"] == entry["seed"]), None)
+            if run is None:
+                done.append(f"{model} on {dataset}: no recorded run of seed {entry['seed']}; card kept")
+                continue
+            entry.update(parameters=count.parameters, macs=count.macs, **weights_card(run, runs))
+            done.append(f"{model} on {dataset}: card written")
+    atomic_write_json(records, weights.MANIFEST)
+    return done
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.readme:
         print(readme_table(Path(args.out)))
         return 0
+    if args.cards:
+        for line in refresh_cards(Path(args.out)):
+            print(line, file=sys.stderr)
+        return 0
     from zoo.commands import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from zoo.io import atomic_write_json
-    from zoo.models import default_dataset, list_models
+    from zoo.models import datasets_for, default_dataset, list_models
 
     out = Path(args.out)
     models = args.models or list_models()
+    if args.dataset is not None:
+        from zoo.datasets import info
+
+        info(args.dataset)  # unknown names: ValueError listing the datasets
+        models = [model for model in models if args.dataset in datasets_for(model)]
     machine_name = machine()
     scratch = out / ".runs"  # the runs' directories, kept until their model's table row is done
     for model in models:
-        dataset = default_dataset(model)
+        dataset = args.dataset or default_dataset(model)
         if preset_of(model, list_models()):
             continue  # its row is its preset's runs (recorded_rows)
-        training = training_settings(model, args.epochs)
+        training = training_settings(model, dataset, args.epochs)
         records = []
         for seed in range(args.seeds):
             path = record_path(out, dataset, model, seed)
@@ -247,7 +325,7 @@ def main(argv=None) -> int:
                     continue
                 print(f"{model} seed {seed}: recorded with {record.get('training')}, the defaults "
                       f"are now {training}: replacing it", file=sys.stderr, flush=True)
-            record = train_one(model, seed, args.epochs, scratch)
+            record = train_one(model, dataset, seed, args.epochs, scratch)
             if seed == 0:
                 record["inference_examples_per_second"] = inference_rate(ROOT / record["model_file"])
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,7 +340,7 @@ def main(argv=None) -> int:
             best = max(records, key=lambda record: (record["best_val_accuracy"] or 0.0,
                                                     -record["seed"]))
             ship_weights(model, dataset, ROOT / best["model_file"], seed=best["seed"],
-                         budget_mb=args.weights_budget_mb)
+                         budget_mb=args.weights_budget_mb, card=weights_card(best, records))
         for table in write_tables(out, recorded_rows(out, machine_name)):
             print(f"wrote {table}", file=sys.stderr, flush=True)
     return 0
@@ -289,19 +367,22 @@ def readme_table(out: Path = RESULTS) -> str:
 
 
 def recorded_rows(out: Path, machine_name: str) -> list[dict[str, Any]]:
-    """A table row for every model with recorded runs, this call's or earlier ones'."""
+    """A table row for every model and dataset with recorded runs, this call's or earlier ones'."""
     from zoo.models import list_models
 
-    grouped: dict[str, list[dict[str, Any]]] = {}
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for path in sorted((out / "runs").glob("*/*-seed*.json")):
         record = json.loads(path.read_text())
-        grouped.setdefault(record["model"], []).append(record)
-    for model in list_models():  # a family whose default is a preset: the preset's runs
-        preset = preset_of(model, list(grouped))
-        if model not in grouped and preset is not None:
-            grouped[model] = [{**record, "model": model} for record in grouped[preset]]
+        grouped.setdefault((record["dataset"], record["model"]), []).append(record)
+    for dataset in {dataset for dataset, _ in grouped}:
+        trained = [model for data, model in grouped if data == dataset]
+        for model in list_models():  # a family whose default is a preset: the preset's runs
+            preset = preset_of(model, trained)
+            if (dataset, model) not in grouped and preset is not None:
+                grouped[dataset, model] = [{**record, "model": model}
+                                           for record in grouped[dataset, preset]]
     return [summarise(model, sorted(records, key=lambda record: record["seed"]), machine_name)
-            for model, records in sorted(grouped.items())]
+            for (_, model), records in sorted(grouped.items())]
 
 
 if __name__ == "__main__":

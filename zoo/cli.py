@@ -144,6 +144,7 @@ def _first_sentence(docstring: str) -> str:
 def _info(args) -> None:
     from zoo.flops import count_flops
     from zoo.models.registry import datasets_for, get_builder, model_arguments, recipe_datasets
+    from zoo.models.weights import card_lines
     from zoo.training import TrainConfig
 
     builder = get_builder(args.model)
@@ -161,6 +162,10 @@ def _info(args) -> None:
     for dataset in recipe_datasets(args.model):
         if dataset != config.dataset:
             print(f"trains on {dataset}: {_recipe_line(args.model, dataset)}")
+    cards = card_lines(args.model)
+    print("shipped weights:" if cards else "shipped weights: none")
+    for line in cards:
+        print(f"  {line}")
     print(_datasets_here(datasets_for(args.model)))
 
 

@@ -153,9 +153,11 @@ def test_a_recipe_may_differ_by_dataset_and_zoo_info_shows_each(monkeypatch, cap
     assert TrainConfig.from_arguments("lenet5_by_dataset", dataset="mnist", epochs=3).epochs == 3
     assert main(["info", "lenet5_by_dataset"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "trains by default on mnist_5k: epochs=40 (its recipe)" in lines[-3]
-    assert lines[-2].startswith("trains on mnist: epochs=12 (its recipe), batch_size=64,")
-    assert "augment=False (its recipe)" in lines[-2]
+    own = next(index for index, line in enumerate(lines) if line.startswith("trains by default"))
+    assert "trains by default on mnist_5k: epochs=40 (its recipe)" in lines[own]
+    assert lines[own + 1].startswith("trains on mnist: epochs=12 (its recipe), batch_size=64,")
+    assert "augment=False (its recipe)" in lines[own + 1]
+    assert lines[own + 2] == "shipped weights: none"
     for recipe, match in (({"mnist": {"optimizer": "sgd"}}, "a recipe for 'mnist' sets only"),
                           ({"imagenet": {"epochs": 3}}, r"under a dataset's name \(mnist1d")):
         with pytest.raises(ValueError, match=match):

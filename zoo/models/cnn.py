@@ -21,7 +21,7 @@ from zoo.models._common import (
 from zoo.models.registry import register_model, register_preset
 
 
-@register_model
+@register_model(recipe={"mnist": {"epochs": 4}, "fashion_mnist": {"epochs": 6}})
 def deep_cnn(
     input_shape: Sequence[int] = (28, 28, 1),
     num_classes: int = 10,

@@ -21,7 +21,7 @@ from zoo.models._common import (
 from zoo.models.registry import register_model, register_preset
 
 
-@register_model
+@register_model(recipe={"mnist": {"epochs": 30, "early_stopping_patience": 30, "augment": True}})
 def deep_mlp(
     input_shape: Sequence[int] = (28, 28, 1),
     num_classes: int = 10,

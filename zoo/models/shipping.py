@@ -30,10 +30,13 @@ def evaluate_shipped(model_name: str, dataset: str) -> float:
 
 
 def ship_weights(model_name: str, dataset: str, model_file: str | os.PathLike, seed: int,
-                 budget_mb: float) -> dict[str, Any] | None:
+                 budget_mb: float, card: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Stores the weights of a trained ``model_file`` as the shipped weights of
-    ``model_name`` on ``dataset`` (file, SHA-256, shapes, test accuracy), unless
-    they would take the shipped total past ``budget_mb``; returns the entry."""
+    ``model_name`` on ``dataset`` (file, SHA-256, shapes, test accuracy) with
+    its model card (``card``: :data:`zoo.models.weights.CARD_FIELDS`; the
+    parameters and multiply-accumulates are counted here), unless they would
+    take the shipped total past ``budget_mb``; returns the entry."""
+    from zoo.flops import count_flops
     from zoo.io import atomic_write_json, load_model
 
     trained = load_model(model_file)
@@ -52,9 +55,12 @@ def ship_weights(model_name: str, dataset: str, model_file: str | os.PathLike, s
         temporary.unlink()
         return None
     os.replace(temporary, path)
+    count = count_flops(model)
     entry = {"file": name, "sha256": sha256(path), "seed": seed,
              "shapes": [list(weight.shape) for weight in model.weights],
-             "test_accuracy": None}
+             "test_accuracy": None, "parameters": count.parameters, "macs": count.macs,
+             **{key: value for key, value in (card or {}).items()
+                if key in weights.CARD_FIELDS and key not in ("parameters", "macs", "seed")}}
     records.setdefault(model_name, {})[dataset] = entry
     atomic_write_json(records, weights.MANIFEST)
     keras.backend.clear_session()
