@@ -106,6 +106,30 @@ def test_bad_arguments_fail_before_any_work(tmp_path, arguments, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_experiment_refuses_a_dataset_its_claim_is_not_made_on(tmp_path, capsys):
+    from zoo.cli import main
+
+    with pytest.raises(ValueError, match=r"Experiment 'batch-norm' cannot use dataset 'mnist1d': "
+                                         r"its claim is made on mnist_5k, mnist, fashion_mnist"):
+        experiments.run("batch-norm", run_dir=tmp_path / "out", dataset="mnist1d")
+    assert main(["reproduce", "--dataset", "mnist", "--run-dir", str(tmp_path / "all")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "zoo: error: Experiment 'mnist1d' cannot use dataset 'mnist': its claim is made on "
+        "mnist1d; pass one of those.")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "all").exists()
+
+
+def test_on_the_papers_dataset_an_experiment_runs_the_papers_settings():
+    batch_norm = experiments.get_experiment("batch-norm")
+    assert batch_norm.settings("mnist", quick=False)["steps"] == 50_000  # Ioffe & Szegedy, Fig. 1
+    assert batch_norm.settings("mnist_5k", quick=False) == batch_norm.full
+    dropout = experiments.get_experiment("dropout")
+    assert dropout.settings("mnist", quick=True)["width"] == 1024  # Srivastava et al., Fig. 4
+    with pytest.raises(ValueError, match=r"on\['mnist'\] sets settings of 'quick' or 'full' only"):
+        experiments.register_experiment("x", claim="", dataset="mnist", quick={"a": 1},
+                                         full={"a": 2}, on={"mnist": {"full": {"b": 3}}})
+
+
 def test_every_experiment_has_quick_and_full_settings_and_an_offline_default_dataset():
     from zoo import datasets
 

@@ -45,12 +45,14 @@ def add_reproduce_command(subparsers) -> argparse.ArgumentParser:
 
 def run_reproduce(args: argparse.Namespace) -> list[dict]:
     """Carries out a parsed ``reproduce`` command; returns the results of each experiment run."""
-    from zoo.experiments.registry import get_experiment, list_experiments, run
+    from zoo.experiments.registry import check_dataset, get_experiment, list_experiments, run
 
     if args.list:
         for name in list_experiments():
             experiment = get_experiment(name)
-            print(f"{name:<16} {experiment.claim}  [dataset {experiment.dataset}]")
+            others = [dataset for dataset in experiment.datasets or () if dataset != experiment.dataset]
+            print(f"{name:<16} {experiment.claim}  [dataset {experiment.dataset}"
+                  f"{'; also ' + ', '.join(others) if others else ''}]")
         return []
     if args.name is not None:
         get_experiment(args.name)  # unknown names fail before any work
@@ -59,6 +61,9 @@ def run_reproduce(args: argparse.Namespace) -> list[dict]:
         names = list_experiments()
         run_dirs = [None if args.run_dir is None else Path(args.run_dir) / f"reproduce-{name}"
                     for name in names]
+    if args.dataset is not None:
+        for name in names:  # every experiment can use it, before any runs
+            check_dataset(name, args.dataset)
     return [run(name, run_dir=run_dir, quick=args.quick, dataset=args.dataset, seed=args.seed,
                 data_dir=args.data_dir, precision=native_precision(args.precision),
                 verbose=verbosity(args))

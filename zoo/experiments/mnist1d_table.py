@@ -57,6 +57,7 @@ def build_model(key: str, context) -> keras.Model:
     quick=dict(models=("logistic", "mlp", "cnn"), steps=2000, batch_size=100,
                learning_rate=1e-2, record_every=250),
     full=dict(models=MODELS, steps=6000, batch_size=100, learning_rate=1e-2, record_every=250),
+    datasets=("mnist1d",),
 )
 def mnist1d_table(context, *, models, steps, batch_size, learning_rate, record_every):
     unknown = sorted(set(models) - set(MODELS))

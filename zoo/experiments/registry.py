@@ -3,8 +3,10 @@
 
 An experiment is a function ``(context, **settings) -> dict`` in its own
 module. It registers two sets of settings — ``quick`` (a few minutes on two
-CPU cores) and ``full`` — saves its figure to ``context.plot_path`` and
-returns its numbers, with a ``"table"`` of rows to print. ``run`` adds what
+CPU cores) and ``full`` — and, on a dataset where a paper's own settings
+apply, those that differ there (``on``); it may name the only datasets its
+claim is made on (``datasets``). It saves its figure to ``context.plot_path``
+and returns its numbers, with a ``"table"`` of rows to print. ``run`` adds what
 was run (dataset, seed, settings, wall time) and writes ``results.json``.
 """
 
@@ -29,22 +31,39 @@ class Experiment:
     dataset: str
     quick: dict[str, Any]
     full: dict[str, Any]
+    datasets: tuple[str, ...] | None = None
+    on: dict[str, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
+
+    def settings(self, dataset: str, quick: bool) -> dict[str, Any]:
+        """The settings of a run on ``dataset``: the mode's, updated by those
+        the experiment has for that dataset (``on``)."""
+        mode = "quick" if quick else "full"
+        return {**(self.quick if quick else self.full), **self.on.get(dataset, {}).get(mode, {})}
 
 
 _REGISTRY: dict[str, Experiment] = {}
 
 
-def register_experiment(name: str, *, claim: str, dataset: str, quick: dict, full: dict):
+def register_experiment(name: str, *, claim: str, dataset: str, quick: dict, full: dict,
+                        datasets: tuple[str, ...] | None = None,
+                        on: dict[str, dict[str, dict]] | None = None):
     """Registers the decorated function as experiment ``name``; ``dataset`` is
     its default, ``quick`` and ``full`` its settings in the two modes (the
-    same keys)."""
+    same keys); ``datasets`` the only ones it can use (None: any);
+    ``on[DATASET]["quick" | "full"]`` the settings that differ on a dataset."""
     if set(quick) != set(full):
         raise ValueError(f"Experiment {name!r}: quick and full settings differ in their keys.")
+    for where, modes in (on or {}).items():
+        for mode, settings in modes.items():
+            if mode not in ("quick", "full") or set(settings) - set(full):
+                raise ValueError(f"Experiment {name!r}: on[{where!r}] sets settings of 'quick' "
+                                 f"or 'full' only, among {', '.join(full)}.")
 
     def decorator(function):
         if name in _REGISTRY:
             raise ValueError(f"An experiment named {name!r} is already registered.")
-        _REGISTRY[name] = Experiment(name, claim, function, dataset, dict(quick), dict(full))
+        _REGISTRY[name] = Experiment(name, claim, function, dataset, dict(quick), dict(full),
+                                     tuple(datasets) if datasets else None, dict(on or {}))
         return function
 
     return decorator
@@ -71,6 +90,14 @@ def get_experiment(name: str) -> Experiment:
                          "Available experiments: "
                          f"{', '.join(_REGISTRY)}.")
     return _REGISTRY[name]
+
+
+def check_dataset(name: str, dataset: str) -> None:
+    """ValueError naming the datasets experiment ``name`` can use, when ``dataset`` is not one."""
+    experiment = get_experiment(name)
+    if experiment.datasets is not None and dataset not in experiment.datasets:
+        raise ValueError(f"Experiment {name!r} cannot use dataset {dataset!r}: its claim is made "
+                         f"on {', '.join(experiment.datasets)}; pass one of those.")
 
 
 def default_run_dir(name: str) -> Path:
@@ -111,11 +138,12 @@ def run(name: str, run_dir=None, quick: bool = False, dataset: str | None = None
     verbose = check_verbose(verbose) != 0
     dataset = experiment.dataset if dataset is None else dataset
     datasets.info(dataset)  # unknown names: ValueError listing the valid ones
+    check_dataset(name, dataset)
     unknown = sorted(set(settings) - set(experiment.full))
     if unknown:
         raise ValueError(f"Unknown setting(s) {', '.join(unknown)} for experiment {name!r}. "
                          f"Valid settings: {', '.join(experiment.full)}.")
-    chosen = {**(experiment.quick if quick else experiment.full), **settings}
+    chosen = {**experiment.settings(dataset, quick), **settings}
     precision = choose_precision(precision)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
     try:
