@@ -127,7 +127,7 @@ def test_on_the_papers_dataset_an_experiment_runs_the_papers_settings():
     assert dropout.settings("mnist", quick=True)["width"] == 1024  # Srivastava et al., Fig. 4
     with pytest.raises(ValueError, match=r"on\['mnist'\] sets settings of 'quick' or 'full' only"):
         experiments.register_experiment("x", claim="", dataset="mnist", quick={"a": 1},
-                                         full={"a": 2}, on={"mnist": {"full": {"b": 3}}})
+                                        full={"a": 2}, on={"mnist": {"full": {"b": 3}}})
 
 
 def test_every_experiment_has_quick_and_full_settings_and_an_offline_default_dataset():
