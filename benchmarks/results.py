@@ -347,22 +347,41 @@ def main(argv=None) -> int:
 
 
 def readme_table(out: Path = RESULTS) -> str:
-    """The README's results table, generated from the results CSVs."""
-    lines = ["| model | dataset | parameters | MACs | test accuracy | seeds | train ex/s | "
-             "inference ex/s | precision |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
-    machines = set()
+    """The README's results tables, generated from the results CSVs: test
+    accuracy by model and dataset, then one row per model and dataset."""
+    rows = []
     for path in sorted(out.glob("results-*.csv")):
         with path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                std = f" ± {float(row['test_accuracy_std']) * 100:.2f}" if row["test_accuracy_std"] else ""
-                lines.append(
-                    f"| `{row['model']}` | {row['dataset']} | {int(row['parameters']):,} | "
-                    f"{int(row['macs']) / 1e6:.2f} M | {float(row['test_accuracy_mean']) * 100:.2f}{std} % | "
-                    f"{row['seeds']} | {row['train_examples_per_second']} | "
-                    f"{row['inference_examples_per_second']} | {row['precision']} |")
-                machines.add(row["machine"])
+            rows += list(csv.DictReader(handle))
+    from zoo.datasets import list_datasets
+
+    datasets = [name for name in list_datasets() if any(row["dataset"] == name for row in rows)]
+
+    def accuracy(row):
+        std = f" ± {float(row['test_accuracy_std']) * 100:.2f}" if row["test_accuracy_std"] else ""
+        return f"{float(row['test_accuracy_mean']) * 100:.2f}{std} %"
+
+    by_model: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        by_model.setdefault(row["model"], {})[row["dataset"]] = row
+    lines = [f"| model | parameters | MACs | {' | '.join(datasets)} |",
+             f"|---|---:|---:|{'---:|' * len(datasets)}"]
+    for model, cells in sorted(by_model.items()):
+        first = next(iter(cells.values()))
+        lines.append(f"| `{model}` | {int(first['parameters']):,} | {int(first['macs']) / 1e6:.2f} M | "
+                     + " | ".join(accuracy(cells[name]) if name in cells else "—" for name in datasets)
+                     + " |")
+    lines += ["", "| model | dataset | parameters | MACs | test accuracy | seeds | train ex/s | "
+              "inference ex/s | precision |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    rows.sort(key=lambda row: (datasets.index(row["dataset"]), row["model"]))
+    for row in rows:
+        lines.append(
+            f"| `{row['model']}` | {row['dataset']} | {int(row['parameters']):,} | "
+            f"{int(row['macs']) / 1e6:.2f} M | {accuracy(row)} | "
+            f"{row['seeds']} | {row['train_examples_per_second']} | "
+            f"{row['inference_examples_per_second']} | {row['precision']} |")
     lines.append("")
-    lines.append(f"Measured on: {'; '.join(sorted(machines))}.")
+    lines.append(f"Measured on: {'; '.join(sorted({row['machine'] for row in rows}))}.")
     return "\n".join(lines)
 
 

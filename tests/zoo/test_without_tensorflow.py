@@ -211,3 +211,24 @@ def test_what_needs_tensorflow_is_refused_in_one_line(tmp_path):
     for message, (status, stderr) in zip(refused, outcomes):
         assert status == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, stderr
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_shipped_weights_give_their_recorded_accuracy_on_jax_too(tmp_path):
+    """The manifest's accuracies are float32 at batch 256: JAX reproduces them
+    exactly (only bfloat16 kernels differ between the backends)."""
+    from zoo.models import weights
+
+    script = WITHOUT_TENSORFLOW.split("from zoo.cli import main")[0] + """
+import json
+from zoo.models.shipping import evaluate_shipped
+print("ACCURACY", json.dumps({model: evaluate_shipped(model, "mnist_5k")
+                              for model in ("lenet5", "mlp")}))
+assert "tensorflow" not in sys.modules
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=jax_environment(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("ACCURACY "))
+    measured = json.loads(line.split(" ", 1)[1])
+    assert measured == {model: weights.shipped(model)["mnist_5k"]["test_accuracy"]
+                        for model in measured}
