@@ -37,7 +37,13 @@ Handler = Callable[[argparse.Namespace], object]
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line with the one prefix
     of every ``zoo`` error (``zoo: error: ...``, a subcommand's too) and exit
-    status 2, without the usage dump."""
+    status 2, without the usage dump. It takes no abbreviated flags
+    (``--epoch`` is not ``--epochs``), so that a flag added later cannot
+    change what an old command means."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         prog = "zoo" if self.prog.startswith("zoo ") else self.prog  # "zoo train" → "zoo"

@@ -262,6 +262,8 @@ CLI_ROWS = [
      r"argument --weight-decay: expected a number >= 0, received '-1'"),
     ("dropout 1", ["train", "mlp", "--dropout-rate", "1"],
      r"argument --dropout-rate: expected a rate in \[0, 1\), received '1'"),
+    ("an abbreviated flag", ["train", "mlp", "--epoch", "1"],
+     r"unrecognized arguments: --epoch 1"),
     ("epochs 0", ["train", "mlp", "--epochs", "0"],
      r"argument --epochs: expected a positive integer, received '0'"),
     ("unknown model to describe", ["info", "vgg16"], r"Unknown model 'vgg16'"),

@@ -158,6 +158,9 @@ def test_train_survives_random_kills_and_a_ctrl_c_and_ends_as_an_uninterrupted_r
     history = read_history(run_dir)
     assert [int(row["epoch"]) for row in history] == list(range(1, EPOCHS + 1))
     assert metrics["epochs_run"] == reference["epochs_run"] == EPOCHS
+    header = (run_dir / "history.csv").read_text().splitlines()[0]
+    assert header == (reference_dir / "history.csv").read_text().splitlines()[0]  # same columns
+    assert header.startswith("epoch,")
     assert not (run_dir / "backup").exists()
     print(f"kill/resume: epochs done at each interruption {done}; test accuracy "
           f"{metrics['test_accuracy']:.4f} vs uninterrupted {reference['test_accuracy']:.4f}")

@@ -154,7 +154,9 @@ class RunState(keras.callbacks.Callback):
                            f"{free / 2**20:.1f} MB free)")
 
     def _write_history(self) -> None:
-        columns = list(dict.fromkeys(key for row in self.history for key in row))
+        # epoch first, then the metrics by name: the same columns whether the
+        # rows were logged in this process or read back from state.json
+        columns = ["epoch", *sorted({key for row in self.history for key in row} - {"epoch"})]
         temporary = self.history_path.with_name(f".{self.history_path.name}.tmp")
         with temporary.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
