@@ -143,11 +143,19 @@ def is_finished(run_dir: Path) -> bool:
     return (run_dir / FINISHED_FILE).exists()
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+def prepare_run_dir(run_dir: Path, overwrite: bool,
+                    settings: dict[str, Any] | None = None) -> None:
     """Makes ``run_dir`` ready for a run: a finished run is refused
-    (:class:`RunFinishedError`) or, with ``overwrite``, removed; an unfinished
-    one is kept to resume or, with ``overwrite``, emptied of its state."""
+    (:class:`RunFinishedError`, or :class:`RunSettingsChangedError` naming
+    what differs when it was trained with other ``settings``) or, with
+    ``overwrite``, removed; an unfinished one is kept to resume or, with
+    ``overwrite``, emptied of its state."""
     if is_finished(run_dir):
+        changed = None if settings is None else settings_changes(run_dir / SETTINGS_FILE, settings)
+        if changed and not overwrite:
+            raise RunSettingsChangedError(
+                f"{run_dir} holds a finished run with other settings ({'; '.join(changed)}); "
+                "repeat its settings to read it, or pass overwrite=True to train afresh.")
         if not overwrite:
             raise RunFinishedError(
                 f"{run_dir} already holds a finished run ({FINISHED_FILE} exists); "

@@ -173,3 +173,17 @@ def test_a_cpu_run_that_builds_its_offline_dataset_prints_nothing_on_stderr(tmp_
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
     assert "Downloading" not in result.stdout and "test accuracy" in result.stdout
+
+
+def test_a_finished_run_asked_for_other_settings_is_refused_naming_them(
+        tmp_path, data_dir, capsys):
+    run_dir = tmp_path / "run"
+    assert main(mlp_arguments(run_dir, data_dir, "--verbose", "0")) == 0
+    recorded = (run_dir / "metrics.json").read_text()
+    capsys.readouterr()
+    assert main(mlp_arguments(run_dir, data_dir, "--verbose", "0", "--learning-rate", "0.01")) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"zoo: error: {run_dir} holds a finished run with other settings (")
+    assert "learning_rate 0.003 -> 0.01" in error and error.endswith("or pass --overwrite to train "
+                                                                        "afresh.")
+    assert (run_dir / "metrics.json").read_text() == recorded  # untouched

@@ -173,9 +173,10 @@ def train(
         run_dir = worker_run_dir(run_dir)
     with runs.directory_lock(run_dir):  # one process at a time, released however it ends
         created = not run_dir.exists()
-        runs.prepare_run_dir(run_dir, overwrite)
+        settings = config.settings(chosen.policy)
+        runs.prepare_run_dir(run_dir, overwrite, settings)
         fresh = not (run_dir / runs.SETTINGS_FILE).exists()
-        runs.check_same_settings(run_dir, config.settings(chosen.policy))
+        runs.check_same_settings(run_dir, settings)
         _announce_resumption(run_dir, config.epochs, verbose)
         try:
             if config.seed is not None:  # seeds the data pipeline's shuffling
