@@ -188,12 +188,15 @@ def test_a_run_ended_by_early_stopping_does_not_train_again_when_resumed(tmp_pat
     assert 2 <= len(history) < 60 and not (run_dir / "metrics.json").exists()
     losses = [float(row["val_loss"]) for row in history]
     best_epoch = int(np.argmin(losses))
+    trained_for = json.loads((run_dir / "backup" / "state.json").read_text())["fit_seconds"]
+    assert trained_for > 0
 
     epochs_seen = []
     probe = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs_seen.append(epoch))
     result = train("mlp", callbacks=[probe], **arguments)
     assert epochs_seen == []  # stopped means stopped: no epoch is run again
     assert read_history(run_dir) == history and result.metrics["epochs_run"] == len(history)
+    assert result.metrics["wall_time_s"] >= round(trained_for, 3)  # the first process's time counts
     # The resumed run restored the best epoch's weights, as the first would have.
     evaluation = result.model.evaluate(
         datasets.load("mnist1d", "validation", batch_size=200, data_dir=data_dir), verbose=0,

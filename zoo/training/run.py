@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +46,7 @@ from zoo.runs import RunFinishedError, RunSettingsChangedError  # noqa: F401  (t
 from zoo.training import engine
 from zoo.training.config import TrainConfig, split_settings
 from zoo.training.precision import Precision, announce, choose_precision, precision_scope
+from zoo.training.run_state import RunState
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -218,10 +218,11 @@ def train(
         run_callbacks = engine.training_callbacks(
             early_stopping_patience=config.early_stopping_patience, run_dir=run_dir,
             tensorboard=not multi_worker, callbacks=[timer, *observers, *callbacks])
-        started = time.perf_counter()
         engine.fit(model, train_data, validation_data, epochs=config.epochs, callbacks=run_callbacks,
                    strategy=distribution, global_batch_size=global_batch, verbose=verbose)
-        wall_time = time.perf_counter() - started
+        # the seconds of every process that trained the run, not only this one's
+        wall_time = next(callback for callback in run_callbacks
+                         if isinstance(callback, RunState)).fit_seconds()
         if multi_worker:
             from zoo.training.custom_loop import evaluate_custom_loop
 

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,13 @@ class RunState(keras.callbacks.Callback):
         self.early_stopping = early_stopping
         self.history: list[dict[str, float]] = []
         self._best_file: str | None = None
+        self._earlier_seconds, self._started = 0.0, None
+
+    def fit_seconds(self) -> float:
+        """Seconds of training of the whole run: those its earlier processes
+        committed (``fit_seconds`` in ``state.json``) and this process's."""
+        ours = 0.0 if self._started is None else time.perf_counter() - self._started
+        return self._earlier_seconds + ours
 
     def _corrupt(self, detail: str) -> ValueError:
         return ValueError(f"The backup in {self.backup_dir} is corrupt or from another model "
@@ -61,6 +69,7 @@ class RunState(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.history, self._best_file = [], None
+        self._earlier_seconds, self._started = 0.0, time.perf_counter()
         state_path = self.backup_dir / self.STATE
         if not state_path.exists():  # a fresh start: no history either
             self.history_path.unlink(missing_ok=True)
@@ -69,6 +78,7 @@ class RunState(keras.callbacks.Callback):
             state = json.loads(state_path.read_text())
             epoch, weights, history = state["epoch"], state["weights"], state["history"]
             stopping = state.get("early_stopping")
+            self._earlier_seconds = float(state.get("fit_seconds", 0.0))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise self._corrupt(f"{state_path.name}: {error}") from None
         optimizer = self.model.optimizer
@@ -124,7 +134,8 @@ class RunState(keras.callbacks.Callback):
                         "stopped_epoch": int(es.stopped_epoch),
                         "best_weights_file": self._best_file if es.best_weights is not None else None}
         state = {"epoch": completed, "weights": weights, "history": history,
-                 "early_stopping": stopping, "stopped": bool(self.model.stop_training)}
+                 "early_stopping": stopping, "stopped": bool(self.model.stop_training),
+                 "fit_seconds": self.fit_seconds()}
         atomic_write_json(state, self.backup_dir / self.STATE)  # the commit
         self.history = history
         keep = {self.STATE, weights, self._best_file}
