@@ -53,7 +53,9 @@ def directory_lock(directory: str | os.PathLike, what: str = "Run directory"):
     The lock is ``flock`` on ``.NAME.lock`` beside the directory (so that it
     survives the directory being replaced); the operating system releases it
     when its process ends, however it ends, so a killed run never blocks its
-    own resumption. Where ``fcntl`` does not exist (Windows) nothing is locked."""
+    own resumption. A block that leaves no ``directory`` (a run that could not
+    start) takes the lock file, and the parent folder it created, with it.
+    Where ``fcntl`` does not exist (Windows) nothing is locked."""
     directory = Path(directory)
     try:
         import fcntl
@@ -63,8 +65,10 @@ def directory_lock(directory: str | os.PathLike, what: str = "Run directory"):
     try:
         if directory.parent.exists() and not directory.parent.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        created_parent = not directory.parent.exists()
         directory.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(directory.parent / f".{directory.name}.lock", "a+")
+        lock_path = directory.parent / f".{directory.name}.lock"
+        handle = open(lock_path, "a+")
     except OSError as error:
         raise OSError(f"{what} {directory} is not writable: {error.strerror}.") from None
     with handle:
@@ -83,6 +87,11 @@ def directory_lock(directory: str | os.PathLike, what: str = "Run directory"):
         try:
             yield
         finally:
+            if not directory.exists():  # nothing to guard: leave nothing behind
+                lock_path.unlink(missing_ok=True)
+                if created_parent:
+                    with contextlib.suppress(OSError):  # not empty: others' files stay
+                        directory.parent.rmdir()
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

@@ -84,14 +84,15 @@ def test_a_model_trains_on_its_own_dataset_and_a_misfit_writes_nothing(tmp_path,
                                          r"\(inputs of shape \(40, 1\)\): .* Its own dataset is "
                                          r"'mnist_5k': pass dataset='mnist_5k'\."):
         train("deep_cnn", dataset="mnist1d", epochs=1, verbose=0, data_dir=data_dir,
-              run_dir=tmp_path / "misfit")
-    assert not (tmp_path / "misfit").exists()
+              run_dir=tmp_path / "runs" / "misfit")
+    assert not (tmp_path / "runs").exists()  # neither the run, its lock file nor their folder
     existing = tmp_path / "existing"
     (existing / "notes").mkdir(parents=True)  # a directory of the user's: only our file goes
     with pytest.raises(ValueError, match="cannot be built"):
         train("deep_cnn", dataset="mnist1d", epochs=1, verbose=0, data_dir=data_dir,
               run_dir=existing)
     assert sorted(path.name for path in existing.iterdir()) == ["notes"]
+    assert (tmp_path / ".existing.lock").exists()  # it guards a directory that stays
 
 
 def test_a_resumed_run_says_after_which_epoch(tmp_path, data_dir, capsys):
