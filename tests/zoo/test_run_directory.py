@@ -185,6 +185,6 @@ def test_a_finished_run_asked_for_other_settings_is_refused_naming_them(
     assert main(mlp_arguments(run_dir, data_dir, "--verbose", "0", "--learning-rate", "0.01")) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"zoo: error: {run_dir} holds a finished run with other settings (")
-    assert "learning_rate 0.003 -> 0.01" in error and error.endswith("or pass --overwrite to train "
-                                                                        "afresh.")
+    assert "learning_rate 0.003 -> 0.01" in error
+    assert error.endswith("or pass --overwrite to train afresh.")
     assert (run_dir / "metrics.json").read_text() == recorded  # untouched
