@@ -77,8 +77,9 @@ def build_parser() -> Parser:
                         help="replace a SavedModel already at PATH (nothing else is replaced)")
 
     predict = subcommands.add_parser("predict", help="classify .npy arrays or PNG/JPEG images")
-    predict.add_argument("model_path", help="a .keras file, an exported SavedModel directory, or a "
-                                            "registered model name (its shipped weights)")
+    predict.add_argument("model_path", help="a .keras file, a run directory, an exported SavedModel "
+                                            "directory, or a registered model name (its shipped "
+                                            "weights)")
     predict.add_argument("inputs", nargs="+", help=".npy files (one example or a batch) or images")
 
     convert = subcommands.add_parser(

@@ -102,14 +102,18 @@ def load(path: str | os.PathLike) -> keras.Model:
 
 
 class Predictor:
-    """Runs a ``.keras`` file, an exported SavedModel, or a registered model
-    with its shipped weights (``zoo.models.weights``) on input arrays;
-    ``weights_note`` says which weights a registered model uses."""
+    """Runs a ``.keras`` file, a run directory (its ``model.keras``), an
+    exported SavedModel, or a registered model with its shipped weights
+    (``zoo.models.weights``) on input arrays; ``weights_note`` says which
+    weights a registered model uses."""
 
     def __init__(self, path: str | os.PathLike):
         self.weights_note = None
         path = Path(path)
         from zoo.models import list_models
+
+        if path.is_dir() and not (path / "saved_model.pb").exists() and (path / "model.keras").exists():
+            path = path / "model.keras"  # a finished run, as zoo evaluate and zoo export take it
 
         if not path.exists() and str(path) in list_models():
             model, self.weights_note = _shipped_model(str(path))

@@ -148,7 +148,7 @@ def test_predict_cli_on_arrays_and_images(trained, tmp_path, capsys):
     png = tf.io.encode_png(tf.cast(np.repeat(x[4] * 255, 2, axis=0)[:24, :24], tf.uint8))
     tf.io.write_file(str(tmp_path / "digit.png"), png)
     expected = model.predict(x[:4], verbose=0).argmax(axis=1)
-    for model_path in (directory / "model.keras", directory / "savedmodel"):
+    for model_path in (directory / "model.keras", directory, directory / "savedmodel"):  # directory: a run
         assert main(["predict", str(model_path), str(tmp_path / "one.npy"),
                      str(tmp_path / "batch.npy"), str(tmp_path / "digit.png")]) == 0
         lines = capsys.readouterr().out.strip().splitlines()
