@@ -364,9 +364,10 @@ def test_reproduce_command_parses_its_options():
 
 def test_reproduce_list_prints_every_experiment(capsys):
     assert experiments.run_reproduce(parser().parse_args(["reproduce", "--list"])) == []
-    out = capsys.readouterr().out
-    for name in experiments.list_experiments():
-        assert name in out
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == experiments.list_experiments()
+    claims = {line.index(experiments.get_experiment(line.split()[0]).claim) for line in lines}
+    assert len(claims) == 1  # the claims start in one column
 
 
 def test_reproduce_of_an_unknown_experiment_is_a_value_error():

@@ -48,10 +48,11 @@ def run_reproduce(args: argparse.Namespace) -> list[dict]:
     from zoo.experiments.registry import check_dataset, get_experiment, list_experiments, run
 
     if args.list:
+        width = max(map(len, list_experiments())) + 2
         for name in list_experiments():
             experiment = get_experiment(name)
             others = [dataset for dataset in experiment.datasets or () if dataset != experiment.dataset]
-            print(f"{name:<16} {experiment.claim}  [dataset {experiment.dataset}"
+            print(f"{name:<{width}}{experiment.claim}  [dataset {experiment.dataset}"
                   f"{'; also ' + ', '.join(others) if others else ''}]")
         return []
     if args.name is not None:
