@@ -42,3 +42,37 @@ def fit_start_epoch(model: keras.Model, initial_epoch: int = 0) -> int:
     callback set with :func:`start_fit_at_epoch`, else ``initial_epoch``."""
     _check_trainer(model)
     return model._initial_epoch or initial_epoch
+
+
+# ----------------------------------------------------------------------------
+# tensorflow-datasets leaves an empty temporary folder per builder it makes.
+#
+# DatasetInfo.initialize_from_bucket (tensorflow_datasets/core/dataset_info.py)
+# makes a ``tmp…tfds`` folder with tempfile.mkdtemp before it asks whether the
+# GCS bucket (disabled by default) holds the dataset's info files, and returns
+# without removing it when it does not: every builder of an unprepared dataset
+# (``zoo info``, ``zoo datasets``, a first ``prepare``) left one behind.
+
+
+def no_empty_tfds_folders() -> None:
+    """Makes tfds ask the bucket first and make its folder only when there is
+    something to copy into it (once per process)."""
+    from tensorflow_datasets.core import dataset_info
+    from tensorflow_datasets.core.utils import gcs_utils
+
+    info_class = dataset_info.DatasetInfo
+    original = getattr(info_class, "initialize_from_bucket", None)
+    if original is None or not hasattr(gcs_utils, "gcs_dataset_info_files"):
+        raise UpstreamChanged("tensorflow_datasets' DatasetInfo.initialize_from_bucket or "
+                              "gcs_utils.gcs_dataset_info_files moved: the workaround for its "
+                              "empty temporary folders needs a look.")
+    if getattr(original, "asks_the_bucket_first", False):
+        return
+
+    def initialize_from_bucket(self) -> None:
+        if not gcs_utils.gcs_dataset_info_files(self.full_name):
+            return  # nothing in the bucket: what tfds does, without the folder
+        original(self)
+
+    initialize_from_bucket.asks_the_bucket_first = True
+    info_class.initialize_from_bucket = initialize_from_bucket

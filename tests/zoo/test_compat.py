@@ -36,3 +36,15 @@ def test_a_changed_trainer_fails_loudly():
     del model._initial_epoch
     with pytest.raises(_compat.UpstreamChanged, match="_initial_epoch"):
         _compat.start_fit_at_epoch(model, 1)
+
+
+def test_a_builder_of_an_unprepared_dataset_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    from zoo.datasets.loader import get_builder
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    (tmp_path / "temp").mkdir()
+    for name in ("cifar10", "mnist"):
+        assert not get_builder(name, data_dir=tmp_path / "data").is_prepared()
+    assert list((tmp_path / "temp").iterdir()) == []

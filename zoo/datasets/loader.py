@@ -55,8 +55,11 @@ def get_builder(name: str, data_dir: Optional[PathLike] = None) -> "tfds.core.Da
     ``~/tensorflow_datasets``). ``builder.is_prepared()`` tells whether the
     dataset is already on disk there.
     """
+    from zoo._compat import no_empty_tfds_folders
+
     source = _source(name)
     data_dir = _data_dir(data_dir)
+    no_empty_tfds_folders()
     if source.builder is not None:
         module_name, class_name = source.builder.split(":")
         builder_cls = getattr(importlib.import_module(module_name), class_name)
