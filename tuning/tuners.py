@@ -128,8 +128,57 @@ class BayesianTuner(ZooTuner, keras_tuner.BayesianOptimization):
     """``keras_tuner.BayesianOptimization`` with the zoo's trial hooks."""
 
 
-class RandomTuner(ZooTuner, keras_tuner.RandomSearch):
-    """``keras_tuner.RandomSearch`` with the zoo's trial hooks."""
+class DistinctRandomSearchOracle(keras_tuner.oracles.RandomSearchOracle):
+    """Keras Tuner's random search, whose seeded draws are distinct trials.
+
+    Keras Tuner draws each value from a counter of seeds
+    (``random.Random(seed_state)``, one seed per value) and refuses only
+    exact repeats, so nearby seeds can give a trial that repeats an earlier
+    one to three decimals (seed 0: trials #1 and #2 both λ = 0, dropout
+    0.3138 and 0.3139). A draw whose every choice equals an earlier trial's
+    and every number lies within :attr:`SAME_WITHIN` of its range (on its
+    sampling's scale: log for λ) is drawn again from the following seeds;
+    the same seed still gives the same trials."""
+
+    SAME_WITHIN = 0.01
+    REDRAWS = 100
+
+    def populate_space(self, trial_id):
+        for _ in range(self.REDRAWS):
+            proposal = super().populate_space(trial_id)
+            if proposal["values"] is None or not self._repeats_a_trial(proposal["values"], trial_id):
+                break
+        return proposal
+
+    def _repeats_a_trial(self, values: dict, trial_id: str) -> bool:
+        space = {hp.name: hp for hp in self.hyperparameters.space}
+        return any(other_id != trial_id and self.same_values(values, trial.hyperparameters.values,
+                                                             space)
+                   for other_id, trial in self.trials.items())
+
+    @classmethod
+    def same_values(cls, ours: dict, theirs: dict, space: dict) -> bool:
+        """Whether two trials' values are the same configuration: the same
+        names, equal choices, numbers within :attr:`SAME_WITHIN` of their range."""
+        if set(ours) != set(theirs):
+            return False
+        for name, value in ours.items():
+            hp = space.get(name)
+            if isinstance(hp, keras_tuner.engine.hyperparameters.Float):
+                if abs(hp.value_to_prob(value) - hp.value_to_prob(theirs[name])) > cls.SAME_WITHIN:
+                    return False
+            elif value != theirs[name]:
+                return False
+        return True
+
+
+class RandomTuner(ZooTuner, keras_tuner.Tuner):
+    """``keras_tuner.RandomSearch`` with the zoo's trial hooks, drawing
+    distinct trials (:class:`DistinctRandomSearchOracle`)."""
+
+    def __init__(self, hypermodel=None, objective=None, max_trials=10, seed=None, **kwargs):
+        oracle = DistinctRandomSearchOracle(objective=objective, max_trials=max_trials, seed=seed)
+        super().__init__(oracle, hypermodel, **kwargs)
 
 
 def check_tuner_name(tuner: str) -> str:
