@@ -102,9 +102,15 @@ class ZooHyperModel(keras_tuner.HyperModel):
         keras.mixed_precision.set_global_policy(self.policy)
         training = self.training
         model = training.build_model(**{WEIGHT_DECAY: weight_decay, DROPOUT_RATE: dropout_rate})
-        optimizer = make_optimizer(training.optimizer,
-                                   training.learning_rate if learning_rate is None else learning_rate,
-                                   training.learning_rate_schedule, self.schedule_steps)
+        step_size = training.learning_rate if learning_rate is None else learning_rate
+        optimizer = make_optimizer(training.optimizer, step_size, training.learning_rate_schedule,
+                                   self.schedule_steps)
+        if training.learning_rate_schedule == "cosine" and self.schedule_steps is None:
+            # fit() sets the trial's cosine; a schedule from the start (too long to
+            # decay until then) keeps the optimizer's variables those of the
+            # checkpoints it writes (a step size given as a number is one more
+            # variable), so a continued Hyperband trial gets its state back
+            optimizer.learning_rate = RestartedCosineDecay(step_size, decay_steps=2**31 - 1)
         compile_model(model, optimizer, jit_compile=self.jit_compile)
         # Built now, the optimizer's slots are in the checkpoints Keras Tuner
         # writes and are restored when Hyperband continues a trial.

@@ -41,6 +41,7 @@ import contextlib
 import dataclasses
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -346,7 +347,9 @@ def tune(
                 test_accuracy = final.metrics["test_accuracy"]
             else:
                 release_memory()
-                with precision_scope(chosen.policy):
+                with precision_scope(chosen.policy), warnings.catch_warnings():
+                    # the checkpoint's optimizer state is not needed to evaluate it
+                    warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
                     final_model = search_tuner.get_best_models(1)[0]
                 test_metrics = evaluate(final_model, training.dataset,
                                         batch_size=training.batch_size * replicas, data_dir=data_dir)

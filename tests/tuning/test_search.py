@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -127,10 +128,14 @@ def test_hyperband_continues_promoted_trials_from_their_checkpoints(data_dir, tm
     release_memory = tuning.tuners.release_memory
     monkeypatch.setattr(tuning.tuners, "release_memory",
                         lambda: releases.append(1) or release_memory())
-    result = tune("cnn1d", dataset="mnist1d", tuner="hyperband", epochs=2, hyperband_factor=2,
-                  max_trials=3, run_dir=tmp_path / "hyperband", data_dir=data_dir, seed=3,
-                  batch_size=100, retrain=False, verbose=0, overwrite=True,
-                  search_space=SearchSpace(dropout_rate=(0.0, 0.5)), **TINY_CNN)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = tune("cnn1d", dataset="mnist1d", tuner="hyperband", epochs=2, hyperband_factor=2,
+                      max_trials=3, run_dir=tmp_path / "hyperband", data_dir=data_dir, seed=3,
+                      batch_size=100, retrain=False, verbose=0, overwrite=True,
+                      search_space=SearchSpace(dropout_rate=(0.0, 0.5)), **TINY_CNN)
+    # the best checkpoint is read for its weights, without a word about its optimizer's
+    assert not [str(warning.message) for warning in caught if "optimizer" in str(warning.message)]
     trials = result.trials
     # factor 2, max_epochs 2: a bracket of 2 one-epoch trials whose best goes on
     # for a second epoch (then a bracket of 2 two-epoch trials, cut by max_trials).
