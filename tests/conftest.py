@@ -104,8 +104,15 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Stops the JAX run if the session ends before its test waited for it."""
-    if _jax_run is not None and _jax_run.poll() is None:
+    """Stops the JAX run if the session ends before its test waited for it,
+    and removes its folder from the system's temporary directory."""
+    if _jax_run is None:
+        return
+    if _jax_run.poll() is None:
         import signal
 
         os.killpg(_jax_run.pid, signal.SIGTERM)
+        _jax_run.wait()
+    import shutil
+
+    shutil.rmtree(os.environ.get("DEEPZOO_JAX_TEST_RUN", ""), ignore_errors=True)
