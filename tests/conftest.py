@@ -115,4 +115,7 @@ def pytest_sessionfinish(session, exitstatus):
         _jax_run.wait()
     import shutil
 
-    shutil.rmtree(os.environ.get("DEEPZOO_JAX_TEST_RUN", ""), ignore_errors=True)
+    from tests.custom_layers.test_backends import JAX_RUN
+
+    if os.environ.get(JAX_RUN):
+        shutil.rmtree(os.environ[JAX_RUN], ignore_errors=True)
