@@ -258,6 +258,16 @@ def import_tensorflow_quietly() -> None:
         os.close(saved)
 
 
+def tensorflow_installed() -> bool:
+    """Whether TensorFlow can be imported here (without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # an import system that refuses it
+        return False
+
+
 def keras_backend() -> str:
     """The Keras backend this process will run (``KERAS_BACKEND``, else
     Keras' configuration file, else tensorflow), without importing Keras."""
@@ -292,8 +302,8 @@ def run_command(handler: Handler, args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _interrupt)
     try:
-        if keras_backend() == "tensorflow":
-            import_tensorflow_quietly()
+        if keras_backend() == "tensorflow" or tensorflow_installed():
+            import_tensorflow_quietly()  # Keras imports an installed TensorFlow on any backend
         handler(args)
         if interrupt_requested.is_set():  # raised where Python ignored it, after the last batch
             raise KeyboardInterrupt
