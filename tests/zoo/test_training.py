@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from zoo.training import RunFinishedError, train
+from zoo.training import RunFinishedError, RunSettingsChangedError, train
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +80,13 @@ def test_saved_model_reproduces_the_trained_model(short_run, data_dir):
 
 
 def test_finished_run_is_kept_unless_overwrite(short_run, data_dir):
+    same = dict(dataset="mnist_5k", epochs=3, batch_size=64, seed=1, run_dir=short_run.run_dir,
+                data_dir=data_dir, verbose=0, weight_decay=1e-4, gradient_stats_every=25)
     with pytest.raises(RunFinishedError, match="overwrite"):
-        train("small_cnn", dataset="mnist_5k", epochs=1, run_dir=short_run.run_dir,
-              data_dir=data_dir, verbose=0)
+        train("small_cnn", **same)
+    with pytest.raises(RunSettingsChangedError, match=r"holds a finished run with other settings "
+                                                      r"\(epochs 3 -> 1\); .*overwrite=True"):
+        train("small_cnn", **{**same, "epochs": 1})
 
 
 class StopAfterEpoch(keras.callbacks.Callback):
