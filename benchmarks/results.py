@@ -226,18 +226,26 @@ def write_tables(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
     return written
 
 
+def accuracy_spread(records: list[dict[str, Any]]) -> tuple[float, float | None]:
+    """Mean and standard deviation (None for one seed) of the records' test
+    accuracies, to 4 places: a table row's and a model card's figures."""
+    accuracies = [record["test_accuracy"] for record in records]
+    std = round(statistics.stdev(accuracies), 4) if len(accuracies) > 1 else None
+    return round(statistics.mean(accuracies), 4), std
+
+
 def summarise(model: str, records: list[dict[str, Any]], machine_name: str) -> dict[str, Any]:
     from zoo.flops import count_flops
     from zoo.models import create_model
 
     count = count_flops(create_model(model))
-    accuracies = [record["test_accuracy"] for record in records]
+    mean, std = accuracy_spread(records)
     rates = [record["train_examples_per_second"] for record in records
              if record["train_examples_per_second"]]
     return {
         "model": model, "dataset": records[0]["dataset"], "parameters": count.parameters,
-        "macs": count.macs, "test_accuracy_mean": round(statistics.mean(accuracies), 4),
-        "test_accuracy_std": round(statistics.stdev(accuracies), 4) if len(records) > 1 else "",
+        "macs": count.macs, "test_accuracy_mean": mean,
+        "test_accuracy_std": "" if std is None else std,
         "seeds": len(records),
         "train_examples_per_second": round(statistics.median(rates)) if rates else "",
         "inference_examples_per_second": round(records[0]["inference_examples_per_second"]),
@@ -248,12 +256,9 @@ def summarise(model: str, records: list[dict[str, Any]], machine_name: str) -> d
 def weights_card(run: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
     """The model card of the weights of ``run``, one of the seeds' ``records``
     of its table row (``zoo.models.weights.CARD_FIELDS``)."""
-    accuracies = [record["test_accuracy"] for record in records]
+    mean, std = accuracy_spread(records)
     return {"run_test_accuracy": run["test_accuracy"],
-            "table_test_accuracy": {
-                "mean": round(statistics.mean(accuracies), 4),
-                "std": round(statistics.stdev(accuracies), 4) if len(records) > 1 else None,
-                "seeds": len(records)},
+            "table_test_accuracy": {"mean": mean, "std": std, "seeds": len(records)},
             "command": train_command(run["model"], run["dataset"], run["seed"], run["training"]),
             **{key: run.get(key) for key in ("backend", "precision", "keras_version",
                                              "tensorflow_version")}}
