@@ -212,6 +212,8 @@ class GradientStatistics(keras.callbacks.Callback):
             records in memory only (``rows``, ``per_example_norms``).
         every: record every N-th step (N ≥ 1), counted by the optimizer's
             steps, so a resumed run records the same steps.
+        first_steps: record only among the first N steps (N ≥ 1); the
+            later ones all run fit's own step. None (default): every step.
         per_example: also compute per-example kernel-gradient norms for
             Dense and Conv layers.
 
@@ -224,11 +226,13 @@ class GradientStatistics(keras.callbacks.Callback):
     """
 
     def __init__(self, directory: str | Path | None = None, every: int = 100,
-                 per_example: bool = False):
+                 per_example: bool = False, first_steps: int | None = None):
         super().__init__()
         require("GradientStatistics (it swaps a second, tapped TensorFlow training step into "
                 "fit for the recorded steps)", "tensorflow")
         self.every = check_int(every, "every", minimum=1)
+        self.first_steps = None if first_steps is None else check_int(first_steps, "first_steps",
+                                                                      minimum=1)
         self.directory = None if directory is None else Path(directory)
         self.per_example = bool(per_example)
         self.rows: list[dict] = []
@@ -310,7 +314,8 @@ class GradientStatistics(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._recording = self._step % self.every == 0
+        self._recording = self._step % self.every == 0 and (
+            self.first_steps is None or self._step < self.first_steps)
         if self._recording:
             for probe in self._probes:
                 probe.reset()

@@ -1,7 +1,7 @@
 """The shape of the code: imports flow one way (``custom_layers`` ← ``zoo`` ←
 ``tuning``), no module imports itself back through others — counting imports
-inside functions — and private upstream modules are imported only in a
-package's ``_compat.py``."""
+inside functions, and the package ``__init__`` an import runs first — and
+private upstream modules are imported only in a package's ``_compat.py``."""
 
 import ast
 from pathlib import Path
@@ -43,7 +43,18 @@ def _imports(path: Path) -> list[str]:
     return names
 
 
-GRAPH = {name: sorted({imported for imported in _imports(path) if imported in MODULES} - {name})
+def _initialised(importer: str, imported: str) -> list[str]:
+    """What importing ``imported`` from ``importer`` runs: the module and
+    each package above it (their ``__init__``), except the importer's own
+    packages, which ran before the importer did."""
+    parts = imported.split(".")
+    own = {".".join(importer.split(".")[:end]) for end in range(1, importer.count(".") + 2)}
+    packages = [".".join(parts[:end]) for end in range(1, len(parts))]
+    return [name for name in [*packages, imported] if name in MODULES and name not in own]
+
+
+GRAPH = {name: sorted({run for imported in _imports(path) for run in _initialised(name, imported)}
+                      - {name})
          for name, path in MODULES.items()}
 
 
@@ -81,6 +92,10 @@ def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
 def test_the_checker_finds_a_cycle_and_the_packages_are_found():
     assert {"zoo.training", "tuning.search", "custom_layers.ops.conv"} <= set(MODULES)
     assert _cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
+    # an import of a submodule runs its package's __init__ first
+    assert _initialised("zoo.commands", "zoo.training.precision") == ["zoo.training",
+                                                                      "zoo.training.precision"]
+    assert _initialised("zoo.training.run", "zoo.training.engine") == ["zoo.training.engine"]
 
 
 def test_no_import_cycle_in_the_three_packages():

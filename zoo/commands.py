@@ -21,11 +21,11 @@ import ast
 import json
 import os
 import re
-import signal
 import sys
-import threading
 from importlib.metadata import entry_points
 from typing import Callable
+
+from zoo.interrupts import interrupt_requested, watch_for_interrupts
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -282,25 +282,11 @@ def keras_backend() -> str:
         return "tensorflow"
 
 
-#: Set when Ctrl-C (SIGINT) arrives during a command. The KeyboardInterrupt the
-#: signal raises can land in a garbage-collection callback (JAX, which Keras
-#: imports when it is installed, registers one), where Python ignores it; the
-#: engine's training callbacks then raise it again at the next batch.
-interrupt_requested = threading.Event()
-
-
-def _interrupt(signal_number, frame):
-    interrupt_requested.set()
-    raise KeyboardInterrupt
-
-
 def run_command(handler: Handler, args: argparse.Namespace) -> int:
     """Runs a command handler the way every ``zoo`` command runs: TensorFlow
     imported quietly (when it is the backend), errors as one line with exit
     status 2, Ctrl-C as 130."""
-    interrupt_requested.clear()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _interrupt)
+    watch_for_interrupts()
     try:
         if keras_backend() == "tensorflow" or tensorflow_installed():
             import_tensorflow_quietly()  # Keras imports an installed TensorFlow on any backend

@@ -139,6 +139,16 @@ def test_records_every_nth_step_to_files_and_resumes(tmp_path):
     assert steps == [0] * layers + [3] * layers + [6] * layers
 
 
+def test_first_steps_records_only_the_first_steps_and_fit_goes_on():
+    model = _image_model()
+    x, y = np.repeat(_data(model)[0], 4, 0), np.repeat(_data(model)[1], 4, 0)  # 4 steps an epoch
+    model.compile("adam", cl.losses.SparseCategoricalCrossentropy())
+    callback = GradientStatistics(every=1, first_steps=3)
+    model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[callback])
+    assert sorted({row["step"] for row in callback.rows}) == [0, 1, 2]
+    assert int(model.optimizer.iterations) == 8
+
+
 def test_says_which_layers_it_cannot_observe():
     inputs = keras.Input((4,))
     x = keras.layers.Dense(4, name="keras_dense")(inputs)
@@ -156,9 +166,11 @@ def test_says_which_layers_it_cannot_observe():
 
 
 @pytest.mark.parametrize("every", [0, -3, 1.5, True])
-def test_every_must_be_a_positive_integer(every):
+def test_every_and_first_steps_must_be_positive_integers(every):
     with pytest.raises(ValueError, match="every"):
         GradientStatistics(every=every)
+    with pytest.raises(ValueError, match="first_steps"):
+        GradientStatistics(first_steps=every)
 
 
 @pytest.fixture

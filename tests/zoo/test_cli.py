@@ -94,7 +94,8 @@ def test_a_ctrl_c_that_python_ignored_still_stops_the_command(capsys):
     import keras
     import numpy as np
 
-    from zoo.commands import EXIT_INTERRUPTED, interrupt_requested, run_command
+    from zoo.commands import EXIT_INTERRUPTED, run_command
+    from zoo.interrupts import interrupt_requested
     from zoo.training import training_callbacks
 
     def handler_whose_interrupt_was_dropped(args):

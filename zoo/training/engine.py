@@ -38,7 +38,7 @@ from typing import Any
 import keras
 
 from custom_layers.arguments import check_choice, check_int, check_number
-from zoo.commands import interrupt_requested
+from zoo.interrupts import interrupt_requested
 from zoo.training.loss import data_loss
 from zoo.training.run_state import RunState
 
@@ -135,7 +135,7 @@ class TerminateOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
 
 class StopOnInterrupt(keras.callbacks.Callback):
     """Raises KeyboardInterrupt at the next batch once the ``zoo`` command
-    has received Ctrl-C (``zoo.commands.interrupt_requested``): a second
+    has received Ctrl-C (``zoo.interrupts.interrupt_requested``): a second
     chance for an interrupt that Python ignored where it was first raised."""
 
     def _check(self):
