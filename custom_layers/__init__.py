@@ -13,6 +13,8 @@ a backward pass against autodiff and finite differences;
 :func:`custom_layers.convert` swaps them into an existing Keras model.
 """
 
+from importlib.metadata import PackageNotFoundError, version as _installed_version
+
 from custom_layers.layers import (
     Activation,
     Add,
@@ -54,4 +56,7 @@ __all__ = [
     "losses",
     "regularizers",
 ]
-__version__ = "0.1.0"
+try:  # one version, pyproject.toml's: the deepzoo distribution holds the three packages
+    __version__ = _installed_version("deepzoo")
+except PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "unknown (not installed)"

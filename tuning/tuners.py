@@ -46,8 +46,6 @@ from zoo.io import atomic_write_json
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
 TRIAL_RECORD = "zoo_trial.json"
 
-ROLES = ("local", "chief", "worker")
-
 
 def distributed_role() -> str:
     """"local" without Keras Tuner's distributed environment, else "chief" or

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
-
 _LAZY = {
     "deep_mlp": "zoo.models",
     "deep_cnn": "zoo.models",
@@ -30,6 +28,10 @@ __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # pyproject.toml's, as installed
+        from zoo.commands import version
+
+        return version()
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

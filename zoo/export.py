@@ -96,11 +96,6 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike,
     return export_savedmodel(load_model(Path(run_dir) / "model.keras"), path, replace=replace)
 
 
-def load(path: str | os.PathLike) -> keras.Model:
-    """Loads a ``.keras`` model safely (``safe_mode=True``, custom layers registered)."""
-    return load_model(path)
-
-
 class Predictor:
     """Runs a ``.keras`` file, a run directory (its ``model.keras``), an
     exported SavedModel, or a registered model with its shipped weights
@@ -202,14 +197,9 @@ def _read_image_with_pillow(path, height: int, width: int, channels: int) -> np.
     return array.reshape(height, width, channels)
 
 
-def read_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int]) -> np.ndarray:
-    """Stacks ``.npy`` arrays and image files into one batch."""
-    return read_named_inputs(paths, input_shape)[0]
-
-
 def read_named_inputs(paths: Sequence[str | os.PathLike], input_shape: Sequence[int],
                       notes: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
-    """The batch of :func:`read_inputs` and a name for each example (the file,
+    """``.npy`` arrays and image files stacked into one batch, and a name for each example (the file,
     with ``[i]`` for the i-th example of a batch file). ``notes`` collects
     what a user should know about the inputs: arrays outside [0, 1] (the
     models were trained on inputs scaled to it), and images drawn dark on

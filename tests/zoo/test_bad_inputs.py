@@ -23,7 +23,8 @@ import pytest
 
 from zoo import create_model, datasets
 from zoo.cli import main
-from zoo.export import Predictor, export_run, load, read_inputs
+from zoo.export import Predictor, export_run, read_named_inputs
+from zoo.io import load_model as load
 from zoo.io import atomic_save_model
 from zoo.training import evaluate_run, train
 
@@ -203,7 +204,7 @@ API_ROWS = [
      r"Inputs hold no examples \(shape \(0, 40, 1\)\)"),
     ("NaN prediction input", lambda c: predictor(c).predict(np.full((1, 40, 1), np.nan)),
      ValueError, r"Inputs contain NaN or infinite values"),
-    ("unsupported input file", lambda c: read_inputs([c.path("notes.txt")], INPUT_SHAPE),
+    ("unsupported input file", lambda c: read_named_inputs([c.path("notes.txt")], INPUT_SHAPE),
      ValueError, r"Unsupported input file .*notes\.txt: expected \.npy, \.png, \.jpg or \.jpeg"),
 ]
 

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from zoo import deep_cnn
 from zoo.cli import main
-from zoo.export import Predictor, export_savedmodel, load
+from zoo.export import Predictor, export_savedmodel
+from zoo.io import load_model as load
 from zoo.io import atomic_save_model
 
 INPUT_SHAPE = (12, 12, 1)
