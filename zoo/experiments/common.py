@@ -106,11 +106,14 @@ def build(model: str, context: Context, seed_offset: int = 0, **overrides):
 
 def fit(model, train: tuple[np.ndarray, np.ndarray], *, epochs: int, batch_size: int,
         learning_rate: float, optimizer: str = "adam", validation=None, callbacks=(),
-        seed: int = 0, steps_per_epoch: int | None = None) -> dict[str, list[float]]:
+        seed: int = 0, steps_per_epoch: int | None = None,
+        early_stopping_patience: int | None = None,
+        monitor: str = "val_loss") -> dict[str, list[float]]:
     """Compiles and trains through ``zoo.training``'s engine (E = E_D + λE_W,
-    constant step size, the λE_W log; no early stopping unless ``callbacks``
-    bring one, and a diverging loss is recorded, not stopped: some experiments
-    show it); returns the Keras history (one list per metric)."""
+    constant step size, the λE_W log; with ``early_stopping_patience``, the
+    engine's early stopping on ``monitor``, the best epoch's weights restored;
+    a diverging loss is recorded, not stopped: some experiments show it);
+    returns the Keras history (one list per metric)."""
     from zoo.training import compile_model, fit as engine_fit, make_optimizer, training_callbacks
 
     compile_model(model, make_optimizer(optimizer, learning_rate))
@@ -118,8 +121,9 @@ def fit(model, train: tuple[np.ndarray, np.ndarray], *, epochs: int, batch_size:
     validation_data = pipeline(*validation, 1000) if validation is not None else None
     history = engine_fit(model, data, validation_data, epochs=epochs,
                          steps_per_epoch=steps_per_epoch,
-                         callbacks=training_callbacks(stop_on_non_finite_loss=False,
-                                                      callbacks=list(callbacks)))
+                         callbacks=training_callbacks(
+                             stop_on_non_finite_loss=False, callbacks=list(callbacks),
+                             early_stopping_patience=early_stopping_patience, monitor=monitor))
     return {key: [float(v) for v in values] for key, values in history.history.items()}
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 
-import keras
 import numpy as np
 
 from zoo.experiments import common
@@ -64,11 +63,10 @@ def depth(context, *, depths, parameter_budget, repeats, train_size, epochs, bat
             model = common.build("deep_mlp", context, seed_offset=repeat,
                                  hidden_units=(width,) * hidden_layers)
             params = model.count_params()
-            stopping = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience,
-                                                     restore_best_weights=True)
             history = common.fit(model, train, validation=validation, epochs=epochs,
                                  batch_size=batch_size, learning_rate=learning_rate,
-                                 callbacks=[stopping], seed=context.seed + repeat)
+                                 early_stopping_patience=patience, monitor="val_accuracy",
+                                 seed=context.seed + repeat)
             accuracies.append(common.evaluate(model, x_test, y_test)["accuracy"])
             trained.append(len(history["loss"]))
         table.append({"hidden_layers": hidden_layers, "width": width, "params": params,

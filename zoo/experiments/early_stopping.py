@@ -9,7 +9,7 @@ validation loss turns up (overfitting).
 
 from __future__ import annotations
 
-import keras
+import numpy as np
 
 from zoo.experiments import common
 from zoo.experiments.registry import register_experiment
@@ -33,14 +33,13 @@ def early_stopping(context, *, hidden_units, train_size, epochs, patience, batch
     settings = dict(validation=validation, epochs=epochs, batch_size=batch_size,
                     learning_rate=learning_rate, seed=context.seed)
 
-    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
-                                             restore_best_weights=True)
     stopped_model = common.build("deep_mlp", context, hidden_units=tuple(hidden_units))
-    stopped = common.fit(stopped_model, train, callbacks=[stopping], **settings)
+    stopped = common.fit(stopped_model, train, early_stopping_patience=patience, **settings)
     full_model = common.build("deep_mlp", context, hidden_units=tuple(hidden_units))
     full = common.fit(full_model, train, **settings)
 
-    picked = stopping.best_epoch  # 0-based; its weights were restored
+    # 0-based; the first epoch of least validation loss, whose weights EarlyStopping restored
+    picked = int(np.argmin(stopped["val_loss"]))
     stopped_evaluation = common.evaluate(stopped_model, *test)
     full_evaluation = common.evaluate(full_model, *test)
     results = {

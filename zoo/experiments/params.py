@@ -74,10 +74,9 @@ def params(context, *, mlp_widths, cnn_channels, epochs, batch_size, learning_ra
     test = context.arrays("test")
 
     def train_and_test(model):
-        stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
-                                                 restore_best_weights=True)
         common.fit(model, train, validation=validation, epochs=epochs, batch_size=batch_size,
-                   learning_rate=learning_rate, callbacks=[stopping], seed=context.seed)
+                   learning_rate=learning_rate, early_stopping_patience=patience,
+                   seed=context.seed)
         return common.evaluate(model, *test)["accuracy"]
 
     table, models = [], {}
