@@ -155,7 +155,7 @@ def train_one(model: str, dataset: str, seed: int, epochs: int | None,
         metrics = json.loads((run_dir / runs.FINISHED_FILE).read_text())
     except RunSettingsChangedError:  # an unfinished run of other settings
         metrics = train(model, overwrite=True, **options).metrics
-    history = runs.read_history(run_dir / "history.csv")
+    history = runs.read_history(run_dir / runs.HISTORY_FILE)
     record = {
         "model": model, "dataset": metrics["dataset"], "seed": seed, "training": training,
         "command": train_command(model, dataset, seed, training),
@@ -166,7 +166,7 @@ def train_one(model: str, dataset: str, seed: int, epochs: int | None,
         "epochs_run": metrics["epochs_run"],
         "train_examples_per_second": metrics["train_examples_per_second"],
         "precision": metrics["precision"], "wall_time_s": metrics["wall_time_s"],
-        "model_file": _from_root(run_dir / "model.keras"),  # kept in results/.runs
+        "model_file": _from_root(run_dir / runs.MODEL_FILE),  # kept in results/.runs
     }
     keras.backend.clear_session()
     return record

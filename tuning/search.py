@@ -311,7 +311,7 @@ def tune(
             if role != "worker":
                 project_dir.mkdir(parents=True, exist_ok=True)
                 atomic_write_json(record, project_dir / SETTINGS_FILE)
-            callbacks = [tensorboard_callback(project_dir / "logs")] if tensorboard else []
+            callbacks = [tensorboard_callback(project_dir / runs.LOGS_DIR)] if tensorboard else []
             if role == "worker":
                 print(f"Worker {os.environ['KERASTUNER_TUNER_ID']}: asking the oracle at "
                       f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']} "
@@ -416,7 +416,7 @@ def retrain_best(config: TrainConfig, project_dir: Path, policy: str,
     run_dir = project_dir / FINAL_RUN
     changed = runs.settings_changes(run_dir / runs.SETTINGS_FILE, config.settings(policy))
     if changed == [] and runs.is_finished(run_dir):
-        model = compile_model(load_model(run_dir / "model.keras"))
+        model = compile_model(load_model(run_dir / runs.MODEL_FILE))
         return TrainResult(model=model, metrics=read_json(run_dir / runs.FINISHED_FILE),
                            run_dir=run_dir, config=config)
     release_memory()

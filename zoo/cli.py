@@ -200,7 +200,9 @@ def _train(args) -> None:
     except RunFinishedError as finished:  # done already: like a finished `zoo tune`, exit 0
         import json
 
-        recorded = json.loads((finished.run_dir / "metrics.json").read_text())
+        from zoo import runs
+
+        recorded = json.loads((finished.run_dir / runs.FINISHED_FILE).read_text())
         print(f"{finished.run_dir} already holds a finished run: test accuracy "
               f"{recorded.get('test_accuracy', float('nan')):.4f}; --overwrite trains it again.")
 

@@ -27,6 +27,7 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from zoo import runs
 from zoo.io import load_model
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -93,7 +94,7 @@ def export_run(run_dir: str | os.PathLike, path: str | os.PathLike,
                replace: bool = False) -> Path:
     """Exports a finished run's ``model.keras`` as a SavedModel at ``path``
     (``replace``: an existing SavedModel there is replaced)."""
-    return export_savedmodel(load_model(Path(run_dir) / "model.keras"), path, replace=replace)
+    return export_savedmodel(load_model(Path(run_dir) / runs.MODEL_FILE), path, replace=replace)
 
 
 class Predictor:
@@ -107,8 +108,9 @@ class Predictor:
         path = Path(path)
         from zoo.models import list_models
 
-        if path.is_dir() and not (path / "saved_model.pb").exists() and (path / "model.keras").exists():
-            path = path / "model.keras"  # a finished run, as zoo evaluate and zoo export take it
+        if (path.is_dir() and not (path / "saved_model.pb").exists()
+                and (path / runs.MODEL_FILE).exists()):
+            path = path / runs.MODEL_FILE  # a finished run, as zoo evaluate and zoo export take it
 
         if not path.exists() and str(path) in list_models():
             model, self.weights_note = _shipped_model(str(path))

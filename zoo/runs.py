@@ -23,8 +23,13 @@ from typing import Any
 
 from zoo.io import atomic_write_json
 
-SETTINGS_FILE = "settings.json"
-FINISHED_FILE = "metrics.json"
+# The layout of a run directory: every file name of it is spelled here.
+SETTINGS_FILE = "settings.json"  # the settings a resumed run must repeat
+FINISHED_FILE = "metrics.json"  # written last: the run is finished
+MODEL_FILE = "model.keras"  # the trained model
+HISTORY_FILE = "history.csv"  # one row per committed epoch
+BACKUP_DIR = "backup"  # the last committed epoch's state, while the run is unfinished
+LOGS_DIR = "logs"  # TensorBoard
 
 
 class DirectoryInUseError(RuntimeError):
@@ -171,8 +176,8 @@ def prepare_run_dir(run_dir: Path, overwrite: bool,
                 "pass overwrite=True to train it again.", run_dir)
         shutil.rmtree(run_dir)
     elif overwrite:  # an unfinished run: start it afresh
-        shutil.rmtree(run_dir / "backup", ignore_errors=True)
-        (run_dir / "history.csv").unlink(missing_ok=True)
+        shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
+        (run_dir / HISTORY_FILE).unlink(missing_ok=True)
         (run_dir / SETTINGS_FILE).unlink(missing_ok=True)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ from typing import Any
 import keras
 
 from custom_layers.arguments import check_choice, check_int, check_number
+from zoo import runs
 from zoo.interrupts import interrupt_requested
 from zoo.training.loss import data_loss
 from zoo.training.run_state import RunState
@@ -235,7 +236,8 @@ def training_callbacks(
     """
     run_callbacks: list[keras.callbacks.Callback] = [StopOnInterrupt()]
     if stop_on_non_finite_loss:
-        run_callbacks.append(TerminateOnNonFiniteLoss(None if run_dir is None else run_dir / "backup"))
+        run_callbacks.append(TerminateOnNonFiniteLoss(None if run_dir is None
+                                                      else run_dir / runs.BACKUP_DIR))
     run_callbacks.append(WeightPenaltyLogger())
     early_stopping = None
     if early_stopping_patience is not None:
@@ -245,9 +247,10 @@ def training_callbacks(
             restore_best_weights=restore_best_weights)
         run_callbacks.append(early_stopping)
     if run_dir is not None:
-        run_callbacks.append(RunState(run_dir / "backup", run_dir / "history.csv", early_stopping))
+        run_callbacks.append(RunState(run_dir / runs.BACKUP_DIR, run_dir / runs.HISTORY_FILE,
+                                      early_stopping))
         if tensorboard:
-            run_callbacks.append(tensorboard_callback(run_dir / "logs"))
+            run_callbacks.append(tensorboard_callback(run_dir / runs.LOGS_DIR))
     return [*run_callbacks, *callbacks]
 
 

@@ -211,7 +211,7 @@ def train(
                     (run_dir / runs.SETTINGS_FILE).unlink(missing_ok=True)
             raise
 
-        history_path = run_dir / "history.csv"
+        history_path = run_dir / runs.HISTORY_FILE
         timer = engine.EpochTimer()
         observers = [] if gradient_stats_every is None else [GradientStatistics(
             run_dir, every=gradient_stats_every, per_example=per_example_gradients)]
@@ -258,10 +258,10 @@ def train(
             "seed": config.seed,
             "model_arguments": dict(config.model_arguments),
         }
-        atomic_save_model(model, run_dir / "model.keras")
+        atomic_save_model(model, run_dir / runs.MODEL_FILE)
         plot_history(history, run_dir / "training_curves.png", f"{config.model} on {dataset}")
         atomic_write_json(metrics, run_dir / runs.FINISHED_FILE)
-        shutil.rmtree(run_dir / "backup", ignore_errors=True)  # the run is finished
+        shutil.rmtree(run_dir / runs.BACKUP_DIR, ignore_errors=True)  # the run is finished
         return TrainResult(model=model, metrics=metrics, run_dir=run_dir, history=history,
                            config=config)
 
@@ -287,7 +287,7 @@ def _config_of_built(model: keras.Model, dataset: str | None,
 def _announce_resumption(run_dir: Path, epochs: int, verbose) -> None:
     """Says that an unfinished run goes on, and after which epoch."""
     try:
-        done = json.loads((run_dir / "backup" / "state.json").read_text())["epoch"]
+        done = json.loads((run_dir / runs.BACKUP_DIR / RunState.STATE).read_text())["epoch"]
     except (OSError, ValueError, KeyError, TypeError):  # fresh, or corrupt: RunState says so
         return
     if verbose != 0:
@@ -300,7 +300,7 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
     from zoo.io import load_model
 
     run_dir = Path(run_dir)
-    metrics_path = run_dir / "metrics.json"
+    metrics_path = run_dir / runs.FINISHED_FILE
     if not run_dir.is_dir():
         raise FileNotFoundError(f"Run directory {run_dir} does not exist"
                                 f"{' (it is a file)' if run_dir.exists() else ''}.")
@@ -311,7 +311,7 @@ def evaluate_run(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
         dataset = recorded["dataset"]
     except (json.JSONDecodeError, KeyError):
         raise ValueError(f"{metrics_path} is corrupt: cannot read the dataset name.") from None
-    model = load_model(run_dir / "model.keras")
+    model = load_model(run_dir / runs.MODEL_FILE)
     engine.compile_model(model)
     test_data = datasets.load(dataset, "test", batch_size=batch_size, data_dir=data_dir)
     loss, accuracy, data_loss = model.evaluate(test_data, verbose=0)
