@@ -73,6 +73,21 @@ def test_a_tuning_project_in_use_is_refused(tmp_path, data_dir):
     assert not (tmp_path / "search").exists()
 
 
+def test_an_experiment_directory_in_use_is_refused(tmp_path, data_dir):
+    from zoo import experiments
+
+    holder = hold_lock(tmp_path / "params")
+    try:
+        with pytest.raises(DirectoryInUseError, match=f"Experiment directory .*params is in use by "
+                                                      f"another process \\(pid {holder.pid}\\)"):
+            experiments.run("params", run_dir=tmp_path / "params", data_dir=data_dir, epochs=1,
+                            mlp_widths=(8,), cnn_channels=(2,), verbose=0)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert not (tmp_path / "params").exists()
+
+
 def test_a_model_trains_on_its_own_dataset_and_a_misfit_writes_nothing(tmp_path, data_dir):
     assert default_dataset("cnn1d") == default_dataset("mnist1d_paper_cnn") == "mnist1d"
     assert default_dataset("deep_cnn") == default_dataset("mlp") == "mnist_5k"

@@ -127,7 +127,7 @@ def run(name: str, run_dir=None, quick: bool = False, dataset: str | None = None
             unknown ones raise ValueError listing the valid ones.
     """
     from custom_layers.arguments import check_int
-    from zoo import datasets
+    from zoo import datasets, runs
     from zoo.experiments.common import Context, format_table
     from zoo.io import atomic_write_json
     from zoo.training.engine import check_verbose
@@ -146,32 +146,34 @@ def run(name: str, run_dir=None, quick: bool = False, dataset: str | None = None
     chosen = {**experiment.settings(dataset, quick), **settings}
     precision = choose_precision(precision)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OSError(f"Cannot create the run directory {run_dir}: {error.strerror}.") from None
+    # one process at a time, as zoo train's run directories; nothing left if it cannot start
+    with runs.directory_lock(run_dir, "Experiment directory"):
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OSError(f"Cannot create the run directory {run_dir}: {error.strerror}.") from None
 
-    context = Context(name=name, dataset=dataset, seed=seed, quick=quick, run_dir=run_dir,
-                      data_dir=None if data_dir is None else str(data_dir))
-    announce(precision, verbose)
-    started = time.perf_counter()
-    with precision_scope(precision.policy):
-        measured = experiment.function(context, **chosen)
-    results = {
-        "experiment": name,
-        "claim": experiment.claim,
-        "dataset": dataset,
-        "quick": quick,
-        "seed": seed,
-        "settings": chosen,
-        "precision": precision.policy,
-        "precision_reason": precision.reason,
-        "plot": context.plot_path.name,
-        **measured,
-        "wall_time_s": round(time.perf_counter() - started, 1),
-    }
-    results = _plain(results)
-    atomic_write_json(results, run_dir / "results.json")
+        context = Context(name=name, dataset=dataset, seed=seed, quick=quick, run_dir=run_dir,
+                          data_dir=None if data_dir is None else str(data_dir))
+        announce(precision, verbose)
+        started = time.perf_counter()
+        with precision_scope(precision.policy):
+            measured = experiment.function(context, **chosen)
+        results = {
+            "experiment": name,
+            "claim": experiment.claim,
+            "dataset": dataset,
+            "quick": quick,
+            "seed": seed,
+            "settings": chosen,
+            "precision": precision.policy,
+            "precision_reason": precision.reason,
+            "plot": context.plot_path.name,
+            **measured,
+            "wall_time_s": round(time.perf_counter() - started, 1),
+        }
+        results = _plain(results)
+        atomic_write_json(results, run_dir / "results.json")
     if verbose:
         print(f"{name}: {experiment.claim}")
         for key, rows in results.items():
