@@ -212,16 +212,16 @@ def inference_rate(model_file: str | Path) -> float:
 
 def write_tables(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
     """One CSV per dataset, models sorted by name."""
+    from zoo.io import atomic_path
+
     written = []
     for dataset in sorted({row["dataset"] for row in rows}):
         path = out / f"results-{dataset}.csv"
         ours = sorted((row for row in rows if row["dataset"] == dataset), key=lambda row: row["model"])
-        temporary = path.with_suffix(".csv.tmp")
-        with temporary.open("w", newline="") as handle:
+        with atomic_path(path) as temporary, temporary.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, COLUMNS)
             writer.writeheader()
             writer.writerows(ours)
-        temporary.replace(path)
         written.append(path)
     return written
 

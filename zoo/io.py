@@ -3,12 +3,13 @@ version or the new one, never half written."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import keras
 
@@ -20,20 +21,32 @@ def atomic_write_json(data: Any, path: str | os.PathLike) -> None:
     atomic_write_text(json.dumps(data, indent=2, sort_keys=True), path)
 
 
-def atomic_write_text(text: str, path: str | os.PathLike) -> None:
-    """Writes ``text`` to a temporary file beside ``path``, then renames it over."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A new, empty temporary file beside ``path``, named to end as ``path``
+    does (``.keras``, ``.weights.h5``, ``.npz``, ``.png``: the writers choose
+    their format by it), for the block to write the new version to with any
+    writer; then synced to disk and renamed over ``path``, or removed if the
+    block fails: a reader sees the old file or the new one, never half of one."""
     path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")
+    temporary = Path(name)
     try:
         os.fchmod(descriptor, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-            handle.flush()
+        os.close(descriptor)
+        yield temporary
+        with open(temporary, "rb") as handle:  # on disk before it replaces the old file
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> None:
+    """Writes ``text`` to a temporary file beside ``path``, then renames it over."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
 
 
 def _umask() -> int:
@@ -45,16 +58,8 @@ def _umask() -> int:
 
 def atomic_save_model(model: keras.Model, path: str | os.PathLike) -> None:
     """``model.save`` to a temporary ``.keras`` file beside ``path``, then renames it over."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
+    with atomic_path(path) as temporary:
         model.save(temporary)
-        with open(temporary, "rb") as handle:  # on disk before it replaces the old file
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:

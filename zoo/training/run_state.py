@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from zoo._compat import start_fit_at_epoch
-from zoo.io import atomic_write_json
+from zoo.io import atomic_path, atomic_write_json
 
 
 class RunState(keras.callbacks.Callback):
@@ -168,12 +168,10 @@ class RunState(keras.callbacks.Callback):
         # epoch first, then the metrics by name: the same columns whether the
         # rows were logged in this process or read back from state.json
         columns = ["epoch", *sorted({key for row in self.history for key in row} - {"epoch"})]
-        temporary = self.history_path.with_name(f".{self.history_path.name}.tmp")
-        with temporary.open("w", newline="") as handle:
+        with atomic_path(self.history_path) as temporary, temporary.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(self.history)
-        os.replace(temporary, self.history_path)
 
 
 def _loggable(value: Any) -> float | str:
@@ -189,9 +187,5 @@ def _fsync(path: Path) -> None:
 
 
 def _atomic_savez(path: Path, arrays: list) -> None:
-    temporary = path.with_name(f".{path.stem}.tmp.npz")
-    with open(temporary, "wb") as handle:
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.savez(handle, *arrays)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
