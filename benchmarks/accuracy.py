@@ -1,20 +1,27 @@
 """Accuracy and training time of zoo models, custom layers vs keras.layers, side by side.
 
     python -m benchmarks.accuracy --out accuracy.json [--epochs N] [--cases cnn1d:mnist1d ...]
+                                  [--workdir DIR]
 
 For each case (model on dataset) the custom-layer and the keras-layer variant
 are trained alternately with the same seed (so the same initial weights and
 data order) by ``zoo.train``, and the JSON records test accuracy, epochs run,
-wall time, the accuracy gap and the time ratio custom/keras.
+wall time, the accuracy gap and the time ratio custom/keras. With
+``--workdir`` the runs are kept there (``MODEL-DATASET-LAYERS-SEED``): an
+interrupted benchmark resumes, and a finished run of the same settings is
+read, not trained again.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from benchmarks.report import environment, write_report
 from zoo.commands import Parser, int_at_least, positive_int
@@ -27,28 +34,32 @@ TARGETS = {"cnn1d:mnist1d": 0.985, "deep_cnn:mnist_5k": 0.980}
 
 def run_case(case: str, epochs: int | None, seed: int, workdir: str, data_dir: str | None,
              train_options: dict) -> dict:
-    from zoo.training import train
+    from zoo import runs
+    from zoo.models.registry import RECIPE_FIELDS
+    from zoo.training import RunFinishedError, train
 
     model, dataset = case.split(":")
     results = {}
     for layers in ("custom", "keras"):
-        result = train(model, dataset=dataset, epochs=epochs, seed=seed, layers=layers,
-                       run_dir=os.path.join(workdir, f"{model}-{dataset}-{layers}-{seed}"),
-                       data_dir=data_dir, verbose=0, **train_options)
-        results[layers] = {key: result.metrics[key] for key in
+        run_dir = os.path.join(workdir, f"{model}-{dataset}-{layers}-{seed}")
+        try:
+            metrics = train(model, dataset=dataset, epochs=epochs, seed=seed, run_dir=run_dir,
+                            data_dir=data_dir, verbose=0, **train_options,
+                            # custom is the default, recorded as no argument (as zoo train does)
+                            **({} if layers == "custom" else {"layers": layers})).metrics
+        except RunFinishedError:  # finished with these settings by an earlier call
+            metrics = json.loads((Path(run_dir) / runs.FINISHED_FILE).read_text())
+        settings = json.loads((Path(run_dir) / runs.SETTINGS_FILE).read_text())
+        results[layers] = {key: metrics[key] for key in
                            ("test_accuracy", "test_loss", "epochs_run", "wall_time_s", "params")}
-        results[layers]["seconds_per_epoch"] = round(
-            result.metrics["wall_time_s"] / result.metrics["epochs_run"], 3)
-        print(f"{case:<20} {layers:<7} seed {seed}: accuracy {result.metrics['test_accuracy']:.4f} "
-              f"epochs {result.metrics['epochs_run']} time {result.metrics['wall_time_s']:.1f}s",
-              flush=True)
+        results[layers]["seconds_per_epoch"] = round(metrics["wall_time_s"] / metrics["epochs_run"], 3)
+        print(f"{case:<20} {layers:<7} seed {seed}: accuracy {metrics['test_accuracy']:.4f} "
+              f"epochs {metrics['epochs_run']} time {metrics['wall_time_s']:.1f}s", flush=True)
     custom, keras_ = results["custom"], results["keras"]
-    from zoo.models.registry import RECIPE_FIELDS
-
     return {
         "case": case,
         "seed": seed,
-        "training": {name: getattr(result.config, name) for name in RECIPE_FIELDS},
+        "training": {name: settings[name] for name in RECIPE_FIELDS},
         **{f"{layers}_{key}": value for layers, values in results.items()
            for key, value in values.items()},
         "accuracy_gap_points": round(100 * (custom["test_accuracy"] - keras_["test_accuracy"]), 2),
@@ -73,6 +84,8 @@ def main(argv=None) -> int:
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                         help="default: the model's recipe (zoo.models.training_recipe)")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--workdir", default=None,
+                        help="keep the runs here, to resume and reuse (default: a temporary one)")
     parser.add_argument("--precision", default="auto",
                         help="auto, float32, mixed_bfloat16 or mixed_float16 (default auto)")
     args = parser.parse_args(argv)
@@ -90,7 +103,8 @@ def main(argv=None) -> int:
             options[name] = getattr(args, name)
     rows = []
     started = time.time()
-    with tempfile.TemporaryDirectory() as workdir:
+    with (contextlib.nullcontext(args.workdir) if args.workdir
+          else tempfile.TemporaryDirectory()) as workdir:
         for case in args.cases:
             for seed in args.seeds:
                 rows.append(run_case(case, args.epochs, seed, workdir, args.data_dir, options))
