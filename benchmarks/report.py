@@ -48,7 +48,7 @@ def _vector_flags() -> list[str]:
 
 def write_report(report: dict[str, Any], path: str | os.PathLike) -> None:
     """Writes ``report`` as JSON to ``path`` (its folder created), atomically."""
-    from zoo.io import atomic_write_json
+    from zoo.files import atomic_write_json
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write_json(report, path)

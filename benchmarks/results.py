@@ -212,7 +212,7 @@ def inference_rate(model_file: str | Path) -> float:
 
 def write_tables(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
     """One CSV per dataset, models sorted by name."""
-    from zoo.io import atomic_path
+    from zoo.files import atomic_path
 
     written = []
     for dataset in sorted({row["dataset"] for row in rows}):
@@ -269,7 +269,7 @@ def refresh_cards(out: Path) -> list[str]:
     recorded in ``out`` (its seed's run and its table row); the file, its
     SHA-256, shapes and evaluated test accuracy stay as they are."""
     from zoo.flops import count_flops
-    from zoo.io import atomic_write_json
+    from zoo.files import atomic_write_json
     from zoo.models import create_model
     from zoo.models import weights
 
@@ -303,7 +303,7 @@ def main(argv=None) -> int:
     from zoo.commands import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from zoo.io import atomic_write_json
+    from zoo.files import atomic_write_json
     from zoo.models import datasets_for, default_dataset, list_models
 
     out = Path(args.out)

@@ -14,6 +14,12 @@ model's optimizer, so :func:`traced_train_function` and
 steps, and :func:`observe_gradients` reads the gradients on their way to
 the optimizer.
 
+Keras' softmax leaves its logits on a TensorFlow graph tensor
+(``_keras_logits``) and its cross-entropy reads them back, to compute the
+loss from the logits; :func:`attach_logits` and :func:`attached_logits` do
+the same for ours, so that a softmax head followed by the cross-entropy is
+fused as Keras' is.
+
 TensorFlow keeps its autodiff's gradient functions in a registry by op type
 (``tensorflow.python.framework.ops._gradient_registry``), JAX its JVP rules
 in a dict by primitive (``jax.interpreters.ad.primitive_jvps``);
@@ -25,6 +31,25 @@ from __future__ import annotations
 import contextlib
 
 import keras
+
+
+KERAS_LOGITS = "_keras_logits"  # the attribute Keras' softmax and cross-entropy share
+
+
+def attach_logits(probabilities, logits):
+    """Leaves ``logits`` on the softmax output ``probabilities`` as Keras'
+    softmax does, where the tensor can carry them (TensorFlow's graph
+    tensors; not eager tensors nor JAX arrays); returns ``probabilities``."""
+    try:
+        setattr(probabilities, KERAS_LOGITS, logits)
+    except AttributeError:
+        pass
+    return probabilities
+
+
+def attached_logits(probabilities):
+    """The logits a softmax output carries (:func:`attach_logits`), or None."""
+    return getattr(probabilities, KERAS_LOGITS, None)
 
 
 class UpstreamChanged(RuntimeError):

@@ -187,9 +187,9 @@ class _Probe:
             return tf.identity(y), grad
 
         tapped = identity(outputs)
-        logits = getattr(outputs, "_keras_logits", None)
+        logits = _compat.attached_logits(outputs)
         if logits is not None:  # keep the softmax's logits for the fused cross-entropy
-            tapped._keras_logits = logits
+            _compat.attach_logits(tapped, logits)
         return tapped
 
     def _record_dead_units(self, outputs):
@@ -225,7 +225,10 @@ class GradientStatistics(keras.callbacks.Callback):
     recording step runs in graph mode). Works with ``model.fit``.
     """
 
-    def __init__(self, directory: str | Path | None = None, every: int = 100,
+    #: Every how many steps a step is recorded, unless told otherwise.
+    DEFAULT_EVERY = 100
+
+    def __init__(self, directory: str | Path | None = None, every: int = DEFAULT_EVERY,
                  per_example: bool = False, first_steps: int | None = None):
         super().__init__()
         require("GradientStatistics (it swaps a second, tapped TensorFlow training step into "

@@ -115,3 +115,45 @@ def test_private_upstream_modules_only_in_compat(module):
                if name.startswith(PRIVATE_UPSTREAM)]
     if MODULES[module].name != "_compat.py":
         assert private == [], f"{module} imports private upstream modules: {private}"
+
+
+def _private_attributes(path: Path) -> list[str]:
+    """Private attributes (``x._name``, or ``getattr(x, "_name")``) reached on
+    anything but ``self`` and ``cls``: the internals of another library."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        name = None
+        if isinstance(node, ast.Attribute) and not (
+                isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+            name = node.attr
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("getattr", "setattr", "hasattr", "delattr") and len(node.args) > 1
+              and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+            name = node.args[1].value
+        if name and name.startswith("_") and not name.startswith("__"):
+            found.append((node.lineno, name))
+    return [f"line {line}: {name}" for line, name in sorted(found)]
+
+
+def test_the_private_attribute_checker_finds_them(tmp_path):
+    source = tmp_path / "example.py"
+    source.write_text("x._tracker.lock()\nself._own = 1\ngetattr(y, '_keras_logits')\nz.__name__\n")
+    assert _private_attributes(source) == ["line 1: _tracker", "line 3: _keras_logits"]
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_private_upstream_attributes_only_in_compat(module):
+    if MODULES[module].name != "_compat.py":
+        assert _private_attributes(MODULES[module]) == [], (
+            f"{module} reaches into another library's internals outside _compat.py")
+
+
+def test_locks_records_and_figures_import_no_framework():
+    import subprocess
+    import sys
+
+    probe = ("import sys, zoo.runs, zoo.files; "
+             "print(sorted({'keras', 'tensorflow', 'jax', 'custom_layers'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.strip() == "[]"

@@ -15,7 +15,7 @@ import json
 from typing import Iterator
 
 from custom_layers._compat import UpstreamChanged  # noqa: F401  (one class for every package)
-from zoo.io import atomic_write_text
+from zoo.files import atomic_write_text
 
 
 # ----------------------------------------------------------------------------
@@ -117,3 +117,9 @@ def forget_custom_gradients(since: int) -> int:
 def custom_gradient_count() -> int:
     """How many ``@tf.custom_gradient`` registrations TensorFlow holds now."""
     return sum(name.startswith(_CUSTOM_GRADIENT_PREFIX) for name in _gradient_registry())
+
+
+def own_oracle(tuner):
+    """The tuner's own Oracle: on a distributed worker Keras Tuner wraps it in
+    an ``OracleClient`` (its ``_oracle``), elsewhere ``tuner.oracle`` is it."""
+    return getattr(tuner.oracle, "_oracle", tuner.oracle)

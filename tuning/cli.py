@@ -36,7 +36,7 @@ from zoo.commands import (
 )
 
 
-def add_tune_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
     """Adds ``tune`` to the ``zoo`` command's subparsers; returns its parser."""
     tune = subparsers.add_parser(
         "tune", help="search λ and the dropout rate with Keras Tuner (re-run to resume)",

@@ -26,7 +26,7 @@ from zoo.training import (
     training_callbacks,
 )
 from zoo.training.config import TrainConfig
-from zoo.training.precision import POLICIES, choose_precision
+from zoo.training.precision import POLICIES, choose_precision, precision_scope
 
 #: The model arguments a search sets itself; they cannot be fixed.
 TUNED_ARGUMENTS = (WEIGHT_DECAY, DROPOUT_RATE)
@@ -97,24 +97,24 @@ class ZooHyperModel(keras_tuner.HyperModel):
                     learning_rate: float | None = None) -> keras.Model:
         """The registry model with these values (learning rate: the fixed one
         if None), compiled: one configuration of the space, outside a search."""
-        # keras.backend.clear_session() (Keras Tuner calls it before every
-        # build) resets the dtype policy, so it is set again for each model.
-        keras.mixed_precision.set_global_policy(self.policy)
-        training = self.training
-        model = training.build_model(**{WEIGHT_DECAY: weight_decay, DROPOUT_RATE: dropout_rate})
-        step_size = training.learning_rate if learning_rate is None else learning_rate
-        optimizer = make_optimizer(training.optimizer, step_size, training.learning_rate_schedule,
-                                   self.schedule_steps)
-        if training.learning_rate_schedule == "cosine" and self.schedule_steps is None:
-            # fit() sets the trial's cosine; a schedule from the start (too long to
-            # decay until then) keeps the optimizer's variables those of the
-            # checkpoints it writes (a step size given as a number is one more
-            # variable), so a continued Hyperband trial gets its state back
-            optimizer.learning_rate = RestartedCosineDecay(step_size, decay_steps=2**31 - 1)
-        compile_model(model, optimizer, jit_compile=self.jit_compile)
-        # Built now, the optimizer's slots are in the checkpoints Keras Tuner
-        # writes and are restored when Hyperband continues a trial.
-        model.optimizer.build(model.trainable_variables)
+        # Under the search's dtype policy, restored after the build (Keras Tuner's
+        # keras.backend.clear_session() before every build resets it anyway).
+        with precision_scope(self.policy):
+            training = self.training
+            model = training.build_model(**{WEIGHT_DECAY: weight_decay, DROPOUT_RATE: dropout_rate})
+            step_size = training.learning_rate if learning_rate is None else learning_rate
+            optimizer = make_optimizer(training.optimizer, step_size,
+                                       training.learning_rate_schedule, self.schedule_steps)
+            if training.learning_rate_schedule == "cosine" and self.schedule_steps is None:
+                # fit() sets the trial's cosine; a schedule from the start (too long to
+                # decay until then) keeps the optimizer's variables those of the
+                # checkpoints it writes (a step size given as a number is one more
+                # variable), so a continued Hyperband trial gets its state back
+                optimizer.learning_rate = RestartedCosineDecay(step_size, decay_steps=2**31 - 1)
+            compile_model(model, optimizer, jit_compile=self.jit_compile)
+            # Built now, the optimizer's slots are in the checkpoints Keras Tuner
+            # writes and are restored when Hyperband continues a trial.
+            model.optimizer.build(model.trainable_variables)
         return model
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args, **kwargs):

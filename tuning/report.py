@@ -12,7 +12,7 @@ import keras_tuner
 
 from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
 from tuning.tuners import TRIAL_RECORD
-from zoo.io import save_figure
+from zoo.files import save_figure
 
 
 def read_json(path: Path) -> dict[str, Any]:

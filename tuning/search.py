@@ -52,11 +52,12 @@ import keras_tuner
 from custom_layers.arguments import check_choice, check_int, invalid
 from tuning import TUNERS
 from tuning.hypermodel import ZooHyperModel, check_not_tuned, release_memory
-from tuning.report import plot_search, read_json, trial_number, trial_table
+from tuning.report import plot_search, trial_number, trial_table
 from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
 from tuning.tuners import TrialObserver, distributed_role, make_tuner
 from zoo import datasets, runs
-from zoo.io import atomic_save_model, atomic_write_json, load_model
+from zoo.files import atomic_write_json
+from zoo.io import atomic_save_model, load_model
 from zoo.training import (
     TrainConfig,
     TrainResult,
@@ -70,7 +71,7 @@ from zoo.training.engine import check_verbose, is_multi_worker, tensorboard_call
 from zoo.training.precision import (
     announce,
     choose_precision,
-    gpu_compute_capabilities,
+    detect_device,
     precision_scope,
 )
 
@@ -159,6 +160,11 @@ class SearchConfig:
                 "hyperband_factor": self.hyperband_factor,
                 "hyperband_iterations": self.hyperband_iterations}
 
+    def hyperband_schedule(self) -> dict[str, int]:
+        """Hyperband's factor and iterations, as ``tuning.tuners.make_tuner`` takes them."""
+        return {"hyperband_factor": self.hyperband_factor,
+                "hyperband_iterations": self.hyperband_iterations}
+
     def hypermodel(self, policy: str = "float32", jit_compile: bool | str = "auto") -> ZooHyperModel:
         """The Keras Tuner hypermodel of this search."""
         return ZooHyperModel(self.training, self.search_space, policy=policy, jit_compile=jit_compile)
@@ -204,7 +210,7 @@ def resolve_strategy(strategy: Any):
         return make_strategy(strategy)
     name = check_choice("auto" if strategy is None else strategy, STRATEGIES, "strategy")
     if name == "auto":
-        name = "mirrored" if len(gpu_compute_capabilities()) > 1 else "none"
+        name = "mirrored" if len(detect_device().gpu_compute_capabilities) > 1 else "none"
     return make_strategy("mirrored") if name == "mirrored" else None
 
 
@@ -227,44 +233,26 @@ def tune(
     release_custom_gradients: bool = True,
     **settings: Any,
 ) -> TuneResult:
-    """Runs the search ``config`` with a Keras Tuner tuner, then trains the
-    best configuration again as ``zoo.train`` does (early stopping on
-    validation, best epoch restored, run directory ``RUN_DIR/final``;
-    ``retrain=False`` reloads the best trial's checkpoint instead), evaluates
-    it on the test split and writes the project directory (module docstring).
+    """Runs the search ``config`` with a Keras Tuner tuner, retrains the best
+    configuration as ``zoo.train`` does (in ``RUN_DIR/final``; ``retrain=False``
+    reloads the best trial's checkpoint instead), evaluates it on the test
+    split and writes the project directory (module docstring), in phases:
+    resolve → search → the best trial's final model → finish.
 
     ``config`` is a :class:`SearchConfig`, or a model name with ``dataset``
     and the fields of SearchConfig and ``zoo.training.TrainConfig`` as
     keywords (any other keyword is a fixed model argument):
     ``tune("cnn1d", "mnist1d", tuner="bayesian", epochs=9, filters=(8,))``.
-
-    Args:
-        max_trials: trials of a bayesian/random search (default 10); for
-            Hyperband an optional cap (its schedule follows from ``epochs``,
-            ``hyperband_factor``, ``hyperband_iterations``).
-        run_dir: the project directory, where the search lives (default
-            ``runs/tuning/MODEL-DATASET-TUNER``); an unfinished search there
-            resumes, a finished one returns its results, unless ``overwrite``.
-        strategy: "auto" (mirrored over two or more GPUs), "none",
-            "mirrored" or a strategy instance.
-        export_dir: also export the best model as a SavedModel there
-            (``zoo.export``; an earlier export there is replaced).
-        tensorboard: TensorBoard logs per trial (with Keras Tuner's HParams)
-            under ``RUN_DIR/logs``.
-        verbose: "auto", 0, 1 or 2, as in ``keras.Model.fit``.
-        trial_observers, release_custom_gradients: see ``tuning.tuners.ZooTuner``.
-
-    The config's ``seed`` seeds Keras (weights, data order) and the oracle's
-    sampling (Keras Tuner takes an oracle seed of 0 as "none": random); its
-    ``precision`` ("auto": the fastest the device computes natively) is
-    resolved once and recorded in ``results.json``.
-
-    Raises:
-        ValueError: an unknown model, dataset, tuner, optimizer or strategy,
-            a bad range or count — before anything is trained.
-        RuntimeError: no trial completed.
+    ``max_trials``: of a bayesian/random search (default 10), a cap for
+    Hyperband. ``run_dir``: default ``runs/tuning/MODEL-DATASET-TUNER``; an
+    unfinished search there resumes, a finished one returns its results,
+    unless ``overwrite``. ``strategy`` as ``zoo.train``'s but "multi-worker";
+    ``export_dir``: a SavedModel of the best model there; ``tensorboard``: logs
+    per trial in ``RUN_DIR/logs``; the observers: ``tuning.tuners.ZooTuner``.
+    A bad name, range or count raises ValueError before anything trains;
+    RuntimeError if no trial completed.
     """
-    # ---- validate everything before any work
+    # ---- resolve: the search, its precision, strategy and project, checked before any work
     config = SearchConfig.from_arguments(config, dataset, **settings)
     training = config.training
     check_int(max_trials, "max_trials", minimum=1, allow_none=True)
@@ -274,128 +262,162 @@ def tune(
     role = distributed_role()
     if max_trials is None and config.tuner != "hyperband":
         max_trials = DEFAULT_MAX_TRIALS
-    project_dir = Path(run_dir) if run_dir is not None else (
-        DEFAULT_DIRECTORY / f"{training.model}-{training.dataset}-{config.tuner}")
-    if project_dir.parent.exists() and not project_dir.parent.is_dir():
-        raise ValueError(f"Tuning directory {project_dir.parent} exists and is not a directory.")
+    project = project_directory(run_dir, config)
     record = config.settings(chosen.policy)
     enable_gpu_memory_growth()  # before the strategy (or anything) initialises the GPUs
     distribution = resolve_strategy(strategy)
+    replicas = distribution.num_replicas_in_sync if distribution is not None else 1
     with contextlib.ExitStack() as held:
         if role != "worker":  # workers share the chief's project
-            held.enter_context(runs.directory_lock(project_dir, "Tuning project"))
-        if not overwrite and role != "worker":
-            _check_same_search(project_dir, record)
+            held.enter_context(project.lock())
+            if not overwrite:
+                _check_same_search(project, record)
         announce(chosen, verbose=fit_verbose != 0)
-        replicas = distribution.num_replicas_in_sync if distribution is not None else 1
         if training.seed is not None:
             keras.utils.set_random_seed(training.seed)
 
-        # The chief only serves the oracle during the search: it loads no data for it.
-        train_data = validation_data = None
-        if role != "chief":
-            load = dict(batch_size=training.batch_size * replicas, seed=training.seed,
-                        data_dir=data_dir, drop_remainder=replicas > 1)
-            train_data = datasets.load(training.dataset, "train", augment=training.augment, **load)
-            validation_data = datasets.load(training.dataset, "validation", **load)
+        # ---- search: the trials (the chief only serves the oracle: it loads no data)
+        train_data, validation_data = (None, None) if role == "chief" else _search_splits(
+            training, replicas, data_dir)
+        search_tuner = make_tuner(
+            config.tuner, hypermodel, max_trials=max_trials, max_epochs=training.epochs,
+            directory=project.path.parent, project_name=project.path.name, overwrite=overwrite,
+            seed=training.seed, distribution_strategy=distribution, trial_observers=trial_observers,
+            release_custom_gradients=release_custom_gradients, **config.hyperband_schedule())
+        if role != "worker":
+            project.record(record)
+        callbacks = [tensorboard_callback(project.logs_dir)] if tensorboard else []
+        search_time = _search(search_tuner, train_data, validation_data, training.epochs,
+                              callbacks, fit_verbose, role)
+        if role == "worker":
+            return TuneResult(role=role, project_dir=project.path, tuner=search_tuner,
+                              trials_run=list(search_tuner.trials_run))
 
-        previous_policy = keras.mixed_precision.global_policy()
-        try:
-            search_tuner = make_tuner(
-                config.tuner, hypermodel, max_trials=max_trials, max_epochs=training.epochs,
-                directory=project_dir.parent, project_name=project_dir.name, overwrite=overwrite,
-                seed=training.seed, distribution_strategy=distribution,
-                hyperband_factor=config.hyperband_factor,
-                hyperband_iterations=config.hyperband_iterations, trial_observers=trial_observers,
-                release_custom_gradients=release_custom_gradients)
-            if role != "worker":
-                project_dir.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(record, project_dir / SETTINGS_FILE)
-            callbacks = [tensorboard_callback(project_dir / runs.LOGS_DIR)] if tensorboard else []
-            if role == "worker":
-                print(f"Worker {os.environ['KERASTUNER_TUNER_ID']}: asking the oracle at "
-                      f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']} "
-                      "for trials", flush=True)
-            started = time.perf_counter()
-            search_tuner.search(train_data, validation_data=validation_data, epochs=training.epochs,
-                                callbacks=callbacks, verbose=fit_verbose)
-            search_time = time.perf_counter() - started
-            if role == "worker":
-                return TuneResult(role=role, project_dir=project_dir, tuner=search_tuner,
-                                  trials_run=list(search_tuner.trials_run))
+        # ---- the best trial: retrained (or its checkpoint), evaluated on the test split
+        trials = trial_table(search_tuner)
+        best_trial, best = _best_trial(search_tuner, training, project.path)
+        final_model, evaluation = _final_model(
+            search_tuner, best_config(training, best), best_trial, best, project.path,
+            chosen.policy, retrain=retrain, strategy=distribution, data_dir=data_dir,
+            jit_compile=jit_compile, verbose=fit_verbose, batch_size=training.batch_size * replicas)
 
-            trials = trial_table(search_tuner)
-            best_trials = search_tuner.oracle.get_best_trials(1)
-            if not best_trials or best_trials[0].status != "COMPLETED":
-                raise RuntimeError(f"No trial of the search in {project_dir} completed; "
-                                   "see the trial messages in its trial_*/trial.json files.")
-            best_trial = best_trials[0]
-            best = trial_values(best_trial.hyperparameters.values)
-            if best[LEARNING_RATE] is None:
-                best[LEARNING_RATE] = float(training.learning_rate)
+        # ---- finish: the best model, its export, the results and the plot
+        exported = _save_best(final_model, project, export_dir)
+        _write_results(project, config, record, chosen, best_trial, best, trials, evaluation,
+                       max_trials=max_trials, replicas=replicas, retrain=retrain,
+                       search_time=search_time, exported=exported)
+        return TuneResult(
+            role=role, project_dir=project.path, tuner=search_tuner,
+            trials_run=list(search_tuner.trials_run), best_hyperparameters=best,
+            best_trial_id=best_trial.trial_id, best_val_accuracy=float(best_trial.score),
+            test_accuracy=evaluation["test_accuracy"], test_loss=evaluation["test_loss"],
+            model=final_model, trials=trials, results_path=project.finished_path,
+            plot_path=project / PLOT_FILE, export_dir=exported)
 
-            final_config = best_config(training, best)
-            if retrain:
-                if fit_verbose:
-                    print(f"retraining the best configuration (trial {trial_number(best_trial.trial_id)}"
-                          f": λ = {best[WEIGHT_DECAY]:.3g}, dropout rate = {best[DROPOUT_RATE]:.3f}) "
-                          f"for up to {training.epochs} epochs in {project_dir / FINAL_RUN}",
-                          flush=True)
-                final = retrain_best(final_config, project_dir, chosen.policy, strategy=distribution,
-                                     data_dir=data_dir, jit_compile=jit_compile, verbose=fit_verbose)
-                final_model, test_loss = final.model, final.metrics["test_loss"]
-                test_accuracy = final.metrics["test_accuracy"]
-            else:
-                release_memory()
-                with precision_scope(chosen.policy), warnings.catch_warnings():
-                    # the checkpoint's optimizer state is not needed to evaluate it
-                    warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-                    final_model = search_tuner.get_best_models(1)[0]
-                test_metrics = evaluate(final_model, training.dataset,
-                                        batch_size=training.batch_size * replicas, data_dir=data_dir)
-                test_loss, test_accuracy = test_metrics["test_loss"], test_metrics["test_accuracy"]
-            atomic_save_model(final_model, project_dir / BEST_MODEL_FILE)
 
-            exported = None
-            if export_dir is not None:
-                from zoo.export import export_savedmodel  # TensorFlow's SavedModel
+def _save_best(model: keras.Model, project: runs.RunDirectory, export_dir) -> Path | None:
+    """Saves the final model in the project and, with ``export_dir``, exports
+    it there as a SavedModel (replacing an earlier export); returns where."""
+    atomic_save_model(model, project / BEST_MODEL_FILE)
+    if export_dir is None:
+        return None
+    from zoo.export import export_savedmodel  # TensorFlow's SavedModel
 
-                exported = export_savedmodel(final_model, export_dir, replace=True)
-            results = {
-                **training.settings(chosen.policy),  # flat: the training as zoo train records it
-                **{key: value for key, value in record.items() if key != "training"},
-                "precision_reason": chosen.reason,
-                "objective": "val_accuracy",
-                "max_trials": max_trials,
-                "replicas": replicas,
-                "best_trial_id": best_trial.trial_id,
-                "best_trial_number": trial_number(best_trial.trial_id),
-                "best_hyperparameters": best,
-                "best_val_accuracy": float(best_trial.score),
-                "test_accuracy": test_accuracy,
-                "test_loss": test_loss,
-                "final_run": FINAL_RUN if retrain else None,
-                "num_trials": len(trials),
-                "num_completed_trials": sum(row["status"] == "COMPLETED" for row in trials),
-                "search_wall_time_s": round(search_time, 3),
-                "trials": trials,
-                "best_model": BEST_MODEL_FILE,
-                "export_dir": None if exported is None else str(exported),
-            }
-            results_path = project_dir / RESULTS_FILE
-            atomic_write_json(results, results_path)
-            plot_path = project_dir / PLOT_FILE
-            plot_search(trials, config.search_space, plot_path,
-                        title=f"{training.model} on {training.dataset}: {config.tuner} search, "
-                              "val accuracy", best_trial_id=best_trial.trial_id)
-            return TuneResult(
-                role=role, project_dir=project_dir, tuner=search_tuner,
-                trials_run=list(search_tuner.trials_run), best_hyperparameters=best,
-                best_trial_id=best_trial.trial_id, best_val_accuracy=float(best_trial.score),
-                test_accuracy=test_accuracy, test_loss=test_loss, model=final_model, trials=trials,
-                results_path=results_path, plot_path=plot_path, export_dir=exported)
-        finally:
-            keras.mixed_precision.set_global_policy(previous_policy)  # the trials' builds set it
+    return export_savedmodel(model, export_dir, replace=True)
+
+
+def _write_results(project: runs.RunDirectory, config: SearchConfig, record: dict[str, Any],
+                   chosen, best_trial, best: dict[str, float | None], trials: list[dict[str, Any]],
+                   evaluation: dict[str, float], *, max_trials: int | None, replicas: int,
+                   retrain: bool, search_time: float, exported: Path | None) -> None:
+    """Writes a finished search's ``results.json`` (the training as ``zoo
+    train`` records it, the search's settings, its best trial, test results
+    and the trial table), then its plot of validation accuracy over the space."""
+    results = {
+        **config.training.settings(chosen.policy),  # flat: the training as zoo train records it
+        **{key: value for key, value in record.items() if key != "training"},
+        "precision_reason": chosen.reason, "objective": "val_accuracy",
+        "max_trials": max_trials, "replicas": replicas,
+        "best_trial_id": best_trial.trial_id,
+        "best_trial_number": trial_number(best_trial.trial_id),
+        "best_hyperparameters": best, "best_val_accuracy": float(best_trial.score),
+        **evaluation, "final_run": FINAL_RUN if retrain else None,
+        "num_trials": len(trials),
+        "num_completed_trials": sum(row["status"] == "COMPLETED" for row in trials),
+        "search_wall_time_s": round(search_time, 3), "trials": trials,
+        "best_model": BEST_MODEL_FILE, "export_dir": None if exported is None else str(exported),
+    }
+    atomic_write_json(results, project.finished_path)
+    plot_search(trials, config.search_space, project / PLOT_FILE,
+                title=f"{config.model} on {config.dataset}: {config.tuner} search, val accuracy",
+                best_trial_id=best_trial.trial_id)
+
+
+def project_directory(run_dir: str | os.PathLike | None, config: SearchConfig) -> runs.RunDirectory:
+    """The search's project directory: ``run_dir``, else
+    ``runs/tuning/MODEL-DATASET-TUNER``; its parent must be a directory."""
+    path = Path(run_dir) if run_dir is not None else (
+        DEFAULT_DIRECTORY / f"{config.model}-{config.dataset}-{config.tuner}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ValueError(f"Tuning directory {path.parent} exists and is not a directory.")
+    return runs.RunDirectory(path, "Tuning project", settings_file=SETTINGS_FILE,
+                             finished_file=RESULTS_FILE)
+
+
+def _search_splits(training: TrainConfig, replicas: int, data_dir) -> tuple[Any, Any]:
+    """The train and validation splits every trial reads, batched for the replicas."""
+    load = dict(batch_size=training.batch_size * replicas, seed=training.seed,
+                data_dir=data_dir, drop_remainder=replicas > 1)
+    return (datasets.load(training.dataset, "train", augment=training.augment, **load),
+            datasets.load(training.dataset, "validation", **load))
+
+
+def _search(search_tuner: keras_tuner.Tuner, train_data, validation_data, epochs: int,
+            callbacks: list, verbose, role: str) -> float:
+    """Runs the tuner's search (a worker asks the chief's oracle for its
+    trials); returns its wall time in seconds."""
+    if role == "worker":
+        print(f"Worker {os.environ['KERASTUNER_TUNER_ID']}: asking the oracle at "
+              f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']} "
+              "for trials", flush=True)
+    started = time.perf_counter()
+    search_tuner.search(train_data, validation_data=validation_data, epochs=epochs,
+                        callbacks=callbacks, verbose=verbose)
+    return time.perf_counter() - started
+
+
+def _best_trial(search_tuner: keras_tuner.Tuner, training: TrainConfig, project_dir: Path):
+    """The best completed trial and its values (the fixed learning rate
+    filled in where the space does not search it)."""
+    best_trials = search_tuner.oracle.get_best_trials(1)
+    if not best_trials or best_trials[0].status != "COMPLETED":
+        raise RuntimeError(f"No trial of the search in {project_dir} completed; "
+                           "see the trial messages in its trial_*/trial.json files.")
+    best = trial_values(best_trials[0].hyperparameters.values)
+    if best[LEARNING_RATE] is None:
+        best[LEARNING_RATE] = float(training.learning_rate)
+    return best_trials[0], best
+
+
+def _final_model(search_tuner: keras_tuner.Tuner, final_config: TrainConfig, best_trial,
+                 best: dict[str, float | None], project_dir: Path, policy: str, *, retrain: bool,
+                 batch_size: int, data_dir, verbose, **train_options) -> tuple[keras.Model, dict]:
+    """The final model and its test loss and accuracy: the best configuration
+    retrained from scratch (``retrain``), else the best trial's checkpoint."""
+    if retrain:
+        if verbose:
+            print(f"retraining the best configuration (trial {trial_number(best_trial.trial_id)}: "
+                  f"λ = {best[WEIGHT_DECAY]:.3g}, dropout rate = {best[DROPOUT_RATE]:.3f}) for up "
+                  f"to {final_config.epochs} epochs in {project_dir / FINAL_RUN}", flush=True)
+        final = retrain_best(final_config, project_dir, policy, data_dir=data_dir,
+                             verbose=verbose, **train_options)
+        return final.model, {key: final.metrics[key] for key in ("test_accuracy", "test_loss")}
+    release_memory()
+    with precision_scope(policy), warnings.catch_warnings():
+        # the checkpoint's optimizer state is not needed to evaluate it
+        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+        model = search_tuner.get_best_models(1)[0]
+    return model, evaluate(model, final_config.dataset, batch_size=batch_size, data_dir=data_dir)
 
 
 def best_config(training: TrainConfig, values: dict[str, float | None]) -> TrainConfig:
@@ -413,14 +435,14 @@ def retrain_best(config: TrainConfig, project_dir: Path, policy: str,
     in ``PROJECT_DIR/final``: a finished run of the same settings is reused,
     an unfinished one resumes, one of other settings (the search went on and
     found another best) starts afresh."""
-    run_dir = project_dir / FINAL_RUN
-    changed = runs.settings_changes(run_dir / runs.SETTINGS_FILE, config.settings(policy))
-    if changed == [] and runs.is_finished(run_dir):
-        model = compile_model(load_model(run_dir / runs.MODEL_FILE))
-        return TrainResult(model=model, metrics=read_json(run_dir / runs.FINISHED_FILE),
-                           run_dir=run_dir, config=config)
+    final = runs.RunDirectory(project_dir / FINAL_RUN)
+    changed = final.changes(config.settings(policy))
+    if changed == [] and final.is_finished():
+        model = compile_model(load_model(final.model_path))
+        return TrainResult(model=model, metrics=final.finished_metrics(), run_dir=final.path,
+                           config=config)
     release_memory()
-    return train(config, run_dir=run_dir, overwrite=bool(changed), **train_options)
+    return train(config, run_dir=final.path, overwrite=bool(changed), **train_options)
 
 
 def train_and_evaluate(config: SearchConfig, values: dict[str, float | None], *,
@@ -447,14 +469,14 @@ def evaluate(model: keras.Model, dataset: str, batch_size: int = 64,
     return {"test_loss": float(metrics["loss"]), "test_accuracy": float(metrics["accuracy"])}
 
 
-def _check_same_search(project_dir: Path, record: dict[str, Any]) -> None:
-    """Refuses to resume a search stored in ``project_dir`` with another
+def _check_same_search(project: runs.RunDirectory, record: dict[str, Any]) -> None:
+    """Refuses to resume a search stored in ``project`` with another
     config: Keras Tuner would silently keep the stored space and schedule."""
-    changed = runs.settings_changes(project_dir / SETTINGS_FILE, record)
-    if changed is None and (project_dir / "oracle.json").exists():
-        raise ValueError(f"{project_dir} holds a Keras Tuner project that was not started by "
+    changed = project.changes(record)
+    if changed is None and (project / "oracle.json").exists():
+        raise ValueError(f"{project} holds a Keras Tuner project that was not started by "
                          "tuning.tune; choose another run_dir, or pass overwrite=True.")
     if changed:
-        raise ValueError(f"The search in {project_dir} was started with other settings "
+        raise ValueError(f"The search in {project} was started with other settings "
                          f"({'; '.join(changed)}). Run it with the same ones to resume, or pass "
                          "overwrite=True or another run_dir to start afresh.")

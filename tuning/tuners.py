@@ -39,9 +39,14 @@ import keras_tuner
 
 from custom_layers.arguments import check_choice
 from tuning import TUNERS
-from tuning._compat import atomic_keras_tuner_state, custom_gradient_mark, forget_custom_gradients
+from tuning._compat import (
+    atomic_keras_tuner_state,
+    custom_gradient_mark,
+    forget_custom_gradients,
+    own_oracle,
+)
 from tuning.hypermodel import ZooHyperModel, release_memory
-from zoo.io import atomic_write_json
+from zoo.files import atomic_write_json
 
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
 TRIAL_RECORD = "zoo_trial.json"
@@ -229,13 +234,8 @@ def make_tuner(
         if max_trials is not None:
             # Keras Tuner's Oracle stops creating trials at `max_trials`;
             # Hyperband's oracle otherwise leaves it unset.
-            _oracle(instance).max_trials = max_trials
+            own_oracle(instance).max_trials = max_trials
         return instance
     if tuner == "bayesian":
         return BayesianTuner(max_trials=max_trials, **common)
     return RandomTuner(max_trials=max_trials, **common)
-
-
-def _oracle(instance: keras_tuner.Tuner):
-    """The tuner's own Oracle (a worker wraps it in an OracleClient)."""
-    return getattr(instance.oracle, "_oracle", instance.oracle)

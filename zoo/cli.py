@@ -213,19 +213,12 @@ def _train_run(args) -> None:
     result = train(
         args.model, run_dir=args.run_dir, overwrite=args.overwrite, strategy=args.strategy,
         data_dir=args.data_dir, verbose=commands.verbosity(args),
-        gradient_stats_every=_gradient_stats_every(args),
+        gradient_stats=args.gradient_stats, gradient_stats_every=args.gradient_stats_every,
         per_example_gradients=args.per_example_gradients, **commands.training_settings(args))
     metrics = result.metrics
     print(f"test accuracy {metrics['test_accuracy']:.4f}  test loss {metrics['test_loss']:.4f}  "
           f"epochs {metrics['epochs_run']}  params {metrics['params']:,}  "
           f"time {metrics['wall_time_s']:.1f}s  {metrics['precision']}  -> {result.run_dir}")
-
-
-def _gradient_stats_every(args) -> int | None:
-    """Every how many steps gradient statistics are recorded (None: not at all)."""
-    if args.gradient_stats_every is not None:
-        return args.gradient_stats_every
-    return 100 if args.gradient_stats or args.per_example_gradients else None
 
 
 def _evaluate(args) -> None:

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from importlib.metadata import entry_points
 from typing import Callable
 
@@ -44,6 +45,25 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # API name -> flag of this parser's options (early_stopping_patience ->
+        # --early-stopping-patience), filled as they are added, for cli_wording
+        self.flags: dict[str, str] = {}
+        self.set_defaults(flags=self.flags)
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        return self._record_flag(super().add_argument(*args, **kwargs))
+
+    def add_argument_group(self, *args, **kwargs):
+        """A group whose options are recorded in :attr:`flags` too."""
+        group = super().add_argument_group(*args, **kwargs)
+        add = group.add_argument
+        group.add_argument = lambda *names, **options: self._record_flag(add(*names, **options))
+        return group
+
+    def _record_flag(self, action: argparse.Action) -> argparse.Action:
+        if action.option_strings and action.dest not in ("help", "version"):
+            self.flags[action.dest] = max(action.option_strings, key=len)
+        return action
 
     def error(self, message):
         prog = "zoo" if self.prog.startswith("zoo ") else self.prog  # "zoo train" → "zoo"
@@ -144,7 +164,7 @@ def add_training_arguments(parser, *, model_arguments: bool = True) -> None:
 def training_settings(args: argparse.Namespace) -> dict:
     """The ``zoo.training.TrainConfig`` fields and model arguments that
     :func:`add_training_arguments`'s flags hold, as keywords for ``train``/``tune``."""
-    model_arguments = dict(args.model_arg)
+    model_arguments = dict(args.model_arguments)
     for name in ("weight_decay", "dropout_rate", "layers"):
         if getattr(args, name, None) is not None:
             model_arguments[name] = getattr(args, name)
@@ -153,7 +173,7 @@ def training_settings(args: argparse.Namespace) -> dict:
     settings = {name: getattr(args, name) for name in (
         "epochs", "batch_size", "learning_rate", "optimizer", "learning_rate_schedule",
         "early_stopping_patience", "seed", "augment")}
-    return {**settings, "dataset": args.dataset, "precision": native_precision(args.precision),
+    return {**settings, "dataset": args.dataset, "precision": args.precision,
             "model_arguments": model_arguments}
 
 
@@ -208,24 +228,11 @@ def model_argument(text: str) -> tuple[str, object]:
 
 def add_model_argument(parser) -> None:
     """``--model-arg NAME=VALUE`` of every command that builds a registry model."""
-    parser.add_argument("--model-arg", type=model_argument, action="append", default=[],
+    parser.add_argument("--model-arg", dest="model_arguments", type=model_argument, action="append",
+                        default=[],
                         metavar="NAME=VALUE",
                         help="another model argument, a Python literal, e.g. 'filters=(16, 32)' "
                              "(repeatable)")
-
-
-def native_precision(requested: str) -> str:
-    """``--precision`` as the commands take it: "auto" or a precision this
-    device computes natively. An emulated one is refused in one line (the
-    Python API runs it anyway, with a warning: its slowness is measured
-    there)."""
-    from zoo.training.precision import choose_precision
-
-    chosen = choose_precision(requested)
-    if not chosen.native:
-        raise ValueError(f"--precision {requested} would run {chosen.reason.partition('; ')[2]}; "
-                         "use --precision auto or float32.")
-    return requested
 
 
 def add_contributed_commands(subparsers) -> list[str]:
@@ -290,7 +297,9 @@ def run_command(handler: Handler, args: argparse.Namespace) -> int:
     try:
         if keras_backend() == "tensorflow" or tensorflow_installed():
             import_tensorflow_quietly()  # Keras imports an installed TensorFlow on any backend
-        handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            handler(args)
         if interrupt_requested.is_set():  # raised where Python ignored it, after the last batch
             raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -303,6 +312,20 @@ def run_command(handler: Handler, args: argparse.Namespace) -> int:
     return 0
 
 
+_show_warning = warnings.showwarning
+OWN_PACKAGES = ("custom_layers", "zoo", "tuning")
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Shows a warning of this project's own (an emulated precision asked
+    for) as the commands show errors: one line, ``zoo: warning: ...``; any
+    other as Python does."""
+    if category.__module__.split(".")[0] not in OWN_PACKAGES:
+        _show_warning(message, category, filename, lineno, file, line)
+        return
+    print(f"zoo: warning: {str(message).strip().splitlines()[0]}", file=file or sys.stderr, flush=True)
+
+
 def cli_wording(message: str, flags: dict[str, str]) -> str:
     """A library error in the command line's words: for each API name that
     is a flag of the command (``flags``: name → flag), ``name=True`` becomes
@@ -313,18 +336,6 @@ def cli_wording(message: str, flags: dict[str, str]) -> str:
                          lambda match: f"{flag} {match.group(2)}", message)
         message = message.replace(f"`{name}`", flag)
     return message
-
-
-def record_flags(parser: argparse.ArgumentParser) -> None:
-    """Gives each subcommand's parsed arguments ``flags``, the API name →
-    flag map of its options (``early_stopping_patience`` →
-    ``--early-stopping-patience``) that :func:`cli_wording` uses."""
-    for action in parser._actions:  # argparse keeps its subcommands there
-        if isinstance(action, argparse._SubParsersAction):
-            for subparser in action.choices.values():
-                flags = {option.dest: max(option.option_strings, key=len) for option in subparser._actions
-                         if option.option_strings and option.dest not in ("help", "version")}
-                subparser.set_defaults(flags=flags)
 
 
 def version() -> str:
@@ -349,7 +360,6 @@ def main(build_parser: Callable[[], argparse.ArgumentParser], argv=None) -> int:
     if not (sys.argv[1:] if argv is None else list(argv)):
         parser.print_help(sys.stderr)
         return EXIT_ERROR
-    record_flags(parser)
     try:
         args = parser.parse_args(argv)
     except KeyboardInterrupt:  # Ctrl-C before the command started: nothing to resume

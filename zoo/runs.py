@@ -6,8 +6,7 @@ one project directory and its final retraining into ``PROJECT_DIR/final``;
 all three lock the directory while they use it (:func:`directory_lock`) and
 compare what they are asked to do with what the directory records
 (:func:`settings_changes`), so that a resumed run is the run that started.
-Figures are written with :func:`zoo.io.save_figure`, files with
-``zoo.io``'s atomic writers.
+Figures and files are written with ``zoo.files``' atomic writers.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from zoo.io import atomic_write_json
+from zoo.files import atomic_write_json
 
 # The layout of a run directory: every file name of it is spelled here.
 SETTINGS_FILE = "settings.json"  # the settings a resumed run must repeat
@@ -29,6 +28,7 @@ FINISHED_FILE = "metrics.json"  # written last: the run is finished
 MODEL_FILE = "model.keras"  # the trained model
 HISTORY_FILE = "history.csv"  # one row per committed epoch
 BACKUP_DIR = "backup"  # the last committed epoch's state, while the run is unfinished
+BACKUP_STATE_FILE = "state.json"  # in BACKUP_DIR: its commit, naming the epoch's files
 LOGS_DIR = "logs"  # TensorBoard
 
 
@@ -134,58 +134,161 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def check_same_settings(run_dir: Path, settings: dict[str, Any]) -> None:
-    """Records the settings of a new run in ``run_dir/settings.json``, or, for
-    an unfinished run, raises :class:`RunSettingsChangedError` naming each
-    setting that differs from the recorded ones."""
-    changed = settings_changes(run_dir / SETTINGS_FILE, settings)
-    if changed:
-        raise RunSettingsChangedError(
-            f"{run_dir} holds an unfinished run with other settings ({'; '.join(changed)}); "
-            "repeat its settings to resume it, or pass overwrite=True to train afresh.")
-    if changed is None:
-        atomic_write_json(json_ready(settings), run_dir / SETTINGS_FILE)
-
-
 def default_run_dir(model_name: str, dataset: str) -> Path:
     """``./runs/<model>-<dataset>`` under the current directory."""
     return Path.cwd() / "runs" / f"{model_name}-{dataset}"
 
 
-def is_finished(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a finished run (its metrics are written last)."""
-    return (run_dir / FINISHED_FILE).exists()
+class RunDirectory:
+    """A directory that holds one run — a ``zoo.train`` run, a tuning
+    project, an experiment — and alone knows its layout and lifecycle::
 
+        directory = RunDirectory(path)
+        with directory.open(settings, overwrite=overwrite):  # lock, prepare, record
+            ...                    # load the data, build: a failure leaves nothing
+            directory.started()    # from here a failure leaves a run to resume
+            ...                    # fit: RunState commits every epoch to backup/
+            directory.finish(metrics)
 
-def prepare_run_dir(run_dir: Path, overwrite: bool,
-                    settings: dict[str, Any] | None = None) -> None:
-    """Makes ``run_dir`` ready for a run: a finished run is refused
-    (:class:`RunFinishedError`, or :class:`RunSettingsChangedError` naming
-    what differs when it was trained with other ``settings``) or, with
-    ``overwrite``, removed; an unfinished one is kept to resume or, with
-    ``overwrite``, emptied of its state."""
-    if is_finished(run_dir):
-        changed = None if settings is None else settings_changes(run_dir / SETTINGS_FILE, settings)
-        if changed and not overwrite:
-            raise RunSettingsChangedError(
-                f"{run_dir} holds a finished run with other settings ({'; '.join(changed)}); "
-                "repeat its settings to read it, or pass overwrite=True to train afresh.")
-        if not overwrite:
-            raise RunFinishedError(
-                f"{run_dir} already holds a finished run ({FINISHED_FILE} exists); "
-                "pass overwrite=True to train it again.", run_dir)
-        shutil.rmtree(run_dir)
-    elif overwrite:  # an unfinished run: start it afresh
-        shutil.rmtree(run_dir / BACKUP_DIR, ignore_errors=True)
-        (run_dir / HISTORY_FILE).unlink(missing_ok=True)
-        (run_dir / SETTINGS_FILE).unlink(missing_ok=True)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise OSError(f"Run directory {run_dir} is not writable: {error.strerror}.") from None
+    :meth:`open` holds the directory's lock (:func:`directory_lock`) for the
+    block; refuses a finished run (:class:`RunFinishedError`, or
+    :class:`RunSettingsChangedError` naming what differs) unless
+    ``overwrite``, which removes it; resumes an unfinished one only with its
+    recorded settings; records the settings of a new one; and, when the block
+    fails before :meth:`started`, removes what a fresh start wrote. A
+    ``resumable=False`` directory (an experiment, computed whole each time)
+    is run again instead: its record is replaced, its results when it finishes.
+    """
+
+    def __init__(self, path: str | os.PathLike, what: str = "Run directory", *,
+                 settings_file: str = SETTINGS_FILE, finished_file: str = FINISHED_FILE):
+        self.path = Path(path)
+        self.what = what
+        # ---- the layout
+        self.settings_path = self.path / settings_file
+        self.finished_path = self.path / finished_file
+        self.model_path = self.path / MODEL_FILE
+        self.history_path = self.path / HISTORY_FILE
+        self.backup_dir = self.path / BACKUP_DIR
+        self.logs_dir = self.path / LOGS_DIR
+        self._settings: dict[str, Any] = {}
+        self._resumable = True
+        self._started = False
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # ---- what it holds
+    def is_finished(self) -> bool:
+        """Whether it holds a finished run (its finished file is written last)."""
+        return self.finished_path.exists()
+
+    def finished_metrics(self) -> dict[str, Any]:
+        """The finished run's record (``metrics.json``)."""
+        return json.loads(self.finished_path.read_text())
+
+    def completed_epochs(self) -> int | None:
+        """The last epoch an unfinished run committed, or None (fresh, or unreadable:
+        the run state says why when it resumes)."""
+        try:
+            return int(json.loads((self.backup_dir / BACKUP_STATE_FILE).read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def history(self) -> list[dict[str, float]]:
+        """The committed epochs' rows of ``history.csv``."""
+        return read_history(self.history_path)
+
+    def changes(self, settings: dict[str, Any]) -> list[str] | None:
+        """What differs from the recorded settings (:func:`settings_changes`)."""
+        return settings_changes(self.settings_path, settings)
+
+    def record(self, settings: dict[str, Any]) -> None:
+        """Writes ``settings`` as the record a resumed run must repeat."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(json_ready(settings), self.settings_path)
+
+    # ---- the lifecycle
+    def lock(self) -> contextlib.AbstractContextManager:
+        """The directory's lock alone (:func:`directory_lock`)."""
+        return directory_lock(self.path, self.what)
+
+    @contextlib.contextmanager
+    def open(self, settings: dict[str, Any], *, overwrite: bool = False, resumable: bool = True):
+        """Holds the lock, prepares the directory for a run of ``settings``
+        and cleans up a start that fails (class docstring)."""
+        with self.lock():
+            created = not self.path.exists()
+            if resumable:
+                self._prepare(overwrite, settings)
+            self._make_writable()
+            self._settings, self._resumable, self._started = settings, resumable, False
+            fresh = not resumable or not self.settings_path.exists()
+            if resumable and not fresh:
+                changed = self.changes(settings)
+                if changed:
+                    raise RunSettingsChangedError(
+                        f"{self.path} holds an unfinished run with other settings "
+                        f"({'; '.join(changed)}); repeat its settings to resume it, or pass "
+                        "overwrite=True to train afresh.")
+            if resumable and fresh:
+                self.record(settings)
+            try:
+                yield self
+            except BaseException:
+                if fresh and not self._started:  # it never started: leave nothing of it
+                    if created:
+                        shutil.rmtree(self.path, ignore_errors=True)
+                    elif resumable:
+                        self.settings_path.unlink(missing_ok=True)
+                raise
+
+    def started(self) -> None:
+        """Marks the run as started: a failure from here on leaves it to resume."""
+        self._started = True
+
+    def finish(self, metrics: dict[str, Any]) -> None:
+        """Writes the finished record (last, so that its presence means
+        finished) and drops the unfinished run's backup."""
+        self.started()
+        if not self._resumable:  # run whole: its record is written with its results
+            self.record(self._settings)
+        atomic_write_json(metrics, self.finished_path)
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+    def _prepare(self, overwrite: bool, settings: dict[str, Any]) -> None:
+        """A finished run refused, or with ``overwrite`` removed; an unfinished
+        one kept to resume or, with ``overwrite``, emptied of its state."""
+        if self.is_finished():
+            changed = self.changes(settings)
+            if changed and not overwrite:
+                raise RunSettingsChangedError(
+                    f"{self.path} holds a finished run with other settings ({'; '.join(changed)}); "
+                    "repeat its settings to read it, or pass overwrite=True to train afresh.")
+            if not overwrite:
+                raise RunFinishedError(
+                    f"{self.path} already holds a finished run ({self.finished_path.name} exists); "
+                    "pass overwrite=True to train it again.", self.path)
+            shutil.rmtree(self.path)
+        elif overwrite:  # an unfinished run: start it afresh
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+            self.history_path.unlink(missing_ok=True)
+            self.settings_path.unlink(missing_ok=True)
+
+    def _make_writable(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as error:
+            raise OSError(f"{self.what} {self.path} is not writable: {error.strerror}.") from None
 
 
 def read_history(path: Path) -> list[dict[str, float]]:

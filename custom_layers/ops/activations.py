@@ -29,7 +29,7 @@ gradient g is
     dE/dz = y ⊙ (g − Σ_j g_j y_j)
 
 computed without ever forming the Jacobian. Its output keeps the logits z
-(as ``_keras_logits``, where a graph tensor can carry them, as Keras'
+(``custom_layers._compat.attach_logits``, where a graph tensor can carry them, as Keras'
 softmax does), so a cross-entropy on top takes the fused gradient
 dE/dz = p − t from z instead of going through this Jacobian — exact where
 the probabilities saturate.
@@ -48,6 +48,7 @@ import keras
 from keras import ops
 
 from custom_layers.backends import kernels
+from custom_layers._compat import attach_logits
 from custom_layers.ops._gradient import custom_gradient
 
 LEAKY_RELU_SLOPE = 0.2  # keras.activations.leaky_relu's default
@@ -162,12 +163,7 @@ def softmax(z):
 
         return y, grad
 
-    y = op(z)
-    try:  # TensorFlow's graph tensors carry attributes; eager tensors and JAX arrays do not
-        y._keras_logits = z
-    except AttributeError:
-        pass
-    return y
+    return attach_logits(op(z), z)
 
 
 ACTIVATIONS: dict[str, Callable] = {

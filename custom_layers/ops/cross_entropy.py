@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from keras import ops
 
+from custom_layers._compat import attached_logits
 from custom_layers.ops._gradient import custom_gradient
 
 EPSILON = 1e-7  # keras.backend.epsilon(), Keras' clip of probabilities
@@ -64,8 +65,8 @@ def cross_entropy(targets, outputs, from_logits: bool):
 
 
 def _logits_if_known(outputs, from_logits: bool):
-    """The logits of softmax probabilities that carry them (``_keras_logits``)."""
-    logits = getattr(outputs, "_keras_logits", None)
+    """The logits of softmax probabilities that carry them (``custom_layers._compat.attached_logits``)."""
+    logits = attached_logits(outputs)
     if not from_logits and logits is not None:
         return logits, True
     return outputs, from_logits

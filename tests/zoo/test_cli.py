@@ -80,9 +80,12 @@ def test_convert_swaps_custom_layers_into_a_saved_keras_model(tmp_path, capsys):
     ([], None), (["--gradient-stats"], 100), (["--gradient-stats-every", "7"], 7),
     (["--per-example-gradients"], 100)])
 def test_gradient_statistics_flags(flags, every):
-    from zoo.cli import _gradient_stats_every, build_parser
+    from zoo.cli import build_parser
+    from zoo.training.run import _check_gradient_statistics
 
-    assert _gradient_stats_every(build_parser().parse_args(["train", "mlp", *flags])) == every
+    args = build_parser().parse_args(["train", "mlp", *flags])
+    assert _check_gradient_statistics(args.gradient_stats, args.gradient_stats_every,
+                                      args.per_example_gradients, "auto")[1] == every
 
 
 def test_a_ctrl_c_that_python_ignored_still_stops_the_command(capsys):

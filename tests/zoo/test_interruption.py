@@ -228,7 +228,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from zoo.io import atomic_save_model, atomic_write_json
+from zoo.files import atomic_write_json
+from zoo.io import atomic_save_model
 
 directory = Path(sys.argv[1])
 model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(256), keras.layers.Dense(10)])
@@ -297,7 +298,8 @@ def test_kills_during_saving_leave_the_old_or_the_new_file(tmp_path):
             writer.process.wait()
             writer.log.close()
 
-    from zoo.io import atomic_save_model, atomic_write_json, load_model
+    from zoo.files import atomic_write_json
+    from zoo.io import atomic_save_model, load_model
 
     for writer in writers:
         directory = writer.directory

@@ -121,15 +121,32 @@ def test_a_built_model_keeps_its_own_policy(tmp_path, data_dir):
               run_dir=tmp_path / "run", data_dir=data_dir, verbose=0)
 
 
-@pytest.mark.parametrize("argv", [["train", "mlp"], ["tune", "cnn1d"], ["reproduce", "params"]])
-def test_the_commands_refuse_an_emulated_precision_in_one_line(argv, monkeypatch, capsys, tmp_path):
+def test_the_command_line_runs_an_emulated_precision_as_the_api_does_and_warns_in_one_line(
+        monkeypatch, capsys, tmp_path, data_dir):
     from zoo.cli import main
     from zoo.training import precision
 
     monkeypatch.setattr(precision, "detect_device", lambda: precision.Device())  # a plain CPU
-    monkeypatch.chdir(tmp_path)  # where the commands would write by default
-    assert main([*argv, "--precision", "mixed_float16"]) == 2
+    monkeypatch.setattr(precision, "_announced", set())
+    assert main(["train", "mlp", "--dataset", "mnist1d", "--epochs", "1", "--batch-size", "400",
+                 "--precision", "mixed_float16", "--run-dir", str(tmp_path / "run"),
+                 "--data-dir", data_dir, "--verbose", "0"]) == 0
     error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and "--precision mixed_float16 would run emulated and slow" in error[0]
-    assert "use --precision auto or float32" in error[0]
-    assert not list(tmp_path.iterdir())
+    assert error == ["zoo: warning: precision mixed_float16 is emulated and slow: the CPU does "
+                     "not compute float16 natively."]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["precision"] == "mixed_float16"
+
+
+def test_the_device_is_probed_once_for_the_precision_and_the_strategy(monkeypatch):
+    from zoo.training import engine, precision
+
+    probes = []
+    monkeypatch.setattr(precision, "gpu_compute_capabilities", lambda: probes.append(1) or ())
+    precision.detect_device.cache_clear()
+    try:
+        assert choose_precision("auto") == choose_precision("auto")  # the command line, then train
+        engine.make_strategy("auto")
+        choose_precision("float32")
+        assert len(probes) == 1
+    finally:
+        precision.detect_device.cache_clear()  # the next caller probes the real device

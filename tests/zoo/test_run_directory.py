@@ -209,3 +209,73 @@ def test_a_finished_run_asked_for_other_settings_is_refused_naming_them(
     assert "learning_rate 0.003 -> 0.01" in error
     assert error.endswith("or pass --overwrite to train afresh.")
     assert (run_dir / "metrics.json").read_text() == recorded  # untouched
+
+
+def test_the_run_directory_lifecycle_leaves_a_resumable_run_or_nothing(tmp_path):
+    from zoo.runs import RunDirectory, RunFinishedError, RunSettingsChangedError
+
+    settings = {"model": "m", "epochs": 2}
+    directory = RunDirectory(tmp_path / "runs" / "a")
+    with pytest.raises(KeyError):  # fails before it started: nothing of it stays
+        with directory.open(settings):
+            assert json.loads(directory.settings_path.read_text()) == settings
+            raise KeyError("no data")
+    assert not (tmp_path / "runs").exists()
+
+    with pytest.raises(KeyboardInterrupt):  # fails after it started: kept to resume
+        with directory.open(settings):
+            directory.started()
+            directory.backup_dir.mkdir()
+            raise KeyboardInterrupt
+    assert directory.settings_path.exists() and directory.backup_dir.exists()
+    with pytest.raises(RunSettingsChangedError, match=r"unfinished run with other settings "
+                                                      r"\(epochs 2 -> 3\)"):
+        with directory.open({**settings, "epochs": 3}):
+            pass
+    with directory.open(settings):  # resumed with its settings, then finished
+        directory.finish({"test_accuracy": 0.5})
+    assert directory.is_finished() and not directory.backup_dir.exists()
+    assert directory.finished_metrics() == {"test_accuracy": 0.5}
+    with pytest.raises(RunFinishedError):
+        with directory.open(settings):
+            pass
+    with pytest.raises(RunSettingsChangedError, match=r"finished run with other settings"):
+        with directory.open({**settings, "epochs": 3}):
+            pass
+    with directory.open({**settings, "epochs": 3}, overwrite=True):  # afresh
+        assert not directory.is_finished()
+        assert json.loads(directory.settings_path.read_text())["epochs"] == 3
+
+
+def test_an_experiment_directory_records_what_ran_beside_its_results(tmp_path):
+    from zoo.experiments import registry
+    from zoo.runs import RunDirectory
+
+    def measured(context, size):
+        if size < 0:
+            raise ValueError("a failing experiment")
+        return {"table": [{"size": size}]}
+
+    registry._REGISTRY["tiny-record"] = registry.Experiment(
+        "tiny-record", "a claim", measured, "mnist1d", {"size": 1}, {"size": 2})
+    try:
+        with pytest.raises(ValueError):  # a new directory: nothing left of a failed experiment
+            registry.run("tiny-record", run_dir=tmp_path / "new", size=-1, verbose=0)
+        assert not (tmp_path / "new").exists() and not (tmp_path / ".new.lock").exists()
+
+        run_dir = tmp_path / "exp"
+        registry.run("tiny-record", run_dir=run_dir, quick=True, seed=3, verbose=0)
+        record = json.loads((run_dir / "settings.json").read_text())
+        assert record["experiment"] == "tiny-record" and record["seed"] == 3
+        assert record["settings"] == {"size": 1} and record["quick"] is True
+        # run again with other settings: computed again, record and results replaced together
+        registry.run("tiny-record", run_dir=run_dir, seed=3, verbose=0)
+        assert json.loads((run_dir / "settings.json").read_text())["settings"] == {"size": 2}
+        assert json.loads((run_dir / "results.json").read_text())["table"] == [{"size": 2}]
+        # a failing rerun keeps the last results and their record
+        with pytest.raises(ValueError):
+            registry.run("tiny-record", run_dir=run_dir, size=-1, verbose=0)
+        assert json.loads((run_dir / "settings.json").read_text())["settings"] == {"size": 2}
+        assert RunDirectory(run_dir, finished_file="results.json").is_finished()
+    finally:
+        del registry._REGISTRY["tiny-record"]

@@ -9,19 +9,12 @@ import inspect
 import pytest
 
 from tuning import SearchConfig, SearchSpace, tune
-from zoo import TrainConfig, train
+from zoo import TrainConfig, experiments, train
 from zoo.cli import build_parser
-from zoo.commands import cli_wording, record_flags
+from zoo.commands import cli_wording
 from zoo.experiments.registry import run as run_experiment
 from zoo.models.registry import model_arguments, register_model, training_recipe
 
-#: Flags that say in the command line's way what the API says otherwise.
-CLI_FORMS = {
-    "model_arg": "any model argument, NAME=VALUE",
-    "gradient_stats": "gradient_stats_every with its default",
-    "quick": "an experiment's quick settings (run's quick)",
-    "list": "lists the experiments",
-}
 
 
 def subcommand_options(name: str) -> dict[str, object]:
@@ -44,10 +37,10 @@ def names_of(*things) -> set[str]:
 
 def unexplained(options, api_names: set[str]) -> list[str]:
     """The flags that name nothing of the API: not a parameter or field, not
-    ``--no-X`` for one, not ``--X-range`` for a search-space field, not a CLI form."""
+    ``--no-X`` for one, not ``--X-range`` for a search-space field."""
     space = names_of(SearchSpace)
     return sorted(dest for dest in options
-                  if dest not in api_names and dest not in CLI_FORMS
+                  if dest not in api_names
                   and not (dest.startswith("no_") and dest[3:] in api_names | {"zero_weight_decay"})
                   and not (dest.endswith("_range") and dest[:-6] in space))
 
@@ -62,7 +55,9 @@ def test_every_flag_of_zoo_train_is_an_api_name():
 def test_every_flag_of_zoo_tune_and_zoo_reproduce_is_an_api_name():
     api = names_of(tune, SearchConfig, TrainConfig) | {"batch_norm", "layers", "retrain"}
     assert unexplained(subcommand_options("tune"), api) == []
-    assert unexplained(subcommand_options("reproduce"), names_of(run_experiment)) == []
+    # --list is zoo.experiments.list_experiments
+    assert unexplained(subcommand_options("reproduce"),
+                       names_of(run_experiment) | set(experiments.__all__)) == []
 
 
 def test_the_commands_share_their_common_flags():
@@ -71,7 +66,7 @@ def test_the_commands_share_their_common_flags():
     shared = set(train_options) & set(tune_options)
     assert {"epochs", "batch_size", "learning_rate", "learning_rate_schedule",
             "early_stopping_patience", "seed", "precision", "run_dir", "verbose",
-            "data_dir", "overwrite", "strategy", "model_arg"} <= shared
+            "data_dir", "overwrite", "strategy", "model_arguments"} <= shared
     for dest in shared | (set(reproduce_options) & set(train_options)):
         ours = train_options[dest]
         for other in (tune_options.get(dest), reproduce_options.get(dest)):
@@ -93,10 +88,10 @@ def test_a_library_error_reads_in_flags_on_the_command_line():
     # Names that are not flags of the command, and words that merely contain one, stay.
     assert cli_wording("Received: input_shape=(28, 28, 1); the dataset's inputs", flags) == (
         "Received: input_shape=(28, 28, 1); the dataset's inputs")
-    parser = build_parser()
-    record_flags(parser)
+    parser = build_parser()  # each subcommand knows its flags, those of its groups too
     assert parser.parse_args(["train", "mlp"]).flags["early_stopping_patience"] == \
         "--early-stopping-patience"
+    assert parser.parse_args(["tune", "cnn1d"]).flags["max_trials"] == "--max-trials"
 
 
 def test_one_config_is_validated_once_and_shared_by_train_and_tune():

@@ -15,7 +15,6 @@ from zoo.commands import (
     add_precision_argument,
     add_run_arguments,
     non_negative_int,
-    native_precision,
     verbosity,
 )
 
@@ -32,7 +31,8 @@ def add_reproduce_command(subparsers) -> argparse.ArgumentParser:
                         help="an experiment (see --list); all of them when left out")
     parser.add_argument("--quick", action="store_true",
                         help="small settings: a few minutes per experiment on two CPU cores")
-    parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    parser.add_argument("--list", dest="list_experiments", action="store_true",
+                        help="list the experiments and exit")
     parser.add_argument("--dataset", default=None,
                         help="any zoo dataset (default: each experiment's offline one)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="default: %(default)s")
@@ -47,7 +47,7 @@ def run_reproduce(args: argparse.Namespace) -> list[dict]:
     """Carries out a parsed ``reproduce`` command; returns the results of each experiment run."""
     from zoo.experiments.registry import check_dataset, get_experiment, list_experiments, run
 
-    if args.list:
+    if args.list_experiments:
         width = max(map(len, list_experiments())) + 2
         for name in list_experiments():
             experiment = get_experiment(name)
@@ -66,6 +66,6 @@ def run_reproduce(args: argparse.Namespace) -> list[dict]:
         for name in names:  # every experiment can use it, before any runs
             check_dataset(name, args.dataset)
     return [run(name, run_dir=run_dir, quick=args.quick, dataset=args.dataset, seed=args.seed,
-                data_dir=args.data_dir, precision=native_precision(args.precision),
+                data_dir=args.data_dir, precision=args.precision,
                 verbose=verbosity(args))
             for name, run_dir in zip(names, run_dirs)]

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from zoo import datasets
-from zoo.io import save_figure as atomic_save_figure
+from zoo.files import save_figure as atomic_save_figure
 
 
 @dataclasses.dataclass

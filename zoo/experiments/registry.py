@@ -100,6 +100,9 @@ def check_dataset(name: str, dataset: str) -> None:
                          f"on {', '.join(experiment.datasets)}; pass one of those.")
 
 
+RESULTS_FILE = "results.json"
+
+
 def default_run_dir(name: str) -> Path:
     """``./runs/reproduce-<name>`` under the current directory."""
     return Path.cwd() / "runs" / f"reproduce-{name}"
@@ -129,7 +132,6 @@ def run(name: str, run_dir=None, quick: bool = False, dataset: str | None = None
     from custom_layers.arguments import check_int
     from zoo import datasets, runs
     from zoo.experiments.common import Context, format_table
-    from zoo.io import atomic_write_json
     from zoo.training.engine import check_verbose
     from zoo.training.precision import announce, choose_precision, precision_scope
 
@@ -146,20 +148,18 @@ def run(name: str, run_dir=None, quick: bool = False, dataset: str | None = None
     chosen = {**experiment.settings(dataset, quick), **settings}
     precision = choose_precision(precision)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name)
-    # one process at a time, as zoo train's run directories; nothing left if it cannot start
-    with runs.directory_lock(run_dir, "Experiment directory"):
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise OSError(f"Cannot create the run directory {run_dir}: {error.strerror}.") from None
-
-        context = Context(name=name, dataset=dataset, seed=seed, quick=quick, run_dir=run_dir,
+    # locked as zoo train's run directories; nothing left if it fails in a new directory
+    directory = runs.RunDirectory(run_dir, "Experiment directory", finished_file=RESULTS_FILE)
+    record = {"experiment": name, "dataset": dataset, "quick": quick, "seed": seed,
+              "settings": chosen, "precision": precision.policy}
+    with directory.open(_plain(record), resumable=False):
+        context = Context(name=name, dataset=dataset, seed=seed, quick=quick, run_dir=directory.path,
                           data_dir=None if data_dir is None else str(data_dir))
         announce(precision, verbose)
         started = time.perf_counter()
         with precision_scope(precision.policy):
             measured = experiment.function(context, **chosen)
-        results = {
+        results = _plain({
             "experiment": name,
             "claim": experiment.claim,
             "dataset": dataset,
@@ -171,9 +171,8 @@ def run(name: str, run_dir=None, quick: bool = False, dataset: str | None = None
             "plot": context.plot_path.name,
             **measured,
             "wall_time_s": round(time.perf_counter() - started, 1),
-        }
-        results = _plain(results)
-        atomic_write_json(results, run_dir / "results.json")
+        })
+        directory.finish(results)  # the record of what ran, then its results
     if verbose:
         print(f"{name}: {experiment.claim}")
         for key, rows in results.items():

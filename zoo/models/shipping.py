@@ -18,12 +18,10 @@ def evaluate_shipped(model_name: str, dataset: str) -> float:
     """Test accuracy of the shipped weights, evaluated as they were when
     shipped: float32, batches of 256, the dataset's test split."""
     from zoo import datasets
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
+    from zoo.training.precision import precision_scope
+
+    with precision_scope("float32"):
         model = create_model(model_name, weights=dataset)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     test_data = datasets.load(dataset, "test", batch_size=EVALUATION_BATCH)
     return float(model.evaluate(test_data, verbose=0, return_dict=True)["accuracy"])
@@ -37,7 +35,8 @@ def ship_weights(model_name: str, dataset: str, model_file: str | os.PathLike, s
     parameters and multiply-accumulates are counted here), unless they would
     take the shipped total past ``budget_mb``; returns the entry."""
     from zoo.flops import count_flops
-    from zoo.io import atomic_write_json, load_model
+    from zoo.files import atomic_write_json
+    from zoo.io import load_model
 
     trained = load_model(model_file)
     model = create_model(model_name)  # the weights alone, without the optimizer's state

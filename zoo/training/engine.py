@@ -375,9 +375,9 @@ def make_strategy(strategy=None):
             return strategy
     name = check_choice("auto" if strategy is None else strategy, STRATEGIES, "strategy")
     if name == "auto":
-        from zoo.training.precision import gpu_compute_capabilities
+        from zoo.training.precision import detect_device
 
-        name = "mirrored" if len(gpu_compute_capabilities()) > 1 else "none"
+        name = "mirrored" if len(detect_device().gpu_compute_capabilities) > 1 else "none"
     if not on_tensorflow():
         if name == "multi-worker":
             raise ValueError(

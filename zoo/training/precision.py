@@ -21,6 +21,7 @@ details, JAX's CUDA device); the GPU rules follow the vendors' specifications.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,8 +102,10 @@ def gpu_compute_capabilities() -> tuple[tuple[int, int], ...]:
     return tuple(capabilities)
 
 
+@functools.lru_cache(maxsize=1)
 def detect_device() -> Device:
-    """The device this process trains on: its GPUs, or else its CPU."""
+    """The device this process trains on: its GPUs, or else its CPU. Probed
+    once per process: the precision and the strategy "auto" both ask."""
     return Device(gpu_compute_capabilities(), cpu_flags())
 
 

@@ -15,8 +15,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from zoo import runs
 from zoo._compat import start_fit_at_epoch
-from zoo.io import atomic_path, atomic_write_json
+from zoo.files import atomic_path, atomic_write_json
 
 
 class RunState(keras.callbacks.Callback):
@@ -44,7 +45,7 @@ class RunState(keras.callbacks.Callback):
     alike (``zoo._compat.start_fit_at_epoch``).
     """
 
-    STATE = "state.json"
+    STATE = runs.BACKUP_STATE_FILE
 
     def __init__(self, backup_dir: Path, history_path: Path,
                  early_stopping: keras.callbacks.EarlyStopping | None = None):
