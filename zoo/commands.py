@@ -281,12 +281,33 @@ def keras_backend() -> str:
     name = os.environ.get("KERAS_BACKEND")
     if name:
         return name
+    return _configured_backend() or "tensorflow"
+
+
+def choose_backend() -> None:
+    """Where no backend is asked for (``KERAS_BACKEND`` unset) and the one
+    Keras would start (its configuration's, else TensorFlow) is TensorFlow,
+    which is not installed, runs on JAX if it is, and says so in one line:
+    the backend is the user's choice, TensorFlow only the default."""
+    if os.environ.get("KERAS_BACKEND") or keras_backend() != "tensorflow" or tensorflow_installed():
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        return  # Keras names what is missing
+    os.environ["KERAS_BACKEND"] = "jax"
+    print("zoo: TensorFlow is not installed here; running on Keras' JAX backend "
+          "(KERAS_BACKEND chooses another).", file=sys.stderr, flush=True)
+
+
+def _configured_backend() -> str | None:
+    """The backend of Keras' configuration file (``$KERAS_HOME/keras.json``), if any."""
     home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
     try:
         with open(os.path.join(home, "keras.json")) as handle:
-            return json.load(handle).get("backend") or "tensorflow"
-    except (OSError, ValueError):
-        return "tensorflow"
+            return json.load(handle).get("backend") or None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def run_command(handler: Handler, args: argparse.Namespace) -> int:
@@ -294,6 +315,7 @@ def run_command(handler: Handler, args: argparse.Namespace) -> int:
     imported quietly (when it is the backend), errors as one line with exit
     status 2, Ctrl-C as 130."""
     watch_for_interrupts()
+    choose_backend()
     try:
         if keras_backend() == "tensorflow" or tensorflow_installed():
             import_tensorflow_quietly()  # Keras imports an installed TensorFlow on any backend

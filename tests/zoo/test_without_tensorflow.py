@@ -246,3 +246,27 @@ assert "tensorflow" not in sys.modules
     measured = json.loads(line.split(" ", 1)[1])
     assert measured == {model: weights.shipped(model)["mnist_5k"]["test_accuracy"]
                         for model in measured}
+
+
+def test_without_tensorflow_zoo_picks_jax_by_itself_and_says_so_in_one_line(tmp_path):
+    environment = {key: value for key, value in jax_environment().items()
+                   if key != "KERAS_BACKEND"}
+    result = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, "info", "cnn1d"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**environment, "KERAS_HOME": str(tmp_path / "keras-home")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        "zoo: TensorFlow is not installed here; running on Keras' JAX backend "
+        "(KERAS_BACKEND chooses another)."]
+    assert "multiply-accumulates per example" in result.stdout
+
+
+def test_the_tensorflow_free_install_lists_the_dependencies_but_tensorflow():
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = [line.strip() for line in (ROOT / "requirements-jax.txt").read_text().splitlines()]
+    required = sorted(line for line in lines if line and not line.startswith("#"))
+    expected = [requirement for requirement in declared["dependencies"]
+                if not requirement.startswith(("tensorflow>", "tensorflow-datasets"))]
+    assert required == sorted(expected + declared["optional-dependencies"]["jax"])
