@@ -67,7 +67,7 @@ from zoo.training import (
     train,
 )
 from zoo.training.config import split_settings
-from zoo.training.engine import check_verbose, is_multi_worker, tensorboard_callback
+from zoo.training.engine import is_multi_worker, resolve_verbose, tensorboard_callback
 from zoo.training.precision import (
     announce,
     choose_precision,
@@ -256,7 +256,7 @@ def tune(
     config = SearchConfig.from_arguments(config, dataset, **settings)
     training = config.training
     check_int(max_trials, "max_trials", minimum=1, allow_none=True)
-    fit_verbose = 1 if check_verbose(verbose) == "auto" else verbose
+    fit_verbose = resolve_verbose(verbose)
     chosen = choose_precision(training.precision)
     hypermodel = config.hypermodel(chosen.policy, jit_compile)
     role = distributed_role()

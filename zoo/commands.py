@@ -194,10 +194,10 @@ def add_run_arguments(parser, run_dir_help: str) -> None:
     parser.add_argument("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP)
 
 
-def verbosity(args: argparse.Namespace) -> int:
-    """``--verbose``, or its default: progress bars on a terminal, one line
-    per epoch in a log file (which progress-bar redraws would bloat)."""
-    return (1 if sys.stdout.isatty() else 2) if args.verbose is None else args.verbose
+def verbosity(args: argparse.Namespace) -> int | str:
+    """``--verbose``, or its default "auto": progress bars on a terminal, one
+    line per epoch in a log file (``zoo.training.engine.resolve_verbose``)."""
+    return "auto" if args.verbose is None else args.verbose
 
 
 def add_precision_argument(parser) -> None:

@@ -28,6 +28,7 @@ TensorFlow and from the ``tensorboard`` package's writer elsewhere.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Sequence
@@ -267,6 +268,16 @@ def check_verbose(verbose) -> int | str:
     return verbose
 
 
+def resolve_verbose(verbose) -> int:
+    """``verbose`` with "auto" decided as ``zoo``'s commands decide it: a
+    progress bar (1) on a terminal, one line per epoch (2) where the output
+    goes to a file or a pipe, which a progress bar's redraws would fill with
+    escape sequences."""
+    if check_verbose(verbose) != "auto":
+        return verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
 def fit(
     model: keras.Model,
     train_data,
@@ -297,7 +308,7 @@ def fit(
                                verbose=verbose)
     fit_arguments.setdefault("shuffle", False)  # the datasets reshuffle themselves every epoch
     return model.fit(train_data, validation_data=validation_data, epochs=epochs,
-                     callbacks=list(callbacks), verbose=verbose, **fit_arguments)
+                     callbacks=list(callbacks), verbose=resolve_verbose(verbose), **fit_arguments)
 
 
 # ----------------------------------------------------------------------------- devices
