@@ -64,6 +64,10 @@ def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
                         default=(0.0, 0.7), help="dropout rate, uniform (default: 0 0.7)")
     search.add_argument("--learning-rate-range", nargs=2, type=float, metavar=("LO", "HI"),
                         default=None, help="also tune the learning rate, log-uniform")
+    search.add_argument("--time-budget", type=duration, default=None, metavar="DURATION",
+                        help="the search's wall-clock budget (600, 90s, 30m, 1h30m): no trial "
+                             "starts once it is spent, the running one ends at its next epoch; "
+                             "a resumed search counts the time already spent")
     search.add_argument("--hyperband-factor", type=int_at_least(2), default=3)
     search.add_argument("--hyperband-iterations", type=positive_int, default=1)
 
@@ -76,6 +80,17 @@ def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
                        help="TensorBoard logs per trial under RUN_DIR/logs")
     tune.set_defaults(handler=run_tune)
     return tune
+
+
+def duration(text: str) -> float:
+    """An argparse ``type`` for ``--time-budget``: seconds of a duration (``tuning.budget``)."""
+    from tuning.budget import DURATION_FORMS, parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration, {DURATION_FORMS}; "
+                                         f"received {text!r}") from None
 
 
 def _search_space(args):
@@ -106,7 +121,8 @@ def run_tune(args: argparse.Namespace) -> None:
         data_dir=args.data_dir, strategy=args.strategy, retrain=not args.no_retrain,
         export_dir=args.export_dir, tensorboard=args.tensorboard, verbose=verbosity(args),
         tuner=args.tuner, search_space=_search_space(args), hyperband_factor=args.hyperband_factor,
-        hyperband_iterations=args.hyperband_iterations, **training_settings(args))
+        hyperband_iterations=args.hyperband_iterations, time_budget=args.time_budget,
+        **training_settings(args))
     if result.role == "worker":
         ran = ", ".join(result.trials_run) or "none"
         print(f"worker {result.tuner.tuner_id}: search finished; ran trials: {ran}. "

@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +50,11 @@ import keras_tuner
 
 from custom_layers.arguments import check_choice, check_int, invalid
 from tuning import TUNERS
+from tuning.budget import SearchClock, parse_duration, stop_when_spent
 from tuning.hypermodel import ZooHyperModel, check_not_tuned, release_memory
 from tuning.report import plot_search, trial_number, trial_table
 from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
-from tuning.tuners import TrialObserver, distributed_role, make_tuner
+from tuning.tuners import StopWhenBudgetSpent, TrialObserver, distributed_role, make_tuner
 from zoo import datasets, runs
 from zoo.files import atomic_write_json
 from zoo.io import atomic_save_model, load_model
@@ -101,6 +101,11 @@ class SearchConfig:
             optimisation and random search train every trial ``epochs``.
         search_space: the ranges (a ``SearchSpace``, or its ``to_dict()``).
         hyperband_factor, hyperband_iterations: Hyperband's schedule.
+        time_budget: the search's wall-clock budget, in seconds or as
+            ``"30m"``, ``"1h30m"`` (``tuning.budget``): no trial starts once it
+            is spent, the trial in flight ends at its next epoch, and the best
+            is still retrained and reported; a resumed search counts the time
+            already spent. None (default): no budget.
     """
 
     training: TrainConfig = field(default_factory=lambda: TrainConfig("cnn1d"))
@@ -108,6 +113,7 @@ class SearchConfig:
     search_space: SearchSpace = field(default_factory=SearchSpace)
     hyperband_factor: int = 3
     hyperband_iterations: int = 1
+    time_budget: float | str | None = None
 
     def __post_init__(self):
         if not isinstance(self.training, TrainConfig):
@@ -123,6 +129,8 @@ class SearchConfig:
             raise invalid("search_space", "a tuning.SearchSpace", self.search_space)
         check_int(self.hyperband_factor, "hyperband_factor", minimum=2)
         check_int(self.hyperband_iterations, "hyperband_iterations", minimum=1)
+        if self.time_budget is not None:
+            object.__setattr__(self, "time_budget", parse_duration(self.time_budget))
 
     @classmethod
     def from_arguments(cls, config: Any = None, dataset: str | None = None, /,
@@ -158,7 +166,8 @@ class SearchConfig:
         return {"training": self.training.settings(precision), "tuner": self.tuner,
                 "search_space": self.search_space.to_dict(),
                 "hyperband_factor": self.hyperband_factor,
-                "hyperband_iterations": self.hyperband_iterations}
+                "hyperband_iterations": self.hyperband_iterations,
+                "time_budget": self.time_budget}
 
     def hyperband_schedule(self) -> dict[str, int]:
         """Hyperband's factor and iterations, as ``tuning.tuners.make_tuner`` takes them."""
@@ -258,10 +267,8 @@ def tune(
     check_int(max_trials, "max_trials", minimum=1, allow_none=True)
     fit_verbose = resolve_verbose(verbose)
     chosen = choose_precision(training.precision)
-    hypermodel = config.hypermodel(chosen.policy, jit_compile)
     role = distributed_role()
-    if max_trials is None and config.tuner != "hyperband":
-        max_trials = DEFAULT_MAX_TRIALS
+    max_trials = max_trials or (None if config.tuner == "hyperband" else DEFAULT_MAX_TRIALS)
     project = project_directory(run_dir, config)
     record = config.settings(chosen.policy)
     enable_gpu_memory_growth()  # before the strategy (or anything) initialises the GPUs
@@ -279,14 +286,17 @@ def tune(
         # ---- search: the trials (the chief only serves the oracle: it loads no data)
         train_data, validation_data = (None, None) if role == "chief" else _search_splits(
             training, replicas, data_dir)
+        clock = SearchClock(project.path, config.time_budget, resume=not overwrite)
         search_tuner = make_tuner(
-            config.tuner, hypermodel, max_trials=max_trials, max_epochs=training.epochs,
-            directory=project.path.parent, project_name=project.path.name, overwrite=overwrite,
-            seed=training.seed, distribution_strategy=distribution, trial_observers=trial_observers,
+            config.tuner, config.hypermodel(chosen.policy, jit_compile), max_trials=max_trials,
+            max_epochs=training.epochs, directory=project.path.parent,
+            project_name=project.path.name, overwrite=overwrite, seed=training.seed,
+            distribution_strategy=distribution, trial_observers=trial_observers, clock=clock,
             release_custom_gradients=release_custom_gradients, **config.hyperband_schedule())
         if role != "worker":
             project.record(record)
-        callbacks = [tensorboard_callback(project.logs_dir)] if tensorboard else []
+        callbacks = [StopWhenBudgetSpent(clock),
+                     *([tensorboard_callback(project.logs_dir)] if tensorboard else [])]
         search_time = _search(search_tuner, train_data, validation_data, training.epochs,
                               callbacks, fit_verbose, role)
         if role == "worker":
@@ -344,7 +354,10 @@ def _write_results(project: runs.RunDirectory, config: SearchConfig, record: dic
         **evaluation, "final_run": FINAL_RUN if retrain else None,
         "num_trials": len(trials),
         "num_completed_trials": sum(row["status"] == "COMPLETED" for row in trials),
-        "search_wall_time_s": round(search_time, 3), "trials": trials,
+        # every process's search time, resumptions included (tuning.budget)
+        "search_wall_time_s": round(search_time, 3), "time_budget_s": config.time_budget,
+        "stopped_by_budget": config.time_budget is not None and search_time >= config.time_budget,
+        "trials": trials,
         "best_model": BEST_MODEL_FILE, "export_dir": None if exported is None else str(exported),
     }
     atomic_write_json(results, project.finished_path)
@@ -375,15 +388,21 @@ def _search_splits(training: TrainConfig, replicas: int, data_dir) -> tuple[Any,
 def _search(search_tuner: keras_tuner.Tuner, train_data, validation_data, epochs: int,
             callbacks: list, verbose, role: str) -> float:
     """Runs the tuner's search (a worker asks the chief's oracle for its
-    trials); returns its wall time in seconds."""
+    trials; the chief, serving them, stops its oracle when the budget runs
+    out); returns the seconds the search has spent, its earlier processes' too."""
     if role == "worker":
         print(f"Worker {os.environ['KERASTUNER_TUNER_ID']}: asking the oracle at "
               f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']} "
               "for trials", flush=True)
-    started = time.perf_counter()
-    search_tuner.search(train_data, validation_data=validation_data, epochs=epochs,
-                        callbacks=callbacks, verbose=verbose)
-    return time.perf_counter() - started
+    timer = stop_when_spent(search_tuner.clock, search_tuner.oracle) if role == "chief" else None
+    try:
+        search_tuner.search(train_data, validation_data=validation_data, epochs=epochs,
+                            callbacks=callbacks, verbose=verbose)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        search_tuner.clock.commit()
+    return search_tuner.clock.spent()
 
 
 def _best_trial(search_tuner: keras_tuner.Tuner, training: TrainConfig, project_dir: Path):

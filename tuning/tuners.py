@@ -45,6 +45,7 @@ from tuning._compat import (
     forget_custom_gradients,
     own_oracle,
 )
+from tuning.budget import SearchClock, stop_creating_trials
 from tuning.hypermodel import ZooHyperModel, release_memory
 from zoo.files import atomic_write_json
 
@@ -68,6 +69,23 @@ def distributed_role() -> str:
 TrialObserver = Callable[[keras_tuner.engine.trial.Trial], None]
 
 
+class StopWhenBudgetSpent(keras.callbacks.Callback):
+    """Commits the search's time after every epoch of a trial and, once the
+    budget is spent, ends the trial at that epoch boundary (its best epoch so
+    far is its score, as for early stopping)."""
+
+    def __init__(self, clock: SearchClock):
+        super().__init__()
+        self.clock = clock
+        self.stopped_a_trial = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.clock.commit()
+        if self.clock.exhausted():
+            self.model.stop_training = True
+            self.stopped_a_trial = True
+
+
 class ZooTuner:
     """What the zoo adds to a Keras Tuner tuner (a mixin over one of its
     tuners): a record of each finished trial, Keras' global state and the
@@ -81,12 +99,16 @@ class ZooTuner:
         release_custom_gradients: remove the custom gradients a finished
             trial registered in TensorFlow (default True; False only to
             measure the leak it prevents).
+        clock: the search's time and budget (``tuning.budget.SearchClock``):
+            once it is spent, the oracle creates no more trials.
     """
 
     def __init__(self, *args, trial_observers: Sequence[TrialObserver] = (),
-                 release_custom_gradients: bool = True, **kwargs):
+                 release_custom_gradients: bool = True, clock: SearchClock | None = None,
+                 **kwargs):
         self.trial_observers = list(trial_observers)
         self.release_custom_gradients = release_custom_gradients
+        self.clock = clock
         self.trials_run: list[str] = []  # ids of the trials this process ran
         with atomic_keras_tuner_state():  # the tuner reloads and writes its state here
             super().__init__(*args, **kwargs)
@@ -94,6 +116,11 @@ class ZooTuner:
     def search(self, *args, **kwargs):
         with atomic_keras_tuner_state():
             return super().search(*args, **kwargs)
+
+    def pre_create_trial(self):
+        if self.clock is not None and self.clock.exhausted():
+            stop_creating_trials(own_oracle(self))
+        super().pre_create_trial()
 
     def on_trial_begin(self, trial):
         self._trial_started = time.time()
@@ -205,6 +232,7 @@ def make_tuner(
     hyperband_iterations: int = 1,
     trial_observers: Sequence[TrialObserver] = (),
     release_custom_gradients: bool = True,
+    clock: SearchClock | None = None,
 ) -> ZooTuner:
     """A Keras Tuner tuner by name, maximising ``val_accuracy``.
 
@@ -213,8 +241,8 @@ def make_tuner(
     is its largest training budget per model and ``max_trials`` (if given)
     caps the number of trials; for the other two, ``max_trials`` is the search
     length. A worker of a distributed search never overwrites: the chief owns
-    the project directory. ``trial_observers`` and
-    ``release_custom_gradients``: see :class:`ZooTuner`.
+    the project directory. ``trial_observers``, ``release_custom_gradients``
+    and ``clock``: see :class:`ZooTuner`.
     """
     check_tuner_name(tuner)
     common = dict(
@@ -227,6 +255,7 @@ def make_tuner(
         distribution_strategy=distribution_strategy,
         trial_observers=trial_observers,
         release_custom_gradients=release_custom_gradients,
+        clock=clock,
     )
     if tuner == "hyperband":
         instance = HyperbandTuner(max_epochs=max_epochs, factor=hyperband_factor,
