@@ -21,6 +21,14 @@
 3. Reported: trials per hour of the search, test accuracies (per seed and
    mean), the tuned-minus-untuned gap, and whether the chosen λ is neither the
    smallest nor the largest λ the search tried (and strictly inside the range).
+
+With ``--pruners none median asha`` it measures the pruners instead: the same
+seeded random search (``--max-trials`` trials of ``--max-epochs`` epochs)
+once per pruner, recording the trial-epochs trained, the trials pruned, the
+best validation accuracy and the wall time, each against the unpruned search:
+
+    python -m benchmarks.tuning --pruners none median asha --max-trials 30 --max-epochs 9 \
+        --out tuning_pruners.json
 """
 
 from __future__ import annotations
@@ -68,6 +76,50 @@ def lambda_position(best_lambda: float, trials: list[dict], low: float, high: fl
     }
 
 
+def compare_pruners(args) -> int:
+    """The same seeded random search of cnn1d on MNIST-1D once per pruner
+    (module docstring); each against the first pruner given (``none``)."""
+    import keras_tuner
+
+    from benchmarks.report import environment, write_report
+    from tuning import tune
+    from zoo import datasets
+
+    max_epochs = args.max_epochs or 9
+    datasets.prepare("mnist1d", data_dir=args.data_dir)
+    searches = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for pruner in args.pruners:
+            result = tune("cnn1d", "mnist1d", tuner="random", pruner=pruner, epochs=max_epochs,
+                          max_trials=args.max_trials, seed=SEARCH_SEED, retrain=False, overwrite=True,
+                          data_dir=args.data_dir, verbose=0,
+                          run_dir=os.path.join(args.workdir or scratch, f"cnn1d-random-{pruner}"))
+            results = json.loads(result.results_path.read_text())
+            searches[pruner] = {
+                "trial_epochs": results["trial_epochs"], "trials": results["num_trials"],
+                "pruned_trials": results["num_pruned_trials"],
+                "best_val_accuracy": round(results["best_val_accuracy"], 4),
+                "best_hyperparameters": results["best_hyperparameters"],
+                "search_wall_time_s": results["search_wall_time_s"],
+            }
+            print(f"{pruner:<7} {results['trial_epochs']} trial-epochs, "
+                  f"{results['num_pruned_trials']} pruned, best val accuracy "
+                  f"{results['best_val_accuracy']:.4f}, {results['search_wall_time_s']:.0f} s", flush=True)
+    base = searches[args.pruners[0]]
+    for search in searches.values():
+        search["fewer_trial_epochs_percent"] = round(
+            100 * (1 - search["trial_epochs"] / base["trial_epochs"]), 1)
+        search["best_val_accuracy_minus_unpruned_points"] = round(
+            100 * (search["best_val_accuracy"] - base["best_val_accuracy"]), 2)
+    write_report({"benchmark": "tuning_pruners", "model": "cnn1d", "dataset": "mnist1d",
+                  "tuner": "random", "max_trials": args.max_trials, "max_epochs": max_epochs,
+                  "search_seed": SEARCH_SEED, "compared_with": args.pruners[0],
+                  "searches": searches, **environment(), "keras_tuner": keras_tuner.__version__},
+                 args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv=None) -> int:
     if not __package__:  # as a script, `import tuning` would find this file
         print("tuning benchmark: error: run it as `python -m benchmarks.tuning`", file=sys.stderr)
@@ -88,7 +140,11 @@ def main(argv=None) -> int:
                         help="default: zoo train's for mnist1d (100)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--workdir", default=None, help="keep the tuning project here (default: a temp dir)")
+    parser.add_argument("--pruners", nargs="+", choices=("none", "median", "asha"), default=None,
+                        help="compare these pruners on one seeded random search instead")
     args = parser.parse_args(argv)
+    if args.pruners:
+        return compare_pruners(args)
     preset = QUICK if args.quick else FULL
     max_epochs = args.max_epochs or preset["max_epochs"]
     seeds = tuple(args.seeds) if args.seeds else preset["seeds"]

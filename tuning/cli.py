@@ -68,6 +68,10 @@ def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
                         help="the search's wall-clock budget (600, 90s, 30m, 1h30m): no trial "
                              "starts once it is spent, the running one ends at its next epoch; "
                              "a resumed search counts the time already spent")
+    search.add_argument("--pruner", choices=("none", "median", "asha"), default="none",
+                        help="stop random/bayesian trials that are behind after an epoch: the "
+                             "median stopping rule or asynchronous successive halving "
+                             "(default: %(default)s)")
     search.add_argument("--hyperband-factor", type=int_at_least(2), default=3)
     search.add_argument("--hyperband-iterations", type=positive_int, default=1)
 
@@ -122,6 +126,7 @@ def run_tune(args: argparse.Namespace) -> None:
         export_dir=args.export_dir, tensorboard=args.tensorboard, verbose=verbosity(args),
         tuner=args.tuner, search_space=_search_space(args), hyperband_factor=args.hyperband_factor,
         hyperband_iterations=args.hyperband_iterations, time_budget=args.time_budget,
+        pruner=args.pruner,
         **training_settings(args))
     if result.role == "worker":
         ran = ", ".join(result.trials_run) or "none"

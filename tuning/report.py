@@ -3,7 +3,6 @@ the plot of validation accuracy over (λ, dropout rate)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -11,20 +10,12 @@ from typing import Any
 import keras_tuner
 
 from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
-from tuning.tuners import TRIAL_RECORD
+from tuning.tuners import read_trial_record
 from zoo.files import save_figure
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``, or {} when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def _read_record(project_dir: Path, trial_id: str) -> dict[str, Any]:
-    return read_json(project_dir / f"trial_{trial_id}" / TRIAL_RECORD)
+    return read_trial_record(project_dir / f"trial_{trial_id}")
 
 
 def trial_number(trial_id: str) -> int | str:
@@ -44,13 +35,16 @@ def trial_table(search_tuner: keras_tuner.Tuner) -> list[dict[str, Any]]:
                                   key=lambda item: (len(item[0]), item[0])):  # "9" < "10"
         values = trial.hyperparameters.values
         record = _read_record(project_dir, trial_id)
-        score = trial.score
+        history = record.get("val_accuracy_history") or []
+        pruned = record.get("pruned_at_epoch") is not None and trial.status == "STOPPED"
+        score = trial.score if not pruned else max(history)  # a pruned trial is not scored
         rows.append({
             "trial_id": trial_id,
             "trial": trial_number(trial_id),
-            "status": trial.status,
+            "status": "PRUNED" if pruned else trial.status,
             **trial_values(values),
             "val_accuracy": None if score is None or math.isnan(score) else float(score),
+            "epochs_run": len(history) if history else None,
             "best_epoch": None if trial.best_step is None else int(trial.best_step) + 1,
             "epochs": values.get("tuner/epochs"),
             "continues_trial": (None if values.get("tuner/trial_id") is None

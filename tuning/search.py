@@ -51,6 +51,7 @@ import keras_tuner
 from custom_layers.arguments import check_choice, check_int, invalid
 from tuning import TUNERS
 from tuning.budget import SearchClock, parse_duration, stop_when_spent
+from tuning.pruners import PRUNERS, make_pruner
 from tuning.hypermodel import ZooHyperModel, check_not_tuned, release_memory
 from tuning.report import plot_search, trial_number, trial_table
 from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
@@ -106,6 +107,9 @@ class SearchConfig:
             is spent, the trial in flight ends at its next epoch, and the best
             is still retrained and reported; a resumed search counts the time
             already spent. None (default): no budget.
+        pruner: "none" (default), "median" or "asha" (``tuning.pruners``):
+            stops a random or Bayesian search's trial that is behind the
+            others after an epoch; it is recorded as pruned, never the best.
     """
 
     training: TrainConfig = field(default_factory=lambda: TrainConfig("cnn1d"))
@@ -114,6 +118,7 @@ class SearchConfig:
     hyperband_factor: int = 3
     hyperband_iterations: int = 1
     time_budget: float | str | None = None
+    pruner: str = "none"
 
     def __post_init__(self):
         if not isinstance(self.training, TrainConfig):
@@ -131,6 +136,11 @@ class SearchConfig:
         check_int(self.hyperband_iterations, "hyperband_iterations", minimum=1)
         if self.time_budget is not None:
             object.__setattr__(self, "time_budget", parse_duration(self.time_budget))
+        check_choice(self.pruner, PRUNERS, "pruner")
+        if self.pruner != "none" and self.tuner == "hyperband":
+            raise ValueError(f"pruner={self.pruner!r} stops trials of a random or bayesian search; "
+                             "Hyperband stops trials by its own brackets: pass tuner='random' or "
+                             "'bayesian', or pruner='none'.")
 
     @classmethod
     def from_arguments(cls, config: Any = None, dataset: str | None = None, /,
@@ -167,7 +177,7 @@ class SearchConfig:
                 "search_space": self.search_space.to_dict(),
                 "hyperband_factor": self.hyperband_factor,
                 "hyperband_iterations": self.hyperband_iterations,
-                "time_budget": self.time_budget}
+                "time_budget": self.time_budget, "pruner": self.pruner}
 
     def hyperband_schedule(self) -> dict[str, int]:
         """Hyperband's factor and iterations, as ``tuning.tuners.make_tuner`` takes them."""
@@ -209,7 +219,9 @@ def resolve_strategy(strategy: Any):
     the logical CPU devices), or a strategy instance
     (``zoo.training.make_strategy``: on JAX, ``keras.distribution``'s).
     ``MultiWorkerMirroredStrategy`` is refused: Keras 3's ``fit`` fails under
-    it; spread a search over machines with Keras Tuner's chief/worker mode."""
+    it; spread a search over machines with Keras Tuner's chief/worker mode.
+    GPU memory growth is turned on first, before anything initialises a GPU."""
+    enable_gpu_memory_growth()
     if strategy == "multi-worker" or is_multi_worker(strategy):
         raise ValueError("strategy 'multi-worker' is not supported for tuning "
                          "(Keras 3's fit fails under MultiWorkerMirroredStrategy); run Keras Tuner's "
@@ -271,7 +283,6 @@ def tune(
     max_trials = max_trials or (None if config.tuner == "hyperband" else DEFAULT_MAX_TRIALS)
     project = project_directory(run_dir, config)
     record = config.settings(chosen.policy)
-    enable_gpu_memory_growth()  # before the strategy (or anything) initialises the GPUs
     distribution = resolve_strategy(strategy)
     replicas = distribution.num_replicas_in_sync if distribution is not None else 1
     with contextlib.ExitStack() as held:
@@ -292,6 +303,7 @@ def tune(
             max_epochs=training.epochs, directory=project.path.parent,
             project_name=project.path.name, overwrite=overwrite, seed=training.seed,
             distribution_strategy=distribution, trial_observers=trial_observers, clock=clock,
+            pruner=make_pruner(config.pruner),
             release_custom_gradients=release_custom_gradients, **config.hyperband_schedule())
         if role != "worker":
             project.record(record)
@@ -357,6 +369,8 @@ def _write_results(project: runs.RunDirectory, config: SearchConfig, record: dic
         # every process's search time, resumptions included (tuning.budget)
         "search_wall_time_s": round(search_time, 3), "time_budget_s": config.time_budget,
         "stopped_by_budget": config.time_budget is not None and search_time >= config.time_budget,
+        "num_pruned_trials": sum(row["status"] == "PRUNED" for row in trials),
+        "trial_epochs": sum(row["epochs_run"] or 0 for row in trials),
         "trials": trials,
         "best_model": BEST_MODEL_FILE, "export_dir": None if exported is None else str(exported),
     }

@@ -29,6 +29,7 @@ worker one GPU with ``CUDA_VISIBLE_DEVICES=<index>`` on a multi-GPU machine.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -46,11 +47,20 @@ from tuning._compat import (
     own_oracle,
 )
 from tuning.budget import SearchClock, stop_creating_trials
+from tuning.pruners import AshaPruner, MedianPruner
 from tuning.hypermodel import ZooHyperModel, release_memory
 from zoo.files import atomic_write_json
 
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
 TRIAL_RECORD = "zoo_trial.json"
+
+
+def read_trial_record(trial_dir: str | os.PathLike) -> dict[str, Any]:
+    """A trial's ``zoo_trial.json`` (:class:`ZooTuner`), or {} while it has none."""
+    try:
+        return json.loads((Path(trial_dir) / TRIAL_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def distributed_role() -> str:
@@ -101,14 +111,19 @@ class ZooTuner:
             measure the leak it prevents).
         clock: the search's time and budget (``tuning.budget.SearchClock``):
             once it is spent, the oracle creates no more trials.
+        pruner: stops a trial behind the others after an epoch
+            (``tuning.pruners``); the trial is recorded as pruned (Keras
+            Tuner's status STOPPED, so it is never the best).
     """
 
     def __init__(self, *args, trial_observers: Sequence[TrialObserver] = (),
                  release_custom_gradients: bool = True, clock: SearchClock | None = None,
-                 **kwargs):
+                 pruner: MedianPruner | AshaPruner | None = None, **kwargs):
         self.trial_observers = list(trial_observers)
         self.release_custom_gradients = release_custom_gradients
         self.clock = clock
+        self.pruner = pruner
+        self._histories: dict[str, list[float]] = {}  # finished trials' val_accuracy by epoch
         self.trials_run: list[str] = []  # ids of the trials this process ran
         with atomic_keras_tuner_state():  # the tuner reloads and writes its state here
             super().__init__(*args, **kwargs)
@@ -124,13 +139,42 @@ class ZooTuner:
 
     def on_trial_begin(self, trial):
         self._trial_started = time.time()
+        self._epoch_values: list[float] = []
+        self._pruned_at: int | None = None
         # TensorFlow keeps every @tf.custom_gradient registration; other backends hold none
         self.release_custom_gradients &= keras.backend.backend() == "tensorflow"
         if self.release_custom_gradients:
             self._gradients_mark = custom_gradient_mark()
         super().on_trial_begin(trial)
 
+    def on_epoch_end(self, trial, model, epoch, logs=None):
+        """Records the epoch's validation accuracy and, with a pruner, stops
+        the trial when it is behind the finished trials at this epoch."""
+        super().on_epoch_end(trial, model, epoch, logs=logs)
+        if (logs or {}).get("val_accuracy") is None:
+            return
+        self._epoch_values.append(float(logs["val_accuracy"]))
+        if self.pruner is not None and self._pruned_at is None and self.pruner.should_prune(
+                self._epoch_values, self._finished_histories(trial.trial_id)):
+            model.stop_training = True
+            self._pruned_at = len(self._epoch_values)
+
+    def _finished_histories(self, trial_id: str) -> list[list[float]]:
+        """The per-epoch validation accuracies of the other finished trials
+        (pruned ones too), from their records (an earlier process's included)."""
+        histories = []
+        for other_id, other in own_oracle(self).trials.items():
+            if other_id == trial_id or other.status not in ("COMPLETED", "STOPPED"):
+                continue
+            if other_id not in self._histories:
+                record = read_trial_record(self.get_trial_dir(other_id))
+                self._histories[other_id] = list(record.get("val_accuracy_history") or [])
+            histories.append(self._histories[other_id])
+        return [history for history in histories if history]
+
     def on_trial_end(self, trial):
+        if self._pruned_at is not None and trial.status == "COMPLETED":
+            trial.status = keras_tuner.engine.trial.TrialStatus.STOPPED  # never the best
         # Written before the oracle records the end: a process killed between
         # the two re-runs the trial, and the record is rewritten then.
         record = {
@@ -139,7 +183,10 @@ class ZooTuner:
             "status": trial.status,
             "started": self._trial_started,
             "wall_time_s": round(time.time() - self._trial_started, 3),
+            "val_accuracy_history": self._epoch_values,
+            "pruned_at_epoch": self._pruned_at,
         }
+        self._histories[trial.trial_id] = list(self._epoch_values)
         atomic_write_json(record, Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD)
         super().on_trial_end(trial)
         self.trials_run.append(trial.trial_id)
@@ -233,6 +280,7 @@ def make_tuner(
     trial_observers: Sequence[TrialObserver] = (),
     release_custom_gradients: bool = True,
     clock: SearchClock | None = None,
+    pruner: MedianPruner | AshaPruner | None = None,
 ) -> ZooTuner:
     """A Keras Tuner tuner by name, maximising ``val_accuracy``.
 
@@ -241,10 +289,13 @@ def make_tuner(
     is its largest training budget per model and ``max_trials`` (if given)
     caps the number of trials; for the other two, ``max_trials`` is the search
     length. A worker of a distributed search never overwrites: the chief owns
-    the project directory. ``trial_observers``, ``release_custom_gradients``
-    and ``clock``: see :class:`ZooTuner`.
+    the project directory. ``trial_observers``, ``release_custom_gradients``,
+    ``clock`` and ``pruner``: see :class:`ZooTuner`.
     """
     check_tuner_name(tuner)
+    if pruner is not None and distributed_role() != "local":
+        raise ValueError("A pruner compares a trial with the others' epochs, which a worker of a "
+                         "distributed search does not see; pass pruner='none' there.")
     common = dict(
         hypermodel=hypermodel,
         objective=OBJECTIVE,
@@ -256,6 +307,7 @@ def make_tuner(
         trial_observers=trial_observers,
         release_custom_gradients=release_custom_gradients,
         clock=clock,
+        pruner=pruner,
     )
     if tuner == "hyperband":
         instance = HyperbandTuner(max_epochs=max_epochs, factor=hyperband_factor,
