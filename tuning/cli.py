@@ -21,6 +21,7 @@ subcommand on its own.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Sequence
 
@@ -68,6 +69,15 @@ def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
                         help="the search's wall-clock budget (600, 90s, 30m, 1h30m): no trial "
                              "starts once it is spent, the running one ends at its next epoch; "
                              "a resumed search counts the time already spent")
+    search.add_argument("--width-range", nargs=2, type=float, metavar=("LO", "HI"), default=None,
+                        help="also search a multiplier of the model's filters and units, "
+                             "log-uniform (e.g. 0.25 1)")
+    search.add_argument("--objectives", default="val_accuracy", metavar="NAMES",
+                        help="val_accuracy (default), or val_accuracy,macs to report the front "
+                             "of validation accuracy against multiply-accumulates per example")
+    search.add_argument("--pick", default="best", metavar="RULE",
+                        help="which front member is retrained: best (default) or "
+                             "smallest-within:POINTS, the cheapest within POINTS of the best")
     search.add_argument("--pruner", choices=("none", "median", "asha"), default="none",
                         help="stop random/bayesian trials that are behind after an epoch: the "
                              "median stopping rule or asynchronous successive halving "
@@ -101,13 +111,14 @@ def _search_space(args):
     from tuning.search_space import SearchSpace
 
     flags = {"weight_decay": "--weight-decay-range", "dropout_rate": "--dropout-rate-range",
-             "learning_rate": "--learning-rate-range"}
+             "learning_rate": "--learning-rate-range", "width": "--width-range"}
     try:
         return SearchSpace(
             weight_decay=tuple(args.weight_decay_range),
             include_zero_weight_decay=not args.no_zero_weight_decay,
             dropout_rate=tuple(args.dropout_rate_range),
             learning_rate=None if args.learning_rate_range is None else tuple(args.learning_rate_range),
+            width=None if args.width_range is None else tuple(args.width_range),
         )
     except ValueError as error:
         flag = next((flag for key, flag in flags.items() if f"`{key}`" in str(error)), None)
@@ -126,7 +137,7 @@ def run_tune(args: argparse.Namespace) -> None:
         export_dir=args.export_dir, tensorboard=args.tensorboard, verbose=verbosity(args),
         tuner=args.tuner, search_space=_search_space(args), hyperband_factor=args.hyperband_factor,
         hyperband_iterations=args.hyperband_iterations, time_budget=args.time_budget,
-        pruner=args.pruner,
+        pruner=args.pruner, objectives=args.objectives, pick=args.pick,
         **training_settings(args))
     if result.role == "worker":
         ran = ", ".join(result.trials_run) or "none"
@@ -138,6 +149,13 @@ def run_tune(args: argparse.Namespace) -> None:
     print(f"best trial #{trial_number(result.best_trial_id)}: λ = {best['weight_decay']:.3g}, "
           f"dropout = {best['dropout_rate']:.3f}, learning rate = {best['learning_rate']:.3g}, "
           f"val accuracy {result.best_val_accuracy:.4f}")
+    front = json.loads(result.results_path.read_text()).get("front")
+    if front:
+        print("front of validation accuracy against multiply-accumulates per example:")
+        for row in front:
+            print(f"  #{row['trial']:<4} width {row['width'] or 1:<6.3g} MACs {row['macs']:>12,}  "
+                  f"val accuracy {row['val_accuracy']:.4f}"
+                  + ("  <- retrained" if row["trial_id"] == result.best_trial_id else ""))
     print(f"test accuracy {result.test_accuracy:.4f}  test loss {result.test_loss:.4f}  "
           f"-> {result.results_path}, {result.plot_path}")
     if result.export_dir is not None:

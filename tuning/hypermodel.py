@@ -40,6 +40,30 @@ def check_not_tuned(model_arguments: dict[str, Any]) -> None:
                          "set their ranges with SearchSpace instead of fixing them.")
 
 
+#: The model arguments a width multiplier scales (tuples of filters or units per layer).
+WIDTH_ARGUMENTS = ("filters", "dense_units", "hidden_units")
+
+
+def widened(training: TrainConfig, multiplier: float | None) -> dict[str, tuple[int, ...]]:
+    """The training's model with its filters and units per layer scaled by
+    ``multiplier`` (rounded, at least 1), as model arguments; {} for None.
+    The base is the config's own value of each, else the model's default."""
+    if multiplier is None:
+        return {}
+    from zoo.models.registry import model_arguments
+
+    defaults = model_arguments(training.model)
+    scaled = {}
+    for name in WIDTH_ARGUMENTS:
+        base = training.model_arguments.get(name, defaults.get(name))
+        if isinstance(base, (tuple, list)) and base:
+            scaled[name] = tuple(max(1, round(units * multiplier)) for units in base)
+    if not scaled:
+        raise ValueError(f"Model {training.model!r} has no width to search (none of "
+                         f"{', '.join(WIDTH_ARGUMENTS)}); leave SearchSpace.width None.")
+    return scaled
+
+
 class ZooHyperModel(keras_tuner.HyperModel):
     """A zoo model with a tuned λ and dropout rate (and learning rate).
 
@@ -94,14 +118,15 @@ class ZooHyperModel(keras_tuner.HyperModel):
         return self.build_model(**self.search_space.declare(hp))
 
     def build_model(self, weight_decay: float, dropout_rate: float,
-                    learning_rate: float | None = None) -> keras.Model:
+                    learning_rate: float | None = None, width: float | None = None) -> keras.Model:
         """The registry model with these values (learning rate: the fixed one
         if None), compiled: one configuration of the space, outside a search."""
         # Under the search's dtype policy, restored after the build (Keras Tuner's
         # keras.backend.clear_session() before every build resets it anyway).
         with precision_scope(self.policy):
             training = self.training
-            model = training.build_model(**{WEIGHT_DECAY: weight_decay, DROPOUT_RATE: dropout_rate})
+            model = training.build_model(**{WEIGHT_DECAY: weight_decay, DROPOUT_RATE: dropout_rate},
+                                         **widened(training, width))
             step_size = training.learning_rate if learning_rate is None else learning_rate
             optimizer = make_optimizer(training.optimizer, step_size,
                                        training.learning_rate_schedule, self.schedule_steps)

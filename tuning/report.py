@@ -9,7 +9,14 @@ from typing import Any
 
 import keras_tuner
 
-from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
+from tuning.search_space import (
+    DROPOUT_RATE,
+    LEARNING_RATE,
+    WEIGHT_DECAY,
+    WIDTH,
+    SearchSpace,
+    trial_values,
+)
 from tuning.tuners import read_trial_record
 from zoo.files import save_figure
 
@@ -67,6 +74,10 @@ def format_trial_table(trials: list[dict[str, Any]], best_trial_id: str | None =
         columns.append(("lr", 9, lambda row: _format(row.get(LEARNING_RATE), ".2e")))
     if with_epochs:
         columns.append(("epochs", 6, lambda row: _format(row.get("epochs"), "d")))
+    if any(row.get(WIDTH) is not None for row in trials):
+        columns.append(("width", 6, lambda row: _format(row.get(WIDTH), ".3g")))
+    if any(row.get("macs") is not None for row in trials):
+        columns.append(("MACs", 11, lambda row: _format(row.get("macs"), ",d")))
     columns += [("val acc", 7, lambda row: _format(row["val_accuracy"], ".4f")),
                 ("status", -9, lambda row: row["status"]),
                 ("tuner", -8, lambda row: row.get("tuner_id") or "")]

@@ -51,10 +51,18 @@ import keras_tuner
 from custom_layers.arguments import check_choice, check_int, invalid
 from tuning import TUNERS
 from tuning.budget import SearchClock, parse_duration, stop_when_spent
+from tuning.front import check_objectives, pareto_front, parse_pick, pick_member, plot_front
 from tuning.pruners import PRUNERS, make_pruner
-from tuning.hypermodel import ZooHyperModel, check_not_tuned, release_memory
+from tuning.hypermodel import ZooHyperModel, check_not_tuned, release_memory, widened
 from tuning.report import plot_search, trial_number, trial_table
-from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, SearchSpace, trial_values
+from tuning.search_space import (
+    DROPOUT_RATE,
+    LEARNING_RATE,
+    WEIGHT_DECAY,
+    WIDTH,
+    SearchSpace,
+    trial_values,
+)
 from tuning.tuners import StopWhenBudgetSpent, TrialObserver, distributed_role, make_tuner
 from zoo import datasets, runs
 from zoo.files import atomic_write_json
@@ -80,6 +88,7 @@ DEFAULT_DIRECTORY = Path("runs") / "tuning"
 DEFAULT_MAX_TRIALS = 10  # bayesian and random; Hyperband sets its own unless capped
 RESULTS_FILE = "results.json"
 PLOT_FILE = "search.png"
+FRONT_PLOT_FILE = "front.png"
 BEST_MODEL_FILE = "best_model.keras"
 SETTINGS_FILE = "zoo_search.json"
 FINAL_RUN = "final"
@@ -110,6 +119,9 @@ class SearchConfig:
         pruner: "none" (default), "median" or "asha" (``tuning.pruners``):
             stops a random or Bayesian search's trial that is behind the
             others after an epoch; it is recorded as pruned, never the best.
+        objectives: ("val_accuracy",) (default) or ("val_accuracy", "macs"):
+            also report the front of accuracy against multiply-accumulates
+            (``tuning.front``), with a search space that may include ``width``.
     """
 
     training: TrainConfig = field(default_factory=lambda: TrainConfig("cnn1d"))
@@ -119,6 +131,7 @@ class SearchConfig:
     hyperband_iterations: int = 1
     time_budget: float | str | None = None
     pruner: str = "none"
+    objectives: tuple[str, ...] | str = ("val_accuracy",)
 
     def __post_init__(self):
         if not isinstance(self.training, TrainConfig):
@@ -137,6 +150,7 @@ class SearchConfig:
         if self.time_budget is not None:
             object.__setattr__(self, "time_budget", parse_duration(self.time_budget))
         check_choice(self.pruner, PRUNERS, "pruner")
+        object.__setattr__(self, "objectives", check_objectives(self.objectives))
         if self.pruner != "none" and self.tuner == "hyperband":
             raise ValueError(f"pruner={self.pruner!r} stops trials of a random or bayesian search; "
                              "Hyperband stops trials by its own brackets: pass tuner='random' or "
@@ -177,7 +191,11 @@ class SearchConfig:
                 "search_space": self.search_space.to_dict(),
                 "hyperband_factor": self.hyperband_factor,
                 "hyperband_iterations": self.hyperband_iterations,
-                "time_budget": self.time_budget, "pruner": self.pruner}
+                # recorded where set: searches recorded before they existed resume
+                **({"time_budget": self.time_budget} if self.time_budget is not None else {}),
+                **({"pruner": self.pruner} if self.pruner != "none" else {}),
+                **({"objectives": list(self.objectives)} if self.objectives != ("val_accuracy",)
+                   else {})}
 
     def hyperband_schedule(self) -> dict[str, int]:
         """Hyperband's factor and iterations, as ``tuning.tuners.make_tuner`` takes them."""
@@ -252,13 +270,13 @@ def tune(
     verbose: int | str = "auto",
     trial_observers: Sequence[TrialObserver] = (),
     release_custom_gradients: bool = True,
+    pick: str = "best",
     **settings: Any,
 ) -> TuneResult:
     """Runs the search ``config`` with a Keras Tuner tuner, retrains the best
     configuration as ``zoo.train`` does (in ``RUN_DIR/final``; ``retrain=False``
-    reloads the best trial's checkpoint instead), evaluates it on the test
-    split and writes the project directory (module docstring), in phases:
-    resolve → search → the best trial's final model → finish.
+    reloads the best trial's checkpoint instead), evaluates it on the test split
+    and writes the project (module docstring): resolve → search → final model → finish.
 
     ``config`` is a :class:`SearchConfig`, or a model name with ``dataset``
     and the fields of SearchConfig and ``zoo.training.TrainConfig`` as
@@ -269,14 +287,15 @@ def tune(
     unfinished search there resumes, a finished one returns its results,
     unless ``overwrite``. ``strategy`` as ``zoo.train``'s but "multi-worker";
     ``export_dir``: a SavedModel of the best model there; ``tensorboard``: logs
-    per trial in ``RUN_DIR/logs``; the observers: ``tuning.tuners.ZooTuner``.
-    A bad name, range or count raises ValueError before anything trains;
-    RuntimeError if no trial completed.
+    per trial in ``RUN_DIR/logs``; the observers: ``tuning.tuners.ZooTuner``;
+    ``pick``: which front member is retrained (``tuning.front``). A bad name,
+    range or count raises ValueError before anything trains; RuntimeError if none completed.
     """
     # ---- resolve: the search, its precision, strategy and project, checked before any work
     config = SearchConfig.from_arguments(config, dataset, **settings)
     training = config.training
     check_int(max_trials, "max_trials", minimum=1, allow_none=True)
+    _check_pick(pick, config)
     fit_verbose = resolve_verbose(verbose)
     chosen = choose_precision(training.precision)
     role = distributed_role()
@@ -315,9 +334,8 @@ def tune(
             return TuneResult(role=role, project_dir=project.path, tuner=search_tuner,
                               trials_run=list(search_tuner.trials_run))
 
-        # ---- the best trial: retrained (or its checkpoint), evaluated on the test split
-        trials = trial_table(search_tuner)
-        best_trial, best = _best_trial(search_tuner, training, project.path)
+        # ---- the best trial (or the front's pick): retrained, evaluated on the test split
+        trials, best_trial, best, front = _chosen_trial(search_tuner, config, pick, project.path)
         final_model, evaluation = _final_model(
             search_tuner, best_config(training, best), best_trial, best, project.path,
             chosen.policy, retrain=retrain, strategy=distribution, data_dir=data_dir,
@@ -325,7 +343,7 @@ def tune(
 
         # ---- finish: the best model, its export, the results and the plot
         exported = _save_best(final_model, project, export_dir)
-        _write_results(project, config, record, chosen, best_trial, best, trials, evaluation,
+        _write_results(project, config, record, chosen, best_trial, best, trials, front, evaluation,
                        max_trials=max_trials, replicas=replicas, retrain=retrain,
                        search_time=search_time, exported=exported)
         return TuneResult(
@@ -350,8 +368,9 @@ def _save_best(model: keras.Model, project: runs.RunDirectory, export_dir) -> Pa
 
 def _write_results(project: runs.RunDirectory, config: SearchConfig, record: dict[str, Any],
                    chosen, best_trial, best: dict[str, float | None], trials: list[dict[str, Any]],
-                   evaluation: dict[str, float], *, max_trials: int | None, replicas: int,
-                   retrain: bool, search_time: float, exported: Path | None) -> None:
+                   front: list[dict[str, Any]], evaluation: dict[str, float], *,
+                   max_trials: int | None, replicas: int, retrain: bool, search_time: float,
+                   exported: Path | None) -> None:
     """Writes a finished search's ``results.json`` (the training as ``zoo
     train`` records it, the search's settings, its best trial, test results
     and the trial table), then its plot of validation accuracy over the space."""
@@ -359,6 +378,9 @@ def _write_results(project: runs.RunDirectory, config: SearchConfig, record: dic
         **config.training.settings(chosen.policy),  # flat: the training as zoo train records it
         **{key: value for key, value in record.items() if key != "training"},
         "precision_reason": chosen.reason, "objective": "val_accuracy",
+        "objectives": list(config.objectives),
+        "front": [{key: row[key] for key in ("trial_id", "trial", "val_accuracy", "macs", WIDTH)}
+                  for row in front],
         "max_trials": max_trials, "replicas": replicas,
         "best_trial_id": best_trial.trial_id,
         "best_trial_number": trial_number(best_trial.trial_id),
@@ -378,6 +400,9 @@ def _write_results(project: runs.RunDirectory, config: SearchConfig, record: dic
     plot_search(trials, config.search_space, project / PLOT_FILE,
                 title=f"{config.model} on {config.dataset}: {config.tuner} search, val accuracy",
                 best_trial_id=best_trial.trial_id)
+    if front:
+        plot_front(trials, front, project / FRONT_PLOT_FILE, picked_trial_id=best_trial.trial_id,
+                   title=f"{config.model} on {config.dataset}: accuracy against cost")
 
 
 def project_directory(run_dir: str | os.PathLike | None, config: SearchConfig) -> runs.RunDirectory:
@@ -419,17 +444,42 @@ def _search(search_tuner: keras_tuner.Tuner, train_data, validation_data, epochs
     return search_tuner.clock.spent()
 
 
-def _best_trial(search_tuner: keras_tuner.Tuner, training: TrainConfig, project_dir: Path):
-    """The best completed trial and its values (the fixed learning rate
-    filled in where the space does not search it)."""
+def _check_pick(pick: str, config: SearchConfig) -> None:
+    """Refuses a pick of a front member where the search draws no front."""
+    if parse_pick(pick) is not None and "macs" not in config.objectives:
+        raise ValueError(f"pick={pick!r} chooses a member of the front of accuracy against cost, "
+                         "which this search does not draw; pass objectives=('val_accuracy', "
+                         "'macs'), or pick='best'.")
+
+
+def _chosen_trial(search_tuner: keras_tuner.Tuner, config: SearchConfig, pick: str,
+                  project_dir: Path):
+    """The trial table (with each trial's MACs where they are an objective),
+    the trial to retrain and its values (the fixed learning rate filled in
+    where the space does not search it), and the front ([] without one):
+    the best completed trial, or the front member ``pick`` chooses."""
+    trials = trial_table(search_tuner)
     best_trials = search_tuner.oracle.get_best_trials(1)
     if not best_trials or best_trials[0].status != "COMPLETED":
         raise RuntimeError(f"No trial of the search in {project_dir} completed; "
                            "see the trial messages in its trial_*/trial.json files.")
-    best = trial_values(best_trials[0].hyperparameters.values)
-    if best[LEARNING_RATE] is None:
-        best[LEARNING_RATE] = float(training.learning_rate)
-    return best_trials[0], best
+    chosen, front = best_trials[0], []
+    if "macs" in config.objectives:
+        from zoo.flops import count_flops
+
+        macs: dict[float | None, int] = {}
+        for row in trials:
+            if row[WIDTH] not in macs:
+                model = config.training.build_model(**widened(config.training, row[WIDTH]))
+                macs[row[WIDTH]] = count_flops(model).macs
+            row["macs"] = macs[row[WIDTH]]
+        front = pareto_front(trials)
+        chosen = search_tuner.oracle.trials[pick_member(front, pick)["trial_id"]]
+        release_memory()
+    values = trial_values(chosen.hyperparameters.values)
+    if values[LEARNING_RATE] is None:
+        values[LEARNING_RATE] = float(config.training.learning_rate)
+    return trials, chosen, values, front
 
 
 def _final_model(search_tuner: keras_tuner.Tuner, final_config: TrainConfig, best_trial,
@@ -449,7 +499,7 @@ def _final_model(search_tuner: keras_tuner.Tuner, final_config: TrainConfig, bes
     with precision_scope(policy), warnings.catch_warnings():
         # the checkpoint's optimizer state is not needed to evaluate it
         warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-        model = search_tuner.get_best_models(1)[0]
+        model = search_tuner.load_model(best_trial)  # its best epoch's checkpoint
     return model, evaluate(model, final_config.dataset, batch_size=batch_size, data_dir=data_dir)
 
 
@@ -459,7 +509,8 @@ def best_config(training: TrainConfig, values: dict[str, float | None]) -> Train
     return dataclasses.replace(
         training, learning_rate=values.get(LEARNING_RATE) or training.learning_rate,
         model_arguments={**training.model_arguments, WEIGHT_DECAY: values[WEIGHT_DECAY],
-                         DROPOUT_RATE: values[DROPOUT_RATE]})
+                         DROPOUT_RATE: values[DROPOUT_RATE],
+                         **widened(training, values.get(WIDTH))})
 
 
 def retrain_best(config: TrainConfig, project_dir: Path, policy: str,

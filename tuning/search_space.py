@@ -11,6 +11,8 @@ Hyperparameter names (what Keras Tuner records in every ``trial.json``):
     weight_decay       Float     λ, log-uniform in weight_decay; active when use_weight_decay
     dropout_rate       Float     uniform in dropout_rate
     learning_rate      Float     log-uniform in learning_rate (only if given)
+    width              Float     log-uniform multiplier of the model's filters and units
+                                 (only if given; ``tuning.hypermodel.widened``)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ USE_WEIGHT_DECAY = "use_weight_decay"
 WEIGHT_DECAY = "weight_decay"
 DROPOUT_RATE = "dropout_rate"
 LEARNING_RATE = "learning_rate"
+WIDTH = "width"
 
 
 def _check_range(value: Any, name: str, problem) -> Range:
@@ -63,6 +66,12 @@ def _dropout_problem(low, high):
     return None
 
 
+def _width_problem(low, high):
+    if low <= 0:
+        return "multipliers with 0 < low < high (of the model's filters and units)"
+    return None
+
+
 def _learning_rate_problem(low, high):
     if low <= 0:
         return "0 < low < high (sampled on a log scale)"
@@ -82,6 +91,8 @@ class SearchSpace:
             0 <= low < high < 1.
         learning_rate: None to keep the learning rate fixed, or (low, high),
             sampled log-uniformly; 0 < low < high.
+        width: None to keep the architecture, or (low, high) of a multiplier
+            of the model's filters and units, sampled log-uniformly; 0 < low < high.
 
     Invalid ranges raise ValueError when the space is created, before any training.
     """
@@ -90,6 +101,7 @@ class SearchSpace:
     include_zero_weight_decay: bool = True
     dropout_rate: Range = (0.0, 0.7)
     learning_rate: Range | None = None
+    width: Range | None = None
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -101,6 +113,8 @@ class SearchSpace:
         if self.learning_rate is not None:
             set_(self, "learning_rate", _check_range(self.learning_rate, "learning_rate",
                                                      _learning_rate_problem))
+        if self.width is not None:
+            set_(self, "width", _check_range(self.width, "width", _width_problem))
 
     def declare(self, hp) -> dict[str, float]:
         """Declares the space on ``hp`` (a ``keras_tuner.HyperParameters``) and
@@ -122,12 +136,15 @@ class SearchSpace:
         if self.learning_rate is not None:
             values[LEARNING_RATE] = float(hp.Float(LEARNING_RATE, *self.learning_rate,
                                                    sampling="log"))
+        if self.width is not None:
+            values[WIDTH] = float(hp.Float(WIDTH, *self.width, sampling="log"))
         return values
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (ranges as lists)."""
+        """JSON-ready form (ranges as lists; no width unless it is searched,
+        as spaces were recorded before it could be)."""
         return {key: (list(value) if isinstance(value, tuple) else value)
-                for key, value in asdict(self).items()}
+                for key, value in asdict(self).items() if key != WIDTH or value is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SearchSpace":
@@ -145,8 +162,10 @@ def trial_values(values: dict[str, Any]) -> dict[str, float | None]:
         weight_decay = float(values[WEIGHT_DECAY])
     dropout = values.get(DROPOUT_RATE)
     learning_rate = values.get(LEARNING_RATE)
+    width = values.get(WIDTH)
     return {
         WEIGHT_DECAY: weight_decay,
         DROPOUT_RATE: None if dropout is None else float(dropout),
         LEARNING_RATE: None if learning_rate is None else float(learning_rate),
+        WIDTH: None if width is None else float(width),
     }

@@ -64,10 +64,10 @@ def test_space_round_trips_through_a_dict():
 
 def test_trial_values_reads_recorded_values():
     assert trial_values({"use_weight_decay": False, "dropout_rate": 0.25}) == {
-        "weight_decay": 0.0, "dropout_rate": 0.25, "learning_rate": None}
+        "weight_decay": 0.0, "dropout_rate": 0.25, "learning_rate": None, "width": None}
     assert trial_values({"use_weight_decay": True, "weight_decay": 1e-4, "dropout_rate": 0.1,
-                         "learning_rate": 3e-3}) == {
-        "weight_decay": 1e-4, "dropout_rate": 0.1, "learning_rate": 3e-3}
+                         "learning_rate": 3e-3, "width": 0.5}) == {
+        "weight_decay": 1e-4, "dropout_rate": 0.1, "learning_rate": 3e-3, "width": 0.5}
 
 
 def find_layers(model, class_name):
