@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 from benchmarks.report import environment, write_report
-from zoo.commands import Parser, int_at_least, positive_int
+from zoo.commands import Parser
+from zoo.vocabulary import int_at_least, positive_int
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

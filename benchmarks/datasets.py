@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from benchmarks.report import environment, write_report
-from zoo.commands import Parser, positive_int
+from zoo.commands import Parser
+from zoo.vocabulary import positive_int
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,8 @@ import tempfile
 from typing import Any
 
 from benchmarks.report import environment, write_report
-from zoo.commands import Parser, positive_int
+from zoo.commands import Parser
+from zoo.vocabulary import positive_int
 
 VARIANTS = ("off", "every", "per_example")
 

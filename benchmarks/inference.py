@@ -16,7 +16,8 @@ import tempfile
 import time
 
 from benchmarks.report import environment, write_report
-from zoo.commands import Parser, positive_int
+from zoo.commands import Parser
+from zoo.vocabulary import positive_int
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

@@ -26,7 +26,8 @@ import time
 from typing import Any
 
 from benchmarks.report import environment, write_report
-from zoo.commands import Parser, positive_int
+from zoo.commands import Parser
+from zoo.vocabulary import positive_int
 
 VARIANTS = {
     "glorot": {"kernel_initializer": "glorot_uniform", "head_batch_norm": False},

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.report import environment, write_report
-from zoo.commands import Parser, positive_float, positive_int
+from zoo.commands import Parser
+from zoo.vocabulary import positive_float, positive_int
 
 TARGETS = {"Dense": 1.0, "Conv1D": 1.0, "Conv2D": 1.0, "Activation": 1.0, "Flatten": 1.0,
            "AveragePooling1D": 1.0, "AveragePooling2D": 1.0, "GlobalAveragePooling2D": 1.0}

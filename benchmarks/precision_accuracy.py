@@ -20,7 +20,8 @@ import sys
 import tempfile
 
 from benchmarks.report import environment, write_report
-from zoo.commands import Parser, int_at_least
+from zoo.commands import Parser
+from zoo.vocabulary import int_at_least
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import environment
-from zoo.commands import Parser, positive_int, positive_float
+from zoo.commands import Parser
+from zoo.vocabulary import positive_int, positive_float
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"

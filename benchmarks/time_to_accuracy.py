@@ -29,7 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 from benchmarks.report import environment, write_report  # noqa: E402
-from zoo.commands import Parser, non_negative_int  # noqa: E402
+from zoo.commands import Parser  # noqa: E402
+from zoo.vocabulary import non_negative_int  # noqa: E402
 
 KERAS_IO_EPOCHS, KERAS_IO_BATCH = 15, 128
 

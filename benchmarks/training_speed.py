@@ -37,7 +37,8 @@ import time
 from typing import Any, Callable
 
 from benchmarks.report import environment, write_report
-from zoo.commands import Parser, positive_int
+from zoo.commands import Parser
+from zoo.vocabulary import positive_int
 
 MODELS = {"deep_cnn": "mnist_5k", "cnn1d": "mnist1d", "deep_mlp": "mnist_5k",
           "lenet5": "mnist_5k", "resnet20": "mnist_5k"}

@@ -24,7 +24,8 @@ import time
 from typing import Any
 
 from benchmarks.report import environment, write_report
-from zoo.commands import Parser, positive_int
+from zoo.commands import Parser
+from zoo.vocabulary import positive_int
 
 #: model → (the input shape of its default dataset, that dataset).
 MODELS = {

@@ -40,7 +40,8 @@ import sys
 import tempfile
 import time
 
-from zoo.commands import Parser, int_at_least, positive_float, positive_int
+from zoo.commands import Parser
+from zoo.vocabulary import int_at_least, positive_float, positive_int
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

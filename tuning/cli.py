@@ -30,11 +30,10 @@ from zoo.commands import (
     Parser,
     add_run_arguments,
     add_training_arguments,
-    int_at_least,
-    positive_int,
     training_settings,
     verbosity,
 )
+from zoo.vocabulary import int_at_least, positive_int
 
 
 def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:

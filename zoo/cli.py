@@ -26,7 +26,8 @@ import sys
 from typing import Sequence
 
 from zoo import commands
-from zoo.commands import DATA_DIR_HELP, Parser, positive_int
+from zoo.commands import DATA_DIR_HELP, Parser
+from zoo.vocabulary import positive_int
 
 
 def build_parser() -> Parser:

@@ -27,6 +27,7 @@ from importlib.metadata import entry_points
 from typing import Callable
 
 from zoo.interrupts import interrupt_requested, watch_for_interrupts
+from zoo.vocabulary import TRAINING, non_negative_float, rate
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -70,86 +71,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{prog}: error: {message}\n")
 
 
-def int_at_least(minimum: int):
-    """An argparse ``type`` for integers ≥ ``minimum``; its error names the bound."""
-    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}")
-        return value
-
-    return parse
-
-
-positive_int = int_at_least(1)
-non_negative_int = int_at_least(0)
-
-
-def non_negative_float(text: str) -> float:
-    """An argparse ``type`` for numbers ≥ 0 (e.g. λ)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, received {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """An argparse ``type`` for finite numbers > 0 (e.g. a time budget)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, received {text!r}")
-    return value
-
-
-def rate(text: str) -> float:
-    """An argparse ``type`` for a probability in [0, 1) (e.g. a dropout rate)."""
-    value = non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), received {text!r}")
-    return value
-
-
 def add_training_arguments(parser, *, model_arguments: bool = True) -> None:
     """The flags of every command that trains a registry model (``zoo train``,
-    ``zoo tune``), named as ``zoo.training.TrainConfig``'s fields and
-    ``zoo.train``'s options are (``--early-stopping-patience`` is
-    ``early_stopping_patience``), so that each concept has one name from the
-    Python API to the command line. Read them back with :func:`training_settings`."""
+    ``zoo tune``): one per setting of ``zoo.vocabulary.TRAINING`` (named,
+    typed, defaulted and explained as ``zoo.training.TrainConfig``'s field
+    is: ``--early-stopping-patience`` is ``early_stopping_patience``), then
+    the model arguments every model shares. Read them back with
+    :func:`training_settings`."""
     parser.add_argument("model", help="a registered model name (see `zoo list`)")
-    parser.add_argument("--dataset", default=None,
-                        help="default: the model's own (offline): mnist1d for the 1-D models, "
-                             "mnist_5k for the others")
-    parser.add_argument("--epochs", type=positive_int, default=None,
-                        help="the most epochs one model trains (early stopping may end sooner); "
-                             "default: the model's recipe (`zoo info MODEL`), else 15 (40 on "
-                             "mnist1d)")
-    parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help="per replica (the global batch is this times the replicas); "
-                             "default: 64 (100 on mnist1d)")
-    parser.add_argument("--learning-rate", type=positive_float, default=None,
-                        help="initial step size; default: 1e-3 (3e-3 on mnist1d)")
-    parser.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop or adamw")
-    parser.add_argument("--learning-rate-schedule", default="cosine", choices=("cosine", "constant"),
-                        help="the step size over a training (default: %(default)s)")
-    parser.add_argument("--early-stopping-patience", type=non_negative_int, default=None, metavar="N",
-                        help="epochs without a lower validation loss before training stops "
-                             "(default: the model's recipe, else 5)")
-    parser.add_argument("--seed", type=non_negative_int, default=None)
-    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="random shifts/rotations of images (default: the model's recipe, "
-                             "else off)")
-    add_precision_argument(parser)
+    for name, setting in TRAINING.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, **setting.flag_options())
     if model_arguments:
         parser.add_argument("--weight-decay", type=non_negative_float, default=None,
                             help="λ in E = E_D + λ‖w‖² (default: the model's)")
@@ -170,11 +101,7 @@ def training_settings(args: argparse.Namespace) -> dict:
             model_arguments[name] = getattr(args, name)
     if args.no_batch_norm:
         model_arguments["batch_norm"] = False
-    settings = {name: getattr(args, name) for name in (
-        "epochs", "batch_size", "learning_rate", "optimizer", "learning_rate_schedule",
-        "early_stopping_patience", "seed", "augment")}
-    return {**settings, "dataset": args.dataset, "precision": args.precision,
-            "model_arguments": model_arguments}
+    return {**{name: getattr(args, name) for name in TRAINING}, "model_arguments": model_arguments}
 
 
 #: ``--data-dir`` of every command that reads a dataset.
@@ -201,14 +128,9 @@ def verbosity(args: argparse.Namespace) -> int | str:
 
 
 def add_precision_argument(parser) -> None:
-    """``--precision`` of every command that trains; the library checks the
-    name (``zoo.training.precision``), so an unknown one gets its one-line
-    error naming the allowed values."""
-    parser.add_argument(
-        "--precision", default="auto", metavar="{auto,float32,mixed_bfloat16,mixed_float16}",
-        help="dtype policy; auto (default): mixed_bfloat16 where the device computes bfloat16 "
-             "natively (CPUs with AMX-BF16/AVX512-BF16, GPUs of compute capability 8.0+), "
-             "mixed_float16 on older GPUs with tensor cores, else float32")
+    """``--precision`` of a command that trains but takes no other training
+    setting (``zoo reproduce``), as :func:`add_training_arguments` makes it."""
+    parser.add_argument("--precision", dest="precision", **TRAINING["precision"].flag_options())
 
 
 def model_argument(text: str) -> tuple[str, object]:

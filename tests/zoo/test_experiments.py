@@ -357,8 +357,8 @@ def parser():
 def test_reproduce_command_parses_its_options():
     args = parser().parse_args(["reproduce", "batch-norm", "--quick", "--run-dir", "somewhere",
                                 "--dataset", "mnist1d", "--seed", "3"])
-    assert (args.command, args.name, args.quick, args.run_dir, args.dataset, args.seed, args.list_experiments) == \
-        ("reproduce", "batch-norm", True, "somewhere", "mnist1d", 3, False)
+    assert (args.command, args.name, args.quick, args.run_dir, args.dataset, args.seed,
+            args.list_experiments) == ("reproduce", "batch-norm", True, "somewhere", "mnist1d", 3, False)
     assert parser().parse_args(["reproduce"]).name is None
 
 

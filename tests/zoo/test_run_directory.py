@@ -281,8 +281,8 @@ def test_an_experiment_directory_records_what_ran_beside_its_results(tmp_path):
         del registry._REGISTRY["tiny-record"]
 
 
-def test_train_in_a_script_whose_output_is_a_file_writes_one_line_per_epoch(tmp_path, data_dir,
-                                                                          capsys):
+def test_train_in_a_script_whose_output_is_a_file_writes_one_line_per_epoch(
+        tmp_path, data_dir, capsys):
     train("mlp", dataset="mnist1d", epochs=2, batch_size=400, run_dir=tmp_path / "run",
           data_dir=data_dir)  # verbose "auto", stdout captured: not a terminal
     output = capsys.readouterr().out

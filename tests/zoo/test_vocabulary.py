@@ -16,7 +16,6 @@ from zoo.experiments.registry import run as run_experiment
 from zoo.models.registry import model_arguments, register_model, training_recipe
 
 
-
 def subcommand_options(name: str) -> dict[str, object]:
     """The optional arguments of a ``zoo`` subcommand, by API name (dest)."""
     parser = build_parser()
@@ -157,3 +156,18 @@ def test_a_recipe_may_differ_by_dataset_and_zoo_info_shows_each(monkeypatch, cap
                           ({"imagenet": {"epochs": 3}}, r"under a dataset's name \(mnist1d")):
         with pytest.raises(ValueError, match=match):
             register_model(recipe=recipe)(lambda: None)
+
+
+def test_the_training_flags_are_made_from_the_settings_the_config_defaults_to():
+    from zoo.vocabulary import TRAINING
+
+    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    for name, setting in TRAINING.items():
+        assert name in fields and fields[name].default == setting.default, name
+    for command in ("train", "tune"):
+        options = subcommand_options(command)
+        for name, setting in TRAINING.items():
+            flag = options[name]
+            assert flag.option_strings == ["--" + name.replace("_", "-")] + (
+                ["--no-" + name.replace("_", "-")] if setting.boolean else [])
+            assert (flag.default, flag.help) == (setting.default, setting.help), (command, name)

@@ -11,12 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zoo.commands import (
-    add_precision_argument,
-    add_run_arguments,
-    non_negative_int,
-    verbosity,
-)
+from zoo.commands import add_precision_argument, add_run_arguments, verbosity
+from zoo.vocabulary import non_negative_int
 
 
 def add_reproduce_command(subparsers) -> argparse.ArgumentParser:

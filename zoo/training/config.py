@@ -16,8 +16,8 @@ import keras
 
 from custom_layers.arguments import check_bool, check_choice, check_int, check_number
 from zoo import datasets
-from zoo.training.engine import OPTIMIZERS, SCHEDULES, training_defaults
-from zoo.training.precision import PRECISIONS
+from zoo.training.engine import training_defaults
+from zoo.vocabulary import OPTIMIZERS, PRECISIONS, SCHEDULES, TRAINING
 
 #: Where a model that is not in the registry (a built keras.Model) trains by default.
 FALLBACK_DATASET = "mnist_5k"
@@ -61,12 +61,12 @@ class TrainConfig:
     epochs: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
-    optimizer: str = "adam"
-    learning_rate_schedule: str = "cosine"
+    optimizer: str = TRAINING["optimizer"].default
+    learning_rate_schedule: str = TRAINING["learning_rate_schedule"].default
     early_stopping_patience: int | None = None
     seed: int | None = None
     augment: bool | None = None
-    precision: str = "auto"
+    precision: str = TRAINING["precision"].default
     #: False for a model built outside the registry: its name is a label only.
     registered: bool = field(default=True, repr=False)
 

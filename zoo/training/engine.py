@@ -43,9 +43,8 @@ from zoo import runs
 from zoo.interrupts import interrupt_requested
 from zoo.training.loss import data_loss
 from zoo.training.run_state import RunState
+from zoo.vocabulary import OPTIMIZERS, SCHEDULES
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
-SCHEDULES = ("cosine", "constant")
 STRATEGIES = ("auto", "none", "mirrored", "multi-worker")
 
 # Defaults that train each dataset well on two CPU cores; explicit arguments win.

@@ -30,8 +30,8 @@ from typing import Sequence
 import keras
 
 from custom_layers.arguments import check_choice
+from zoo.vocabulary import PRECISIONS
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 POLICIES = PRECISIONS[1:]
 CPU_BFLOAT16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16"}
 CPU_FLOAT16_FLAGS = {"amx_fp16": "AMX-FP16", "avx512_fp16": "AVX512-FP16"}
