@@ -25,7 +25,7 @@ import json
 import sys
 from typing import Sequence
 
-from tuning import TUNERS
+from tuning.vocabulary import SEARCH
 from zoo.commands import (
     Parser,
     add_run_arguments,
@@ -33,7 +33,7 @@ from zoo.commands import (
     training_settings,
     verbosity,
 )
-from zoo.vocabulary import int_at_least, positive_int
+from zoo.vocabulary import positive_int
 
 
 def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
@@ -51,9 +51,8 @@ def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
                       help="auto (default): mirrored over 2 or more GPUs, else none")
 
     search = tune.add_argument_group("search")
-    search.add_argument("--tuner", choices=TUNERS, default="hyperband",
-                        help="Keras Tuner's Hyperband, BayesianOptimization or RandomSearch "
-                             "(default: %(default)s)")
+    for name, setting in SEARCH.items():  # SearchConfig's own settings
+        search.add_argument("--" + name.replace("_", "-"), dest=name, **setting.flag_options())
     search.add_argument("--max-trials", type=positive_int, default=None,
                         help="trials of a bayesian/random search (default 10); a cap for hyperband")
     search.add_argument("--weight-decay-range", nargs=2, type=float, metavar=("LO", "HI"),
@@ -64,25 +63,12 @@ def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
                         default=(0.0, 0.7), help="dropout rate, uniform (default: 0 0.7)")
     search.add_argument("--learning-rate-range", nargs=2, type=float, metavar=("LO", "HI"),
                         default=None, help="also tune the learning rate, log-uniform")
-    search.add_argument("--time-budget", type=duration, default=None, metavar="DURATION",
-                        help="the search's wall-clock budget (600, 90s, 30m, 1h30m): no trial "
-                             "starts once it is spent, the running one ends at its next epoch; "
-                             "a resumed search counts the time already spent")
     search.add_argument("--width-range", nargs=2, type=float, metavar=("LO", "HI"), default=None,
                         help="also search a multiplier of the model's filters and units, "
                              "log-uniform (e.g. 0.25 1)")
-    search.add_argument("--objectives", default="val_accuracy", metavar="NAMES",
-                        help="val_accuracy (default), or val_accuracy,macs to report the front "
-                             "of validation accuracy against multiply-accumulates per example")
     search.add_argument("--pick", default="best", metavar="RULE",
                         help="which front member is retrained: best (default) or "
                              "smallest-within:POINTS, the cheapest within POINTS of the best")
-    search.add_argument("--pruner", choices=("none", "median", "asha"), default="none",
-                        help="stop random/bayesian trials that are behind after an epoch: the "
-                             "median stopping rule or asynchronous successive halving "
-                             "(default: %(default)s)")
-    search.add_argument("--hyperband-factor", type=int_at_least(2), default=3)
-    search.add_argument("--hyperband-iterations", type=positive_int, default=1)
 
     after = tune.add_argument_group("after the search")
     after.add_argument("--no-retrain", action="store_true",
@@ -93,17 +79,6 @@ def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
                        help="TensorBoard logs per trial under RUN_DIR/logs")
     tune.set_defaults(handler=run_tune)
     return tune
-
-
-def duration(text: str) -> float:
-    """An argparse ``type`` for ``--time-budget``: seconds of a duration (``tuning.budget``)."""
-    from tuning.budget import DURATION_FORMS, parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a duration, {DURATION_FORMS}; "
-                                         f"received {text!r}") from None
 
 
 def _search_space(args):
@@ -134,10 +109,8 @@ def run_tune(args: argparse.Namespace) -> None:
         args.model, max_trials=args.max_trials, run_dir=args.run_dir, overwrite=args.overwrite,
         data_dir=args.data_dir, strategy=args.strategy, retrain=not args.no_retrain,
         export_dir=args.export_dir, tensorboard=args.tensorboard, verbose=verbosity(args),
-        tuner=args.tuner, search_space=_search_space(args), hyperband_factor=args.hyperband_factor,
-        hyperband_iterations=args.hyperband_iterations, time_budget=args.time_budget,
-        pruner=args.pruner, objectives=args.objectives, pick=args.pick,
-        **training_settings(args))
+        search_space=_search_space(args), pick=args.pick,
+        **{name: getattr(args, name) for name in SEARCH}, **training_settings(args))
     if result.role == "worker":
         ran = ", ".join(result.trials_run) or "none"
         print(f"worker {result.tuner.tuner_id}: search finished; ran trials: {ran}. "

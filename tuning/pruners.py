@@ -25,8 +25,6 @@ from typing import Sequence
 
 import numpy as np
 
-PRUNERS = ("none", "median", "asha")
-
 
 def best_so_far(values: Sequence[float]) -> list[float]:
     """The running maximum of a trial's per-epoch validation accuracies."""

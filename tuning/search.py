@@ -52,8 +52,8 @@ from custom_layers.arguments import check_choice, check_int, invalid
 from tuning import TUNERS
 from tuning.budget import SearchClock, parse_duration, stop_when_spent
 from tuning.front import check_objectives, pareto_front, parse_pick, pick_member, plot_front
-from tuning.pruners import PRUNERS, make_pruner
 from tuning.hypermodel import ZooHyperModel, check_not_tuned, release_memory, widened
+from tuning.pruners import make_pruner
 from tuning.report import plot_search, trial_number, trial_table
 from tuning.search_space import (
     DROPOUT_RATE,
@@ -64,6 +64,7 @@ from tuning.search_space import (
     trial_values,
 )
 from tuning.tuners import StopWhenBudgetSpent, TrialObserver, distributed_role, make_tuner
+from tuning.vocabulary import PRUNERS, SEARCH
 from zoo import datasets, runs
 from zoo.files import atomic_write_json
 from zoo.io import atomic_save_model, load_model
@@ -125,13 +126,13 @@ class SearchConfig:
     """
 
     training: TrainConfig = field(default_factory=lambda: TrainConfig("cnn1d"))
-    tuner: str = "hyperband"
+    tuner: str = SEARCH["tuner"].default
     search_space: SearchSpace = field(default_factory=SearchSpace)
-    hyperband_factor: int = 3
-    hyperband_iterations: int = 1
-    time_budget: float | str | None = None
-    pruner: str = "none"
-    objectives: tuple[str, ...] | str = ("val_accuracy",)
+    hyperband_factor: int = SEARCH["hyperband_factor"].default
+    hyperband_iterations: int = SEARCH["hyperband_iterations"].default
+    time_budget: float | str | None = SEARCH["time_budget"].default
+    pruner: str = SEARCH["pruner"].default
+    objectives: tuple[str, ...] | str = SEARCH["objectives"].default
 
     def __post_init__(self):
         if not isinstance(self.training, TrainConfig):

@@ -171,3 +171,14 @@ def test_the_training_flags_are_made_from_the_settings_the_config_defaults_to():
             assert flag.option_strings == ["--" + name.replace("_", "-")] + (
                 ["--no-" + name.replace("_", "-")] if setting.boolean else [])
             assert (flag.default, flag.help) == (setting.default, setting.help), (command, name)
+
+
+def test_the_search_flags_are_made_from_the_settings_the_search_config_defaults_to():
+    from tuning.vocabulary import SEARCH
+
+    fields = {field.name: field for field in dataclasses.fields(SearchConfig)}
+    options = subcommand_options("tune")
+    for name, setting in SEARCH.items():
+        assert name in fields and fields[name].default == setting.default, name
+        assert options[name].option_strings == ["--" + name.replace("_", "-")]
+        assert (options[name].default, options[name].help) == (setting.default, setting.help)
