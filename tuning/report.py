@@ -9,14 +9,7 @@ from typing import Any
 
 import keras_tuner
 
-from tuning.search_space import (
-    DROPOUT_RATE,
-    LEARNING_RATE,
-    WEIGHT_DECAY,
-    WIDTH,
-    SearchSpace,
-    trial_values,
-)
+from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, WIDTH, SearchSpace, trial_values
 from tuning.tuners import read_trial_record
 from zoo.files import save_figure
 

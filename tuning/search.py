@@ -55,14 +55,7 @@ from tuning.front import check_objectives, pareto_front, parse_pick, pick_member
 from tuning.hypermodel import ZooHyperModel, check_not_tuned, release_memory, widened
 from tuning.pruners import make_pruner
 from tuning.report import plot_search, trial_number, trial_table
-from tuning.search_space import (
-    DROPOUT_RATE,
-    LEARNING_RATE,
-    WEIGHT_DECAY,
-    WIDTH,
-    SearchSpace,
-    trial_values,
-)
+from tuning.search_space import DROPOUT_RATE, LEARNING_RATE, WEIGHT_DECAY, WIDTH, SearchSpace, trial_values
 from tuning.tuners import StopWhenBudgetSpent, TrialObserver, distributed_role, make_tuner
 from tuning.vocabulary import PRUNERS, SEARCH
 from zoo import datasets, runs
