@@ -76,11 +76,13 @@ class SearchClock:
     def remaining(self) -> float | None:
         return None if self.seconds is None else max(0.0, self.seconds - self.spent())
 
-    def commit(self) -> None:
-        """Records the time spent so far in the project, so that a resumed search counts it."""
+    def commit(self) -> float:
+        """Records the time spent so far in the project, so that a resumed
+        search counts it; returns the seconds recorded."""
+        spent = round(self.spent(), 3)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json({"time_budget_s": self.seconds, "spent_s": round(self.spent(), 3)},
-                          self.path)
+        atomic_write_json({"time_budget_s": self.seconds, "spent_s": spent}, self.path)
+        return spent
 
 
 def stop_creating_trials(oracle) -> None:

@@ -434,8 +434,8 @@ def _search(search_tuner: keras_tuner.Tuner, train_data, validation_data, epochs
     finally:
         if timer is not None:
             timer.cancel()
-        search_tuner.clock.commit()
-    return search_tuner.clock.spent()
+        spent = search_tuner.clock.commit()  # what a resumed search goes on from
+    return spent
 
 
 def _check_pick(pick: str, config: SearchConfig) -> None:

@@ -48,17 +48,30 @@ def test_what_the_front_cannot_use_is_refused_naming_the_allowed(call, message):
         call()
 
 
-def test_a_search_over_width_reports_its_front_and_retrains_the_pick(tmp_path, data_dir):
-    result = tune("cnn1d", "mnist1d", tuner="random", max_trials=4, epochs=1, seed=2,
+def test_a_pruned_search_over_width_reports_its_front_and_retrains_the_pick(tmp_path, data_dir):
+    """A 5-trial random search of 2-epoch trials over λ, dropout and width,
+    with ASHA and the front: trials behind the others' first epoch are pruned
+    after it (recorded as such, never on the front nor the best), the front
+    is cheapest first and non-dominated, and the pick's checkpoint is loaded."""
+    result = tune("cnn1d", "mnist1d", tuner="random", max_trials=5, epochs=2, seed=3,
                   search_space=SearchSpace(width=(0.25, 1.0)), objectives="val_accuracy,macs",
-                  pick="smallest-within:100", data_dir=data_dir, run_dir=tmp_path / "search",
-                  retrain=False, verbose=0, **TINY_CNN)
+                  pruner="asha", pick="smallest-within:100", data_dir=data_dir,
+                  run_dir=tmp_path / "search", retrain=False, verbose=0, **TINY_CNN)
     results = json.loads(result.results_path.read_text())
+    rows = results["trials"]
+    pruned = [row for row in rows if row["status"] == "PRUNED"]
+    assert pruned and results["num_pruned_trials"] == len(pruned)
+    assert all(row["epochs_run"] == 1 and row["val_accuracy"] is not None for row in pruned)
+    assert results["trial_epochs"] == sum(row["epochs_run"] for row in rows) < 2 * len(rows)
+    record = json.loads((tmp_path / "search" / f"trial_{pruned[0]['trial_id']}" /
+                         "zoo_trial.json").read_text())
+    assert record["pruned_at_epoch"] == 1 and record["status"] == "STOPPED"
+
     assert results["objectives"] == ["val_accuracy", "macs"]
-    macs = [row["macs"] for row in results["trials"]]
-    assert len(set(macs)) == len(macs)  # each width its own cost
+    assert len({row["macs"] for row in rows}) == len(rows)  # each width its own cost
     front = results["front"]
-    assert front and [row["macs"] for row in front] == sorted(row["macs"] for row in front)
+    assert front and not {row["trial_id"] for row in front} & {row["trial_id"] for row in pruned}
+    assert [row["macs"] for row in front] == sorted(row["macs"] for row in front)
     assert [row["val_accuracy"] for row in front] == sorted(row["val_accuracy"] for row in front)
     assert results["best_trial_id"] == front[0]["trial_id"]  # the cheapest: any accuracy is within 100
     from zoo.flops import count_flops

@@ -1,12 +1,9 @@
 """Stopping bad trials early: the median stopping rule and asynchronous
-successive halving on per-epoch validation accuracies, and a pruned trial in
-a real search recorded as such and never the best."""
-
-import json
+successive halving on per-epoch validation accuracies (a real pruned search:
+tests/tuning/test_front.py)."""
 
 import pytest
 
-from tests.tuning.helpers import TINY_CNN
 from tuning import tune
 from tuning.pruners import AshaPruner, MedianPruner, best_so_far
 
@@ -41,22 +38,3 @@ def test_a_pruner_is_refused_where_it_cannot_work():
         tune("cnn1d", "mnist1d", tuner="hyperband", pruner="median")
     with pytest.raises(ValueError, match=r"Expected one of 'none', 'median', 'asha'"):
         tune("cnn1d", "mnist1d", tuner="random", pruner="successive")
-
-
-def test_a_pruned_trial_is_recorded_as_pruned_and_never_picked_as_best(tmp_path, data_dir):
-    """ASHA at its first rung prunes every trial after the first that is not
-    in the top third of the others' first epochs: with 4 trials some are
-    pruned after one epoch, the rest train their 2 epochs."""
-    result = tune("cnn1d", "mnist1d", tuner="random", pruner="asha", max_trials=4, epochs=2,
-                  seed=3, data_dir=data_dir, run_dir=tmp_path / "search", retrain=False,
-                  verbose=0, **TINY_CNN)
-    results = json.loads(result.results_path.read_text())
-    rows = results["trials"]
-    pruned = [row for row in rows if row["status"] == "PRUNED"]
-    assert pruned and results["num_pruned_trials"] == len(pruned)
-    assert all(row["epochs_run"] == 1 and row["val_accuracy"] is not None for row in pruned)
-    assert results["trial_epochs"] == sum(row["epochs_run"] for row in rows) < 2 * len(rows)
-    assert results["best_trial_id"] not in {row["trial_id"] for row in pruned}
-    record = json.loads((tmp_path / "search" / f"trial_{pruned[0]['trial_id']}" /
-                         "zoo_trial.json").read_text())
-    assert record["pruned_at_epoch"] == 1 and record["status"] == "STOPPED"
