@@ -52,7 +52,7 @@ def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
 
     search = tune.add_argument_group("search")
     for name, setting in SEARCH.items():  # SearchConfig's own settings
-        search.add_argument("--" + name.replace("_", "-"), dest=name, **setting.flag_options())
+        setting.add_to(search, name)
     search.add_argument("--max-trials", type=positive_int, default=None,
                         help="trials of a bayesian/random search (default 10); a cap for hyperband")
     search.add_argument("--weight-decay-range", nargs=2, type=float, metavar=("LO", "HI"),

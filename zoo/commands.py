@@ -80,7 +80,7 @@ def add_training_arguments(parser, *, model_arguments: bool = True) -> None:
     :func:`training_settings`."""
     parser.add_argument("model", help="a registered model name (see `zoo list`)")
     for name, setting in TRAINING.items():
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, **setting.flag_options())
+        setting.add_to(parser, name)
     if model_arguments:
         parser.add_argument("--weight-decay", type=non_negative_float, default=None,
                             help="λ in E = E_D + λ‖w‖² (default: the model's)")
@@ -130,7 +130,7 @@ def verbosity(args: argparse.Namespace) -> int | str:
 def add_precision_argument(parser) -> None:
     """``--precision`` of a command that trains but takes no other training
     setting (``zoo reproduce``), as :func:`add_training_arguments` makes it."""
-    parser.add_argument("--precision", dest="precision", **TRAINING["precision"].flag_options())
+    TRAINING["precision"].add_to(parser, "precision")
 
 
 def model_argument(text: str) -> tuple[str, object]:

@@ -81,6 +81,10 @@ class Setting:
     metavar: str | None = None
     boolean: bool = False
 
+    def add_to(self, parser, name: str) -> argparse.Action:
+        """Adds this setting to ``parser`` as ``--NAME-WITH-DASHES``, its dest the API name."""
+        return parser.add_argument("--" + name.replace("_", "-"), dest=name, **self.flag_options())
+
     def flag_options(self) -> dict[str, Any]:
         """This setting's ``add_argument`` keywords."""
         options = {"default": self.default, "help": self.help}
