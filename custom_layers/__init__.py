@@ -15,42 +15,12 @@ a backward pass against autodiff and finite differences;
 
 from importlib.metadata import PackageNotFoundError, version as _installed_version
 
-from custom_layers.layers import (
-    Activation,
-    Add,
-    AveragePooling1D,
-    AveragePooling2D,
-    BatchNormalization,
-    Conv1D,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling1D,
-    GlobalAveragePooling2D,
-    MaxPooling1D,
-    MaxPooling2D,
-    Reshape,
-)
-from custom_layers import losses, regularizers
+from custom_layers.layers import *  # noqa: F401,F403 (the layer classes: layers.__all__)
+from custom_layers import layers, losses, regularizers
 from custom_layers.convert import UncoveredLayersWarning, convert
 
 __all__ = [
-    "Activation",
-    "Add",
-    "AveragePooling1D",
-    "AveragePooling2D",
-    "BatchNormalization",
-    "Conv1D",
-    "Conv2D",
-    "Dense",
-    "Dropout",
-    "Flatten",
-    "GlobalAveragePooling1D",
-    "GlobalAveragePooling2D",
-    "MaxPooling1D",
-    "MaxPooling2D",
-    "Reshape",
+    *layers.__all__,
     "UncoveredLayersWarning",
     "convert",
     "losses",

@@ -138,27 +138,26 @@ def check_gradients(
 
     if reference is not None:
         auto = backend.autodiff_gradients(_projected(reference, cotangents), inputs)
-        for index, (h, a) in enumerate(zip(hand, auto)):
-            error = relative_error(h, a)
-            report.autodiff_error.append(error)
-            if error > rtol:
-                raise GradientMismatchError(
-                    f"input {index}: hand-written gradient differs from autodiff of the "
-                    f"reference by {error:.3g} (relative), allowed {rtol:g}."
-                )
-
+        report.autodiff_error = _compared(hand, auto, rtol, "autodiff of the reference")
     if numeric:
         numerical = _finite_differences(_projected(op, cotangents),
                                         [keras.ops.convert_to_numpy(x) for x in inputs])
-        for index, (h, n) in enumerate(zip(hand, numerical)):
-            error = relative_error(h, n)
-            report.numeric_error.append(error)
-            if error > numeric_rtol:
-                raise GradientMismatchError(
-                    f"input {index}: hand-written gradient differs from finite differences "
-                    f"by {error:.3g} (relative), allowed {numeric_rtol:g}."
-                )
+        report.numeric_error = _compared(hand, numerical, numeric_rtol, "finite differences")
     return report
+
+
+def _compared(hand, other, rtol: float, other_name: str) -> list[float]:
+    """The relative error of each hand-written gradient against ``other``'s;
+    raises GradientMismatchError at the first one above ``rtol``."""
+    errors = []
+    for index, (h, o) in enumerate(zip(hand, other)):
+        errors.append(relative_error(h, o))
+        if errors[-1] > rtol:
+            raise GradientMismatchError(
+                f"input {index}: hand-written gradient differs from {other_name} "
+                f"by {errors[-1]:.3g} (relative), allowed {rtol:g}."
+            )
+    return errors
 
 
 @contextlib.contextmanager

@@ -136,32 +136,23 @@ def _pool_cases(rank, pool_sizes, strides):
         spatial = tuple(int(n) for n in rng.integers(4, 8, size=rank))
         batch, channels = 1 + index % 2, [1, 3][(index // 2) % 2]
         shape = (batch, *spatial, channels)
-        cases.append(pytest.param(shape, k, s, p, id=f"k{k}-s{s}-{p}-x{shape}"))
+        cases.append(pytest.param(rank, shape, k, s, p, id=f"{rank}d-k{k}-s{s}-{p}-x{shape}"))
     return cases
 
 
 @pytest.mark.parametrize(
-    "x_shape, pool_size, strides, padding",
-    _pool_cases(2, [(2, 2), (3, 2)], [None, (1, 1), (2, 1)]),
+    "rank, x_shape, pool_size, strides, padding",
+    _pool_cases(2, [(2, 2), (3, 2)], [None, (1, 1), (2, 1)]) + _pool_cases(1, [2, 3], [None, 1, 2]),
 )
-def test_max_pool2d(x_shape, pool_size, strides, padding):
+def test_max_pool(rank, x_shape, pool_size, strides, padding):
+    hand_written = {1: ops.max_pool1d, 2: ops.max_pool2d}[rank]
+    tensorflow_pool = {1: tf.nn.max_pool1d, 2: tf.nn.max_pool2d}[rank]
+
     def reference(x):
-        return tf.nn.max_pool2d(x, pool_size, strides or pool_size, padding.upper())
+        return tensorflow_pool(x, pool_size, strides or pool_size, padding.upper())
 
     assert_op_matches_reference(
-        lambda x: ops.max_pool2d(x, pool_size, strides, padding),
-        reference,
-        [distinct_values(x_shape, seed=sum(x_shape), dtype="float64")],
-    )
-
-
-@pytest.mark.parametrize("x_shape, pool_size, strides, padding", _pool_cases(1, [2, 3], [None, 1, 2]))
-def test_max_pool1d(x_shape, pool_size, strides, padding):
-    def reference(x):
-        return tf.nn.max_pool1d(x, pool_size, strides or pool_size, padding.upper())
-
-    assert_op_matches_reference(
-        lambda x: ops.max_pool1d(x, pool_size, strides, padding),
+        lambda x: hand_written(x, pool_size, strides, padding),
         reference,
         [distinct_values(x_shape, seed=sum(x_shape), dtype="float64")],
     )

@@ -47,14 +47,15 @@ def built(empty_data_dir):
     raw, seconds, attempts = {}, {}, []
     rng_before = np.random.get_state()[1].copy()
     with pytest.MonkeyPatch.context() as mp, _no_network(attempts):
-        for name, module in (("mnist1d", mnist1d_builder), ("mnist_5k", mnist_5k_builder)):
-            original = module.generate_arrays
+        for name, builder in (("mnist1d", mnist1d_builder.Mnist1d),
+                              ("mnist_5k", mnist_5k_builder.Mnist5k)):
+            original = builder.arrays
 
             def recording(name=name, original=original):
                 raw[name] = original()
                 return raw[name]
 
-            mp.setattr(module, "generate_arrays", recording)
+            mp.setattr(builder, "arrays", staticmethod(recording))
             assert not zd.get_builder(name, empty_data_dir).is_prepared()
             start = time.perf_counter()
             zd.prepare(name, empty_data_dir)
@@ -146,8 +147,8 @@ def test_cache_is_reused(built, empty_data_dir, monkeypatch):
     def must_not_run():
         raise AssertionError("dataset regenerated although it is on disk")
 
-    monkeypatch.setattr(mnist1d_builder, "generate_arrays", must_not_run)
-    monkeypatch.setattr(mnist_5k_builder, "generate_arrays", must_not_run)
+    monkeypatch.setattr(mnist1d_builder.Mnist1d, "arrays", staticmethod(must_not_run))
+    monkeypatch.setattr(mnist_5k_builder.Mnist5k, "arrays", staticmethod(must_not_run))
     for name in OFFLINE:
         zd.prepare(name, empty_data_dir)
         x, _ = next(iter(zd.load(name, "test", batch_size=10, data_dir=empty_data_dir)))

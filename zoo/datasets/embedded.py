@@ -126,3 +126,21 @@ def split_arrays(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         order = tfds_order(len(x), split)
         splits[split] = (x[order], np.asarray(y, np.int64)[order])
     return splits
+
+
+class InMemorySplits:
+    """The split generators of a tfds builder whose train and test arrays
+    are made in memory by its ``arrays()`` (nothing to download); its
+    ``example(x, y)`` makes one record of the builder's features."""
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # nothing to download
+        x_train, y_train, x_test, y_test = self.arrays()
+        return {
+            "train": self._generate_examples(x_train, y_train),
+            "test": self._generate_examples(x_test, y_test),
+        }
+
+    def _generate_examples(self, xs, ys):
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            yield i, self.example(x, y)

