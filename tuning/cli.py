@@ -25,7 +25,7 @@ import json
 import sys
 from typing import Sequence
 
-from tuning.vocabulary import SEARCH
+from tuning.vocabulary import SEARCH, SEARCH_SPACE, range_flag
 from zoo.commands import (
     Parser,
     add_run_arguments,
@@ -55,17 +55,10 @@ def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
         setting.add_to(search, name)
     search.add_argument("--max-trials", type=positive_int, default=None,
                         help="trials of a bayesian/random search (default 10); a cap for hyperband")
-    search.add_argument("--weight-decay-range", nargs=2, type=float, metavar=("LO", "HI"),
-                        default=(1e-6, 1e-2), help="λ, log-uniform (default: 1e-6 1e-2)")
+    for name, setting in SEARCH_SPACE.items():  # SearchSpace's ranges
+        setting.add_to(search, name + "_range")
     search.add_argument("--no-zero-weight-decay", action="store_true",
                         help="do not also try λ = 0")
-    search.add_argument("--dropout-rate-range", nargs=2, type=float, metavar=("LO", "HI"),
-                        default=(0.0, 0.7), help="dropout rate, uniform (default: 0 0.7)")
-    search.add_argument("--learning-rate-range", nargs=2, type=float, metavar=("LO", "HI"),
-                        default=None, help="also tune the learning rate, log-uniform")
-    search.add_argument("--width-range", nargs=2, type=float, metavar=("LO", "HI"), default=None,
-                        help="also search a multiplier of the model's filters and units, "
-                             "log-uniform (e.g. 0.25 1)")
     search.add_argument("--pick", default="best", metavar="RULE",
                         help="which front member is retrained: best (default) or "
                              "smallest-within:POINTS, the cheapest within POINTS of the best")
@@ -84,18 +77,13 @@ def add_tune_command(subparsers: argparse.Action) -> argparse.ArgumentParser:
 def _search_space(args):
     from tuning.search_space import SearchSpace
 
-    flags = {"weight_decay": "--weight-decay-range", "dropout_rate": "--dropout-rate-range",
-             "learning_rate": "--learning-rate-range", "width": "--width-range"}
+    ranges = {name: getattr(args, name + "_range") for name in SEARCH_SPACE}
     try:
-        return SearchSpace(
-            weight_decay=tuple(args.weight_decay_range),
-            include_zero_weight_decay=not args.no_zero_weight_decay,
-            dropout_rate=tuple(args.dropout_rate_range),
-            learning_rate=None if args.learning_rate_range is None else tuple(args.learning_rate_range),
-            width=None if args.width_range is None else tuple(args.width_range),
-        )
+        return SearchSpace(include_zero_weight_decay=not args.no_zero_weight_decay,
+                           **{name: None if lo_hi is None else tuple(lo_hi)
+                              for name, lo_hi in ranges.items()})
     except ValueError as error:
-        flag = next((flag for key, flag in flags.items() if f"`{key}`" in str(error)), None)
+        flag = next((range_flag(name) for name in ranges if f"`{name}`" in str(error)), None)
         raise ValueError(f"{flag}: {error}" if flag else str(error)) from None
 
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from custom_layers.arguments import check_bool, invalid
+from tuning.vocabulary import SEARCH_SPACE
 
 Range = tuple[float, float]
 
@@ -97,11 +98,11 @@ class SearchSpace:
     Invalid ranges raise ValueError when the space is created, before any training.
     """
 
-    weight_decay: Range = (1e-6, 1e-2)
+    weight_decay: Range = SEARCH_SPACE["weight_decay"].default
     include_zero_weight_decay: bool = True
-    dropout_rate: Range = (0.0, 0.7)
-    learning_rate: Range | None = None
-    width: Range | None = None
+    dropout_rate: Range = SEARCH_SPACE["dropout_rate"].default
+    learning_rate: Range | None = SEARCH_SPACE["learning_rate"].default
+    width: Range | None = SEARCH_SPACE["width"].default
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: normalise once, here

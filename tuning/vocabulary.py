@@ -1,7 +1,9 @@
-"""The settings of a search (``tuning.SearchConfig``'s own fields) written
-once — default, allowed values, how the command line reads them, help — as
-``zoo.vocabulary`` writes a training's: ``SearchConfig`` takes its defaults
-from here and ``zoo tune`` makes its search flags from it. Imports no Keras.
+"""The settings of a search (``tuning.SearchConfig``'s own fields) and the
+ranges of its space (``tuning.SearchSpace``'s) written once — default,
+allowed values, how the command line reads them, help — as
+``zoo.vocabulary`` writes a training's: ``SearchConfig`` and ``SearchSpace``
+take their defaults from here and ``zoo tune`` makes its search flags from
+it. Imports no Keras.
 """
 
 from __future__ import annotations
@@ -41,3 +43,22 @@ SEARCH = {
     "hyperband_factor": Setting(3, "Hyperband's reduction factor (default: 3)", int_at_least(2)),
     "hyperband_iterations": Setting(1, "Hyperband's iterations (default: 1)", positive_int),
 }
+
+
+def _range(default, help: str) -> Setting:
+    return Setting(default, help, float, metavar=("LO", "HI"), nargs=2)
+
+
+#: SearchSpace's ranges, by field name; the command line sets each as ``--NAME-range LO HI``.
+SEARCH_SPACE = {
+    "weight_decay": _range((1e-6, 1e-2), "λ, log-uniform (default: 1e-6 1e-2)"),
+    "dropout_rate": _range((0.0, 0.7), "dropout rate, uniform (default: 0 0.7)"),
+    "learning_rate": _range(None, "also tune the learning rate, log-uniform"),
+    "width": _range(None, "also search a multiplier of the model's filters and units, "
+                          "log-uniform (e.g. 0.25 1)"),
+}
+
+
+def range_flag(name: str) -> str:
+    """The command line's flag of SearchSpace's range ``name``."""
+    return "--" + name.replace("_", "-") + "-range"

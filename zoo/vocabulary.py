@@ -78,8 +78,9 @@ class Setting:
     help: str = ""
     type: Callable[[str], Any] | None = None
     choices: tuple | None = None
-    metavar: str | None = None
+    metavar: str | tuple[str, ...] | None = None
     boolean: bool = False
+    nargs: int | None = None
 
     def add_to(self, parser, name: str) -> argparse.Action:
         """Adds this setting to ``parser`` as ``--NAME-WITH-DASHES``, its dest the API name."""
@@ -90,7 +91,7 @@ class Setting:
         options = {"default": self.default, "help": self.help}
         if self.boolean:
             return {**options, "action": argparse.BooleanOptionalAction}
-        for name in ("type", "choices", "metavar"):
+        for name in ("type", "choices", "metavar", "nargs"):
             if getattr(self, name) is not None:
                 options[name] = getattr(self, name)
         return options

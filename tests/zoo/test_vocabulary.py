@@ -182,3 +182,17 @@ def test_the_search_flags_are_made_from_the_settings_the_search_config_defaults_
         assert name in fields and fields[name].default == setting.default, name
         assert options[name].option_strings == ["--" + name.replace("_", "-")]
         assert (options[name].default, options[name].help) == (setting.default, setting.help)
+
+
+def test_the_range_flags_are_made_from_the_ranges_the_search_space_defaults_to():
+    from tuning.vocabulary import SEARCH_SPACE, range_flag
+
+    fields = {field.name: field for field in dataclasses.fields(SearchSpace)}
+    options = subcommand_options("tune")
+    ranges = {name for name in fields if name != "include_zero_weight_decay"}
+    assert set(SEARCH_SPACE) == ranges
+    for name, setting in SEARCH_SPACE.items():
+        option = options[name + "_range"]
+        assert fields[name].default == setting.default, name
+        assert option.option_strings == [range_flag(name)] and option.nargs == 2
+        assert (option.default, option.help) == (setting.default, setting.help)
