@@ -8,7 +8,7 @@ import pytest
 
 from tests.tuning.helpers import TINY_CNN
 from tuning import tune
-from tuning.budget import parse_duration
+from tuning.budget import SearchClock, parse_duration, stop_when_spent
 from tuning.cli import main
 
 
@@ -64,3 +64,12 @@ def test_a_spent_budget_starts_no_trial_ends_the_running_one_and_adds_up_on_resu
 
     with pytest.raises(ValueError, match=r"started with other settings \(time_budget 0\.5 -> 60\.0\)"):
         tune("cnn1d", "mnist1d", **{**search, "time_budget": "1m"})
+
+    # The chief of a distributed search runs no trial: its timer stops the
+    # oracle it serves, which then answers the workers' requests with STOPPED.
+    oracle = again.tuner.oracle
+    oracle.max_trials = 30
+    assert oracle.create_trial("tuner0").status != "STOPPED"
+    stop_when_spent(SearchClock(tmp_path / "chief", seconds=0.05), oracle).join(timeout=10)
+    assert oracle.create_trial("tuner1").status == "STOPPED"
+    assert stop_when_spent(SearchClock(tmp_path / "chief"), oracle) is None  # no budget, no timer
