@@ -1,4 +1,4 @@
-"""Search of λ and the dropout rate of cnn1d on MNIST-1D, against the untuned model.
+"""Search of λ and the dropout rate of a zoo model (cnn1d on MNIST-1D), against the untuned model.
 
     python -m benchmarks.tuning --out tuning_hyperband.json                  # ~13 min on 2 idle CPU cores
     python -m benchmarks.tuning --tuner bayesian --max-trials 20 --out tuning_bayesian.json
@@ -29,6 +29,18 @@ best validation accuracy and the wall time, each against the unpruned search:
 
     python -m benchmarks.tuning --pruners none median asha --max-trials 30 --max-epochs 9 \
         --out tuning_pruners.json
+
+With ``--front`` it measures the front of accuracy against cost instead: a
+random search of λ, the dropout rate and the width (``--width-range``,
+multipliers of the model's filters and units) with the objectives
+val_accuracy and MACs; the front's cheapest member within ``--within`` points
+(0.5) of its best and the default model are trained from scratch with the same
+seeds and compared on the test split, with their MACs:
+
+    python -m benchmarks.tuning --front --model deep_cnn --dataset fashion_mnist \
+        --max-trials 30 --max-epochs 6 --out tuning_front.json
+
+Every mode takes ``--model`` and ``--dataset`` (default: cnn1d on MNIST-1D).
 
 With ``--time-budget 10m`` it measures the budget instead: a random search of
 cnn1d with far more trials than fit, given the budget, then its best retrained
@@ -86,8 +98,8 @@ def lambda_position(best_lambda: float, trials: list[dict], low: float, high: fl
 
 
 def measure_budget(args) -> int:
-    """A random search of cnn1d on MNIST-1D given ``--time-budget``, its best
-    retrained and exported (module docstring)."""
+    """A random search of ``--model`` on ``--dataset`` given ``--time-budget``,
+    its best retrained and exported (module docstring)."""
     import keras_tuner
 
     from benchmarks.report import environment, write_report
@@ -97,13 +109,13 @@ def measure_budget(args) -> int:
 
     budget = parse_duration(args.time_budget)
     max_epochs = args.max_epochs or 9
-    datasets.prepare("mnist1d", data_dir=args.data_dir)
+    datasets.prepare(args.dataset, data_dir=args.data_dir)
     with tempfile.TemporaryDirectory() as scratch:
         workdir = args.workdir or scratch
         started = time.perf_counter()
-        result = tune("cnn1d", "mnist1d", tuner="random", time_budget=budget, epochs=max_epochs,
+        result = tune(args.model, args.dataset, tuner="random", time_budget=budget, epochs=max_epochs,
                       max_trials=1000, seed=SEARCH_SEED, overwrite=True, data_dir=args.data_dir,
-                      verbose=0, run_dir=os.path.join(workdir, "cnn1d-random-budget"),
+                      verbose=0, run_dir=os.path.join(workdir, f"{args.model}-random-budget"),
                       export_dir=os.path.join(workdir, "exported"))
         total = time.perf_counter() - started
         results = json.loads(result.results_path.read_text())
@@ -112,7 +124,8 @@ def measure_budget(args) -> int:
     epoch_seconds = [row["wall_time_s"] / row["epochs_run"] for row in results["trials"]
                      if row.get("wall_time_s") and row.get("epochs_run")]
     over = results["search_wall_time_s"] - budget
-    report = {"benchmark": "tuning_budget", "model": "cnn1d", "dataset": "mnist1d", "tuner": "random",
+    report = {"benchmark": "tuning_budget", "model": args.model, "dataset": args.dataset,
+              "tuner": "random",
               "max_epochs": max_epochs, "time_budget_s": budget,
               "search_wall_time_s": results["search_wall_time_s"], "seconds_past_budget": round(over, 1),
               "longest_trial_epoch_s": round(max(epoch_seconds), 1),
@@ -131,9 +144,76 @@ def measure_budget(args) -> int:
     return 0
 
 
+def measure_front(args) -> int:
+    """The front of validation accuracy against MACs (module docstring): a
+    random search of λ, the dropout rate and the width of ``--model`` on
+    ``--dataset`` with the objectives val_accuracy and macs; then the front's
+    cheapest member within ``--within`` points of its best and the default
+    model (width 1, its own λ and dropout rate), each trained from scratch
+    with the same seeds and evaluated on the test split, which the search
+    never saw."""
+    import keras_tuner
+
+    from benchmarks.report import environment, write_report
+    from tuning import SearchConfig, SearchSpace, train_and_evaluate, tune
+    from zoo import count_flops, create_model, datasets
+    from zoo.models import model_arguments
+    from zoo.training import TrainConfig
+
+    max_epochs = args.max_epochs or 9
+    seeds = tuple(args.seeds) if args.seeds else FULL["seeds"]
+    datasets.prepare(args.dataset, data_dir=args.data_dir)
+    space = SearchSpace(width=tuple(args.width_range))
+    training = TrainConfig(args.model, args.dataset, epochs=max_epochs, seed=SEARCH_SEED,
+                           batch_size=args.batch_size)
+    config = SearchConfig(training, "random", space, objectives=("val_accuracy", "macs"))
+    defaults = model_arguments(args.model)
+    default_macs = count_flops(create_model(args.model)).macs
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = args.workdir or scratch
+        result = tune(config, max_trials=args.max_trials, pick=f"smallest-within:{args.within}",
+                      retrain=False, overwrite=True, data_dir=args.data_dir, verbose=0,
+                      run_dir=os.path.join(workdir, f"{args.model}-{args.dataset}-front"))
+        results = json.loads(result.results_path.read_text())
+        picked = result.best_hyperparameters
+        configurations = {
+            "front_pick": {key: picked[key] for key in ("weight_decay", "dropout_rate", "width")},
+            "default": {"weight_decay": defaults["weight_decay"],
+                        "dropout_rate": defaults["dropout_rate"]},
+        }
+        comparison = {}
+        for name, values in configurations.items():
+            runs = []
+            for seed in seeds:
+                trained = train_and_evaluate(config, values, seed=seed, data_dir=args.data_dir,
+                                             overwrite=True, verbose=0,
+                                             run_dir=os.path.join(workdir, f"{name}-{seed}"))
+                runs.append({"seed": seed, "test_accuracy": round(trained.metrics["test_accuracy"], 4),
+                             "epochs_run": trained.metrics["epochs_run"]})
+                print(f"{name:<10} seed {seed}: test accuracy {trained.metrics['test_accuracy']:.4f}",
+                      flush=True)
+            macs = count_flops(trained.model).macs
+            comparison[name] = {"values": values, "macs": macs,
+                                "default_macs_over_these": round(default_macs / macs, 2),
+                                **summarise(runs)}
+    gap = 100 * (comparison["front_pick"]["test_accuracy_mean"] - comparison["default"]["test_accuracy_mean"])
+    report = {"benchmark": "tuning_front", "model": args.model, "dataset": args.dataset,
+              "tuner": "random", "max_trials": args.max_trials, "max_epochs": max_epochs,
+              "search_seed": SEARCH_SEED, "search_space": space.to_dict(), "pick_within_points": args.within,
+              "default_macs": default_macs, "search_wall_time_s": results["search_wall_time_s"],
+              "front": results["front"], "picked_trial_id": result.best_trial_id,
+              "comparison": comparison, "front_pick_minus_default_points": round(gap, 2),
+              "seeds": list(seeds), **environment(), "keras_tuner": keras_tuner.__version__}
+    write_report(report, args.out)
+    cheaper = comparison["front_pick"]["default_macs_over_these"]
+    print(f"front of {len(results['front'])} members; the pick is {cheaper}x cheaper than the "
+          f"default, {gap:+.2f} points on test; wrote {args.out}")
+    return 0
+
+
 def compare_pruners(args) -> int:
-    """The same seeded random search of cnn1d on MNIST-1D once per pruner
-    (module docstring); each against the first pruner given (``none``)."""
+    """The same seeded random search of ``--model`` on ``--dataset`` once per
+    pruner (module docstring); each against the first pruner given (``none``)."""
     import keras_tuner
 
     from benchmarks.report import environment, write_report
@@ -141,14 +221,14 @@ def compare_pruners(args) -> int:
     from zoo import datasets
 
     max_epochs = args.max_epochs or 9
-    datasets.prepare("mnist1d", data_dir=args.data_dir)
+    datasets.prepare(args.dataset, data_dir=args.data_dir)
     searches = {}
     with tempfile.TemporaryDirectory() as scratch:
         for pruner in args.pruners:
-            result = tune("cnn1d", "mnist1d", tuner="random", pruner=pruner, epochs=max_epochs,
+            result = tune(args.model, args.dataset, tuner="random", pruner=pruner, epochs=max_epochs,
                           max_trials=args.max_trials, seed=SEARCH_SEED, retrain=False, overwrite=True,
                           data_dir=args.data_dir, verbose=0,
-                          run_dir=os.path.join(args.workdir or scratch, f"cnn1d-random-{pruner}"))
+                          run_dir=os.path.join(args.workdir or scratch, f"{args.model}-random-{pruner}"))
             results = json.loads(result.results_path.read_text())
             searches[pruner] = {
                 "trial_epochs": results["trial_epochs"], "trials": results["num_trials"],
@@ -166,7 +246,7 @@ def compare_pruners(args) -> int:
             100 * (1 - search["trial_epochs"] / base["trial_epochs"]), 1)
         search["best_val_accuracy_minus_unpruned_points"] = round(
             100 * (search["best_val_accuracy"] - base["best_val_accuracy"]), 2)
-    write_report({"benchmark": "tuning_pruners", "model": "cnn1d", "dataset": "mnist1d",
+    write_report({"benchmark": "tuning_pruners", "model": args.model, "dataset": args.dataset,
                   "tuner": "random", "max_trials": args.max_trials, "max_epochs": max_epochs,
                   "search_seed": SEARCH_SEED, "compared_with": args.pruners[0],
                   "searches": searches, **environment(), "keras_tuner": keras_tuner.__version__},
@@ -192,14 +272,28 @@ def main(argv=None) -> int:
                              "train the full max_epochs")
     parser.add_argument("--max-trials", type=positive_int, default=20, help="trials of bayesian/random")
     parser.add_argument("--batch-size", type=positive_int, default=None,
-                        help="default: zoo train's for mnist1d (100)")
+                        help="default: zoo train's for the dataset (100 on mnist1d)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--workdir", default=None, help="keep the tuning project here (default: a temp dir)")
     parser.add_argument("--pruners", nargs="+", choices=("none", "median", "asha"), default=None,
                         help="compare these pruners on one seeded random search instead")
     parser.add_argument("--time-budget", default=None,
                         help="measure a search given this budget (600, 10m, 1h) instead")
+    parser.add_argument("--front", action="store_true",
+                        help="measure the front of validation accuracy against MACs instead")
+    parser.add_argument("--width-range", nargs=2, type=positive_float, default=(0.25, 1.0),
+                        metavar=("LO", "HI"), help="--front: the width multipliers searched")
+    parser.add_argument("--within", type=positive_float, default=0.5,
+                        help="--front: retrain the cheapest member within these points of the best")
+    parser.add_argument("--model", default="cnn1d", help="the zoo model searched (default: cnn1d)")
+    parser.add_argument("--dataset", default=None, help="default: the model's own")
     args = parser.parse_args(argv)
+    if args.dataset is None:
+        from zoo.models import default_dataset
+
+        args.dataset = default_dataset(args.model)
+    if args.front:
+        return measure_front(args)
     if args.pruners:
         return compare_pruners(args)
     if args.time_budget:
@@ -216,28 +310,29 @@ def main(argv=None) -> int:
     from zoo.models import model_arguments
     from zoo.training import TrainConfig, training_defaults
 
-    defaults_for_mnist1d = training_defaults("mnist1d")
-    batch_size = args.batch_size or defaults_for_mnist1d["batch_size"]
-    learning_rate = defaults_for_mnist1d["learning_rate"]
+    dataset_defaults = training_defaults(args.dataset)
+    batch_size = args.batch_size or dataset_defaults["batch_size"]
+    learning_rate = dataset_defaults["learning_rate"]
 
     space = SearchSpace(weight_decay=(1e-6, 1e-2), include_zero_weight_decay=True,
                         dropout_rate=(0.0, 0.7))
-    training = TrainConfig("cnn1d", "mnist1d", epochs=max_epochs, batch_size=batch_size,
+    training = TrainConfig(args.model, args.dataset, epochs=max_epochs, batch_size=batch_size,
                            learning_rate=learning_rate, learning_rate_schedule=SCHEDULE,
                            seed=SEARCH_SEED)
     config = SearchConfig(training, args.tuner, space)
-    defaults = model_arguments("cnn1d")
+    defaults = model_arguments(args.model)
     baselines = {
         "no_regularization": {"weight_decay": 0.0, "dropout_rate": 0.0},
         "model_defaults": {"weight_decay": defaults["weight_decay"],
                            "dropout_rate": defaults["dropout_rate"]},
     }
-    datasets.prepare("mnist1d", data_dir=args.data_dir)
+    datasets.prepare(args.dataset, data_dir=args.data_dir)
     started = time.time()
     with tempfile.TemporaryDirectory() as scratch:
         workdir = args.workdir or scratch
         result = tune(config, max_trials=args.max_trials if args.tuner != "hyperband" else None,
-                      data_dir=args.data_dir, run_dir=os.path.join(workdir, f"cnn1d-mnist1d-{args.tuner}"),
+                      data_dir=args.data_dir,
+                      run_dir=os.path.join(workdir, f"{args.model}-{args.dataset}-{args.tuner}"),
                       overwrite=True, retrain=False, verbose=0)
         results = json.loads(result.results_path.read_text())
     search_seconds = results["search_wall_time_s"]
@@ -267,9 +362,9 @@ def main(argv=None) -> int:
     report = {
         "benchmark": "tuning",
         "quick": args.quick,
-        "model": "cnn1d",
+        "model": args.model,
         "search_seed": SEARCH_SEED,
-        "dataset": "mnist1d",
+        "dataset": args.dataset,
         "tuner": args.tuner,
         "max_trials": results["max_trials"],
         "max_epochs": max_epochs,
