@@ -2,6 +2,7 @@
 refused in one clear error when they cannot be what the caller asks for."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -28,10 +29,16 @@ def test_what_ships_is_what_the_manifest_says_and_stays_small():
     assert total <= 16 * 2**20
 
 
+#: Evaluated only with DEEPZOO_REAL_DATA=1, as the real-data end-to-end tests.
+REAL_DATASETS = ("mnist", "fashion_mnist")
+
+
 @pytest.mark.parametrize("model_name, dataset", SHIPPED)
 def test_every_shipped_model_gives_its_recorded_test_accuracy(model_name, dataset):
     from zoo.datasets import availability
 
+    if dataset in REAL_DATASETS and os.environ.get("DEEPZOO_REAL_DATA") != "1":
+        pytest.skip("10,000 real test images per model: set DEEPZOO_REAL_DATA=1")
     if not availability(dataset).ready:  # MNIST and Fashion-MNIST: prepared by `zoo prepare`
         pytest.skip(f"{dataset} is not prepared here (`zoo prepare {dataset}`)")
     entry = shipped_weights.shipped(model_name)[dataset]
